@@ -1,0 +1,71 @@
+package fleetcert
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"time"
+)
+
+// Page sizes of the list operations (AWS model: PageSize 1–250; default 25
+// per the ListCertificates documentation).
+const (
+	DefaultPageSize = 25
+	MaxPageSize     = 250
+)
+
+// ListOptions are the paging members shared by the list operations.
+type ListOptions struct {
+	PageSize  *int // nil means DefaultPageSize
+	Marker    string
+	Ascending bool
+}
+
+// CertificatePage is one page of a certificate listing. NextMarker is ""
+// on the last page.
+type CertificatePage struct {
+	Certificates []*Certificate
+	NextMarker   string
+}
+
+// markerVersion prefixes every marker so the format can change later
+// without misreading old markers.
+const markerVersion = 1
+
+// EncodeMarker returns the opaque marker for cursor c: standard base64, as
+// the model's Marker pattern requires.
+func EncodeMarker(c Cursor) string {
+	var b [17]byte
+	b[0] = markerVersion
+	binary.BigEndian.PutUint64(b[1:], uint64(c.CreationDate.UnixNano()))
+	binary.BigEndian.PutUint64(b[9:], uint64(c.Seq))
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// DecodeMarker parses a marker made by EncodeMarker.
+//
+// Errors: InvalidRequestException for anything else.
+func DecodeMarker(m string) (*Cursor, error) {
+	if m == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(m)
+	if len(m) > 1024 || err != nil || len(b) != 17 || b[0] != markerVersion {
+		return nil, Errorf(EInvalidRequest, "The marker is not valid; pass the nextMarker of a previous response.")
+	}
+	return &Cursor{
+		CreationDate: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:]))).UTC(),
+		Seq:          int64(binary.BigEndian.Uint64(b[9:])),
+	}, nil
+}
+
+// checkPageSize applies the default and the model's limits.
+func checkPageSize(size *int) (int, error) {
+	if size == nil {
+		return DefaultPageSize, nil
+	}
+	if n := *size; n < 1 || n > MaxPageSize {
+		return 0, Errorf(EInvalidRequest,
+			"1 validation error detected: Value '%d' at 'pageSize' failed to satisfy constraint: Member must have value between 1 and %d", n, MaxPageSize)
+	}
+	return *size, nil
+}

@@ -1,0 +1,386 @@
+package fleetcert
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"time"
+)
+
+// Registry holds every rule of the certificate registry. The API, the
+// console and the device gateway call it; the Store only persists.
+type Registry struct {
+	Store  Store
+	Issuer *Issuer // signs CreateKeysAndCertificate and CreateCertificateFromCsr
+
+	// Now returns the current time; tests replace it.
+	Now func() time.Time
+}
+
+// NewRegistry returns a Registry on store that issues with iss.
+func NewRegistry(store Store, iss *Issuer) *Registry {
+	return &Registry{Store: store, Issuer: iss, Now: time.Now}
+}
+
+func (r *Registry) now() time.Time {
+	// Millisecond precision: what AWS returns, and what survives a store
+	// round trip unchanged.
+	return r.Now().UTC().Truncate(time.Millisecond)
+}
+
+// KeyPair is a generated key pair, PEM-encoded (KeyPair in the AWS model).
+type KeyPair struct {
+	PublicKey  string
+	PrivateKey string
+}
+
+// RegisterCertificateWithoutCA registers a client certificate whose issuer
+// is not a CA registered in this account. The same certificate may be
+// registered in several accounts; it takes mode SNI_ONLY, as on AWS.
+//
+// Errors: InvalidRequestException, CertificateValidationException,
+// ResourceAlreadyExistsException.
+func (r *Registry) RegisterCertificateWithoutCA(ctx context.Context, scope Scope, certificatePEM string, status Status) (*Certificate, error) {
+	status, err := CheckRegistrationStatus(status)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ParseCertificatePEM("certificatePem", certificatePEM)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	if err := CheckValidity(cert, now); err != nil {
+		return nil, err
+	}
+	// AWS IoT (RegisterCertificateWithoutCA): certificates registered without
+	// a CA are in SNI_ONLY mode; devices must send SNI to use them.
+	c := r.newCertificate(scope, cert, status, ModeSNIOnly, now)
+	return c, r.create(ctx, c)
+}
+
+// CreateKeysAndCertificate creates a 2048-bit RSA key pair and a certificate
+// for it signed by fleetcert's issuing CA. The private key is returned once
+// and never stored.
+//
+// Errors: InvalidRequestException.
+func (r *Registry) CreateKeysAndCertificate(ctx context.Context, scope Scope, setAsActive bool) (*Certificate, *KeyPair, error) {
+	// AWS IoT (CreateKeysAndCertificate): "Creates a 2048-bit RSA key pair".
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	now := r.now()
+	der, err := r.issue(&key.PublicKey, x509.CertificateRequest{}, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	kp := &KeyPair{
+		PublicKey:  string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
+		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
+	}
+	c, err := r.createIssued(ctx, scope, der, setAsActive, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, kp, nil
+}
+
+// CreateCertificateFromCSR signs a certificate signing request with
+// fleetcert's issuing CA and registers the certificate.
+//
+// Errors: InvalidRequestException.
+func (r *Registry) CreateCertificateFromCSR(ctx context.Context, scope Scope, csrPEM string, setAsActive bool) (*Certificate, error) {
+	csr, err := ParseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	der, err := r.issue(csr.PublicKey, *csr, now)
+	if err != nil {
+		return nil, err
+	}
+	return r.createIssued(ctx, scope, der, setAsActive, now)
+}
+
+func (r *Registry) issue(pub any, csr x509.CertificateRequest, now time.Time) ([]byte, error) {
+	if r.Issuer == nil {
+		return nil, fmt.Errorf("registry has no issuing CA")
+	}
+	der, err := r.Issuer.Issue(pub, csr.Subject, now)
+	if err != nil {
+		return nil, fmt.Errorf("issue certificate: %w", err)
+	}
+	return der, nil
+}
+
+func (r *Registry) createIssued(ctx context.Context, scope Scope, der []byte, setAsActive bool, now time.Time) (*Certificate, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	status := StatusInactive
+	if setAsActive {
+		status = StatusActive
+	}
+	c := r.newCertificate(scope, cert, status, ModeDefault, now)
+	return c, r.create(ctx, c)
+}
+
+func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status Status, mode CertificateMode, now time.Time) *Certificate {
+	return &Certificate{
+		Scope:            scope,
+		ID:               CertificateID(cert.Raw),
+		Status:           status,
+		PEM:              EncodeCertificatePEM(cert.Raw),
+		Mode:             mode,
+		OwnedBy:          scope.AccountID,
+		CreationDate:     now,
+		LastModifiedDate: now,
+		CustomerVersion:  1,
+		GenerationID:     newGenerationID(),
+		NotBefore:        cert.NotBefore.UTC(),
+		NotAfter:         cert.NotAfter.UTC(),
+	}
+}
+
+// create stores c and records it in the change feed. A duplicate answers
+// ResourceAlreadyExistsException naming the existing certificate, as AWS.
+func (r *Registry) create(ctx context.Context, c *Certificate) error {
+	err := r.Store.Update(ctx, func(tx Tx) error {
+		if err := tx.CreateCertificate(ctx, c); err != nil {
+			return err
+		}
+		return tx.AppendChange(ctx, &Change{
+			Kind: ChangeCertificateCreated, Scope: c.Scope, CertificateID: c.ID,
+			NewStatus: c.Status, Time: c.CreationDate,
+		})
+	})
+	if ErrorCode(err) == EResourceAlreadyExists {
+		return &Error{
+			Code:        EResourceAlreadyExists,
+			Message:     "The certificate is already registered in this account.",
+			ResourceID:  c.ID,
+			ResourceARN: c.ARN(),
+		}
+	} else if err != nil {
+		return fmt.Errorf("register certificate %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// DescribeCertificate returns the client certificate id of scope.
+//
+// Errors: InvalidRequestException, ResourceNotFoundException.
+func (r *Registry) DescribeCertificate(ctx context.Context, scope Scope, id string) (*Certificate, error) {
+	id, err := ParseCertificateID("certificateId", id)
+	if err != nil {
+		return nil, err
+	}
+	var c *Certificate
+	err = r.Store.View(ctx, func(tx Tx) error {
+		c, err = tx.Certificate(ctx, scope, id)
+		return err
+	})
+	if err != nil {
+		return nil, notFound(err, id)
+	}
+	return c, nil
+}
+
+// UpdateCertificate sets the status of a client certificate. Setting the
+// current status again is a success that changes nothing.
+//
+// Errors: InvalidRequestException, ResourceNotFoundException,
+// CertificateStateException.
+func (r *Registry) UpdateCertificate(ctx context.Context, scope Scope, id string, newStatus Status) error {
+	id, err := ParseCertificateID("certificateId", id)
+	if err != nil {
+		return err
+	}
+	if _, err := ParseStatus(string(newStatus)); err != nil {
+		return err
+	}
+	err = r.Store.Update(ctx, func(tx Tx) error {
+		c, err := tx.Certificate(ctx, scope, id)
+		if err != nil {
+			return err
+		}
+		changed, err := CheckTransition(c.Status, newStatus)
+		if err != nil || !changed {
+			return err
+		}
+		old := c.Status
+		c.Status = newStatus.normalize()
+		if old == StatusPendingTransfer {
+			c.Transfer = nil // revoking ends the transfer
+		}
+		r.touch(c)
+		if err := tx.UpdateCertificate(ctx, c); err != nil {
+			return err
+		}
+		return tx.AppendChange(ctx, &Change{
+			Kind: ChangeCertificateUpdated, Scope: scope, CertificateID: id,
+			OldStatus: old, NewStatus: c.Status, Time: c.LastModifiedDate,
+		})
+	})
+	return notFound(err, id)
+}
+
+// DeleteCertificate deletes a client certificate that is not ACTIVE.
+// forceDelete is accepted; it only matters once policies can be attached.
+//
+// Errors: InvalidRequestException, ResourceNotFoundException,
+// CertificateStateException.
+func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string, forceDelete bool) error {
+	id, err := ParseCertificateID("certificateId", id)
+	if err != nil {
+		return err
+	}
+	err = r.Store.Update(ctx, func(tx Tx) error {
+		c, err := tx.Certificate(ctx, scope, id)
+		if err != nil {
+			return err
+		}
+		if err := CanDelete(c.Status); err != nil {
+			return err
+		}
+		if err := tx.DeleteCertificate(ctx, scope, id); err != nil {
+			return err
+		}
+		return tx.AppendChange(ctx, &Change{
+			Kind: ChangeCertificateDeleted, Scope: scope, CertificateID: id,
+			OldStatus: c.Status, Time: r.now(),
+		})
+	})
+	return notFound(err, id)
+}
+
+// ListCertificates returns a page of the client certificates of scope,
+// newest first unless opts.Ascending.
+//
+// Errors: InvalidRequestException.
+func (r *Registry) ListCertificates(ctx context.Context, scope Scope, opts ListOptions) (*CertificatePage, error) {
+	return r.listCertificates(ctx, CertificateQuery{Scope: scope}, opts)
+}
+
+func (r *Registry) listCertificates(ctx context.Context, q CertificateQuery, opts ListOptions) (*CertificatePage, error) {
+	size, err := checkPageSize(opts.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	if q.After, err = DecodeMarker(opts.Marker); err != nil {
+		return nil, err
+	}
+	q.Ascending = opts.Ascending
+	q.Limit = size + 1 // one more tells whether there is a next page
+	var certs []*Certificate
+	err = r.Store.View(ctx, func(tx Tx) error {
+		certs, err = tx.ListCertificates(ctx, q)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	page := &CertificatePage{Certificates: certs}
+	if len(certs) > size {
+		page.Certificates = certs[:size]
+		last := certs[size-1]
+		page.NextMarker = EncodeMarker(Cursor{CreationDate: last.CreationDate, Seq: last.Seq})
+	}
+	return page, nil
+}
+
+// touch records a real change: lastModifiedDate, customerVersion and
+// generationId move, as AWS.
+func (r *Registry) touch(c *Certificate) {
+	c.LastModifiedDate = r.now()
+	c.CustomerVersion++
+	c.GenerationID = newGenerationID()
+}
+
+// notFound gives ResourceNotFoundException AWS's message.
+func notFound(err error, id string) error {
+	if ErrorCode(err) == EResourceNotFound {
+		return Errorf(EResourceNotFound, "The certificate %s does not exist.", id)
+	}
+	return err
+}
+
+// newGenerationID returns a random id shaped like AWS's generationId (a
+// UUID).
+func newGenerationID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// AccessKey returns the access key id, for request authentication.
+//
+// Errors: ResourceNotFoundException.
+func (r *Registry) AccessKey(ctx context.Context, id string) (*AccessKey, error) {
+	var k *AccessKey
+	err := r.Store.View(ctx, func(tx Tx) error {
+		var err error
+		k, err = tx.AccessKey(ctx, id)
+		return err
+	})
+	return k, err
+}
+
+// CreateAccessKey generates and stores a new access key for accountID.
+//
+// Errors: InvalidRequestException for a malformed account id.
+func (r *Registry) CreateAccessKey(ctx context.Context, accountID string) (*AccessKey, error) {
+	k, err := NewAccessKey(accountID, r.now())
+	if err != nil {
+		return nil, err
+	}
+	return k, r.Store.Update(ctx, func(tx Tx) error { return tx.CreateAccessKey(ctx, k) })
+}
+
+// EnsureAccessKey stores the bootstrap key k unless a key with its id
+// exists; an existing key with another secret or account is an error, so a
+// changed environment is noticed rather than silently ignored.
+func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
+	if !ValidAccountID(k.AccountID) {
+		return Errorf(EInvalidRequest, "Account id %q is not 12 digits.", k.AccountID)
+	}
+	return r.Store.Update(ctx, func(tx Tx) error {
+		old, err := tx.AccessKey(ctx, k.ID)
+		if ErrorCode(err) == EResourceNotFound {
+			return tx.CreateAccessKey(ctx, k)
+		} else if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare([]byte(old.Secret), []byte(k.Secret)) != 1 || old.AccountID != k.AccountID {
+			return fmt.Errorf("access key %s is already stored with another secret or account", k.ID)
+		}
+		return nil
+	})
+}
+
+// HasAccessKeys reports whether any access key exists.
+func (r *Registry) HasAccessKeys(ctx context.Context) (bool, error) {
+	var n int
+	err := r.Store.View(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.CountAccessKeys(ctx)
+		return err
+	})
+	return n > 0, err
+}

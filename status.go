@@ -1,0 +1,108 @@
+package fleetcert
+
+// Status is the status of a client certificate (CertificateStatus in the AWS
+// model).
+type Status string
+
+// Client certificate statuses, as AWS spells them.
+const (
+	StatusActive            Status = "ACTIVE"
+	StatusInactive          Status = "INACTIVE"
+	StatusRevoked           Status = "REVOKED"
+	StatusPendingTransfer   Status = "PENDING_TRANSFER"
+	StatusRegisterInactive  Status = "REGISTER_INACTIVE"
+	StatusPendingActivation Status = "PENDING_ACTIVATION"
+)
+
+// ParseStatus returns s as a Status, or InvalidRequestException when AWS's
+// model does not know the value.
+func ParseStatus(s string) (Status, error) {
+	switch st := Status(s); st {
+	case StatusActive, StatusInactive, StatusRevoked, StatusPendingTransfer,
+		StatusRegisterInactive, StatusPendingActivation:
+		return st, nil
+	}
+	return "", Errorf(EInvalidRequest,
+		"1 validation error detected: Value '%s' at 'newStatus' failed to satisfy constraint: Member must satisfy enum value set: [ACTIVE, INACTIVE, REVOKED, PENDING_TRANSFER, REGISTER_INACTIVE, PENDING_ACTIVATION]", s)
+}
+
+// normalize maps AWS's deprecated REGISTER_INACTIVE to INACTIVE: both mean
+// "registered and not allowed to connect".
+func (s Status) normalize() Status {
+	if s == StatusRegisterInactive {
+		return StatusInactive
+	}
+	return s
+}
+
+// CheckTransition reports whether a client certificate in status from may be
+// set to status to by a caller (UpdateCertificate). It returns changed=false
+// when to is the current status: AWS documents UpdateCertificate as
+// idempotent, so that is a success that changes nothing.
+//
+// Errors: InvalidRequestException when to is a status only the system sets;
+// CertificateStateException when from does not allow the move.
+func CheckTransition(from, to Status) (changed bool, err error) {
+	from, to = from.normalize(), to.normalize()
+	switch to {
+	case StatusPendingTransfer, StatusPendingActivation:
+		// AWS IoT (UpdateCertificate): "Setting the status to PENDING_TRANSFER or
+		// PENDING_ACTIVATION will result in an exception being thrown"; AWS does
+		// not name it, aws-behaviour-notes.md picks InvalidRequestException.
+		return false, Errorf(EInvalidRequest,
+			"The status %s is used internally by AWS IoT and cannot be set with UpdateCertificate.", to)
+	case StatusActive, StatusInactive, StatusRevoked:
+	default:
+		return false, Errorf(EInvalidRequest, "Unknown certificate status %q.", to)
+	}
+	if from == to {
+		return false, nil
+	}
+	switch from {
+	case StatusRevoked:
+		// AWS IoT (Revoke a client certificate): once revoked, a certificate's
+		// status can't be changed to Active or any other status.
+		return false, Errorf(ECertificateState,
+			"The certificate is revoked; a revoked certificate cannot be set to %s.", to)
+	case StatusPendingTransfer:
+		// A certificate in transfer belongs to neither side until the transfer
+		// is accepted, rejected or cancelled; only revocation is still allowed.
+		if to != StatusRevoked {
+			return false, Errorf(ECertificateState,
+				"The certificate is pending transfer; cancel or reject the transfer before setting it to %s.", to)
+		}
+	}
+	return true, nil
+}
+
+// CheckRegistrationStatus validates the status requested when a certificate
+// is registered: ACTIVE, INACTIVE (the default) or REVOKED.
+func CheckRegistrationStatus(s Status) (Status, error) {
+	switch s = s.normalize(); s {
+	case "":
+		return StatusInactive, nil
+	case StatusActive, StatusInactive, StatusRevoked:
+		return s, nil
+	case StatusPendingTransfer, StatusPendingActivation:
+		return "", Errorf(EInvalidRequest,
+			"A certificate cannot be registered with status %s; use ACTIVE, INACTIVE or REVOKED.", s)
+	}
+	return "", Errorf(EInvalidRequest, "Unknown certificate status %q; use ACTIVE, INACTIVE or REVOKED.", s)
+}
+
+// CanDelete reports whether a client certificate in status s may be deleted.
+//
+// Errors: CertificateStateException while ACTIVE or PENDING_TRANSFER.
+func CanDelete(s Status) error {
+	switch s {
+	case StatusActive:
+		// AWS IoT (DeleteCertificate): a certificate cannot be deleted while its
+		// status is ACTIVE.
+		return Errorf(ECertificateState,
+			"The certificate is ACTIVE; deactivate it before deleting it.")
+	case StatusPendingTransfer:
+		return Errorf(ECertificateState,
+			"The certificate is pending transfer; cancel the transfer before deleting it.")
+	}
+	return nil
+}

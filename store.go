@@ -1,0 +1,104 @@
+package fleetcert
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists the registry's records. It never decides: every rule lives
+// in Registry. Implementations: sqlite (embedded) and postgres; storetest
+// holds the contract suite both must pass.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+
+	// Update runs fn in a read-write transaction and commits it if fn returns
+	// nil. Records read through the Tx stay unchanged by other Updates until
+	// it commits, so a read-check-write in fn is atomic. An error from fn is
+	// returned unchanged (wrapped errors keep their *Error).
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// Changes returns up to limit entries of the change feed with Seq >
+	// after, in Seq order.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Tx is one transaction on a Store.
+type Tx interface {
+	// Certificate returns the client certificate id in scope.
+	// Errors: ResourceNotFoundException.
+	Certificate(ctx context.Context, scope Scope, id string) (*Certificate, error)
+
+	// CreateCertificate stores a new client certificate and sets its Seq.
+	// Errors: ResourceAlreadyExistsException when (scope, id) exists.
+	CreateCertificate(ctx context.Context, c *Certificate) error
+
+	// UpdateCertificate replaces the stored client certificate (c.Scope, c.ID).
+	// Errors: ResourceNotFoundException.
+	UpdateCertificate(ctx context.Context, c *Certificate) error
+
+	// DeleteCertificate removes the client certificate id in scope.
+	// Errors: ResourceNotFoundException.
+	DeleteCertificate(ctx context.Context, scope Scope, id string) error
+
+	// ListCertificates returns up to q.Limit certificates of q.Scope in the
+	// order (CreationDate, Seq), ascending or descending, strictly after the
+	// cursor q.After when it is set.
+	ListCertificates(ctx context.Context, q CertificateQuery) ([]*Certificate, error)
+
+	// AccessKey returns the access key id.
+	// Errors: ResourceNotFoundException.
+	AccessKey(ctx context.Context, id string) (*AccessKey, error)
+
+	// CreateAccessKey stores a new access key.
+	// Errors: ResourceAlreadyExistsException when its id exists.
+	CreateAccessKey(ctx context.Context, k *AccessKey) error
+
+	// CountAccessKeys returns how many access keys exist in all accounts.
+	CountAccessKeys(ctx context.Context) (int, error)
+
+	// AppendChange appends ch to the change feed and sets its Seq.
+	AppendChange(ctx context.Context, ch *Change) error
+}
+
+// CertificateQuery selects a page of client certificates.
+type CertificateQuery struct {
+	Scope
+	CACertificateID string  // when set, only certificates issued by this CA
+	Ascending       bool    // oldest first; AWS's default is newest first
+	After           *Cursor // resume strictly after this position
+	Limit           int
+}
+
+// Cursor is a position in list order: the (CreationDate, Seq) of the last
+// item of the previous page.
+type Cursor struct {
+	CreationDate time.Time
+	Seq          int64
+}
+
+// ChangeKind says what a change-feed entry records.
+type ChangeKind string
+
+// Change kinds.
+const (
+	ChangeCertificateCreated ChangeKind = "certificate.created"
+	ChangeCertificateUpdated ChangeKind = "certificate.updated"
+	ChangeCertificateDeleted ChangeKind = "certificate.deleted"
+)
+
+// Change is one entry of the ordered change feed, appended in the same
+// transaction as the mutation it records. The device gateway and other
+// cluster nodes consume it.
+type Change struct {
+	Seq           int64 // set by the store
+	Kind          ChangeKind
+	Scope         Scope
+	CertificateID string
+	OldStatus     Status // "" when created
+	NewStatus     Status // "" when deleted
+	Time          time.Time
+}
