@@ -5,6 +5,11 @@ import (
 	"time"
 )
 
+// Times: a store keeps CreationDate, LastModifiedDate and transfer dates to
+// the millisecond at least (the Registry truncates them to milliseconds) and
+// NotBefore/NotAfter to the second, for any year up to 9999 (RFC 5280's "no
+// expiration" date), and returns them in UTC.
+//
 // Store persists the registry's records. It never decides: every rule lives
 // in Registry. Implementations: sqlite (embedded) and postgres; storetest
 // holds the contract suite both must pass.
@@ -46,7 +51,9 @@ type Tx interface {
 
 	// ListCertificates returns up to q.Limit certificates of q.Scope in the
 	// order (CreationDate, Seq), ascending or descending, strictly after the
-	// cursor q.After when it is set.
+	// cursor q.After when it is set. The listed records carry every field
+	// but PEM, which is left empty: listings never return it, and it is
+	// most of a record's size.
 	ListCertificates(ctx context.Context, q CertificateQuery) ([]*Certificate, error)
 
 	// AccessKey returns the access key id.

@@ -1,0 +1,173 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/sqlite"
+)
+
+var (
+	benchScope = fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
+	benchPEM   = "-----BEGIN CERTIFICATE-----\n" + strings.Repeat(strings.Repeat("A", 64)+"\n", 18) + "-----END CERTIFICATE-----\n"
+	benchTime  = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+)
+
+// benchCertificate returns the i-th certificate of the benchmarks, as the
+// Registry would build it.
+func benchCertificate(i int) *fleetcert.Certificate {
+	created := benchTime.Add(time.Duration(i) * time.Millisecond)
+	return &fleetcert.Certificate{
+		Scope: benchScope, ID: fleetcert.CertificateID(fmt.Appendf(nil, "bench-%d", i)),
+		Status: fleetcert.StatusActive, PEM: benchPEM, Mode: fleetcert.ModeDefault,
+		OwnedBy: benchScope.AccountID, CreationDate: created, LastModifiedDate: created,
+		CustomerVersion: 1, GenerationID: "5a8b3c2d-1e4f-4a6b-9c8d-7e6f5a4b3c2d",
+		NotBefore: created.Truncate(time.Second), NotAfter: created.Truncate(time.Second).AddDate(1, 0, 0),
+	}
+}
+
+// seed stores n benchmark certificates in transactions of 10,000.
+func seed(b *testing.B, db *sqlite.DB, n int) {
+	b.Helper()
+	ctx := context.Background()
+	for start := 0; start < n; start += 10_000 {
+		err := db.Update(ctx, func(tx fleetcert.Tx) error {
+			for i := start; i < min(n, start+10_000); i++ {
+				if err := tx.CreateCertificate(ctx, benchCertificate(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// create registers c as Registry.create does: the certificate and its
+// change-feed entry in one transaction.
+func create(ctx context.Context, db *sqlite.DB, c *fleetcert.Certificate) error {
+	return db.Update(ctx, func(tx fleetcert.Tx) error {
+		if err := tx.CreateCertificate(ctx, c); err != nil {
+			return err
+		}
+		return tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated,
+			Scope: c.Scope, CertificateID: c.ID, NewStatus: c.Status, Time: c.CreationDate})
+	})
+}
+
+func BenchmarkCreateCertificate(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	i := 0
+	for b.Loop() {
+		if err := create(ctx, db, benchCertificate(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkCreateCertificateParallel(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := create(ctx, db, benchCertificate(int(next.Add(1)))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// describe reads one certificate as DescribeCertificate does.
+func describe(ctx context.Context, db *sqlite.DB, id string) error {
+	return db.View(ctx, func(tx fleetcert.Tx) error {
+		_, err := tx.Certificate(ctx, benchScope, id)
+		return err
+	})
+}
+
+func BenchmarkCertificate(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	seed(b, db, n)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = benchCertificate(i).ID
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		if err := describe(ctx, db, ids[rng.IntN(n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCertificateParallel(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	seed(b, db, n)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = benchCertificate(i).ID
+	}
+	var seedN atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seedN.Add(1), 2))
+		for pb.Next() {
+			if err := describe(ctx, db, ids[rng.IntN(n)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkListScan100k pages through 100,000 certificates, newest first,
+// as ListCertificates does with pageSize 250: Limit 251 and the cursor of
+// the 250th item. One op is the whole scan.
+func BenchmarkListScan100k(b *testing.B) {
+	const n, size = 100_000, fleetcert.MaxPageSize
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	seed(b, db, n)
+	for b.Loop() {
+		total, pages := 0, 0
+		q := fleetcert.CertificateQuery{Scope: benchScope, Limit: size + 1}
+		for {
+			var certs []*fleetcert.Certificate
+			err := db.View(ctx, func(tx fleetcert.Tx) error {
+				var err error
+				certs, err = tx.ListCertificates(ctx, q)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pages++
+			if len(certs) <= size {
+				total += len(certs)
+				break
+			}
+			total += size
+			last := certs[size-1]
+			q.After = &fleetcert.Cursor{CreationDate: last.CreationDate, Seq: last.Seq}
+		}
+		if total != n {
+			b.Fatalf("scanned %d certificates in %d pages, want %d", total, pages, n)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// certificateColumns are the columns of a certificate, in the order of
+// certificateArgs (?1 … ?21) and scanCertificate (then seq).
+const certificateColumns = `account_id, region, certificate_id, ca_certificate_id, status, pem, mode,
+	owned_by, previous_owned_by, creation_date, last_modified_date, customer_version, generation_id,
+	not_before, not_after,
+	transfer_target_account_id, transfer_message, transfer_reject_reason,
+	transfer_date, transfer_accept_date, transfer_reject_date`
+
+const (
+	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
+		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
+
+	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)`
+
+	updateCertificateSQL = `UPDATE certificates SET
+		ca_certificate_id = ?4, status = ?5, pem = ?6, mode = ?7,
+		owned_by = ?8, previous_owned_by = ?9, creation_date = ?10, last_modified_date = ?11,
+		customer_version = ?12, generation_id = ?13, not_before = ?14, not_after = ?15,
+		transfer_target_account_id = ?16, transfer_message = ?17, transfer_reject_reason = ?18,
+		transfer_date = ?19, transfer_accept_date = ?20, transfer_reject_date = ?21
+		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
+
+	deleteCertificateSQL = `DELETE FROM certificates
+		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
+)
+
+// listCertificatesSQL returns the keyset-pagination query for one order and
+// filter. Its parameters: ?1 account, ?2 region, ?3 creation date and ?4 seq
+// of the cursor, ?5 limit, ?6 CA id. The row-value comparison is a range on
+// the index (account_id, region[, ca_certificate_id], creation_date, seq),
+// so a page costs its own rows, however deep it is.
+func listCertificatesSQL(ascending, byCA bool) string {
+	var b strings.Builder
+	// A listing never returns the PEM (the Store contract), and the PEM is
+	// most of a row: select an empty one.
+	b.WriteString(`SELECT ` + strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1) + `, seq FROM certificates`)
+	if byCA {
+		b.WriteString(` INDEXED BY certificates_by_ca`)
+	} else {
+		b.WriteString(` INDEXED BY certificates_by_creation`)
+	}
+	b.WriteString(` WHERE account_id = ?1 AND region = ?2`)
+	if byCA {
+		b.WriteString(` AND ca_certificate_id = ?6`)
+	}
+	if ascending {
+		b.WriteString(` AND (creation_date, seq) > (?3, ?4) ORDER BY creation_date, seq`)
+	} else {
+		b.WriteString(` AND (creation_date, seq) < (?3, ?4) ORDER BY creation_date DESC, seq DESC`)
+	}
+	b.WriteString(` LIMIT ?5`)
+	return b.String()
+}
+
+// certificateArgs returns the column values of c in certificateColumns order.
+func certificateArgs(c *fleetcert.Certificate) ([]any, error) {
+	var e encoder
+	args := []any{
+		c.AccountID, c.Region, c.ID, c.CACertificateID, string(c.Status), c.PEM, string(c.Mode),
+		c.OwnedBy, c.PreviousOwnedBy, e.nanos(c.CreationDate), e.nanos(c.LastModifiedDate),
+		c.CustomerVersion, c.GenerationID, e.micros(c.NotBefore), e.micros(c.NotAfter),
+	}
+	if t := c.Transfer; t != nil {
+		args = append(args, t.TargetAccountID, t.TransferMessage, t.RejectReason,
+			e.nanos(t.TransferDate), e.nanos(t.AcceptDate), e.nanos(t.RejectDate))
+	} else {
+		args = append(args, nil, nil, nil, nil, nil, nil)
+	}
+	if e.err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", c.ID, e.err)
+	}
+	return args, nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// scanCertificate reads a row of certificateColumns and seq.
+func scanCertificate(s scanner) (*fleetcert.Certificate, error) {
+	var (
+		c                                      fleetcert.Certificate
+		status, mode                           string
+		created, modified, notBefore, notAfter sql.NullInt64
+		target, message, reason                sql.NullString
+		transferDate, acceptDate, rejectDate   sql.NullInt64
+	)
+	err := s.Scan(&c.AccountID, &c.Region, &c.ID, &c.CACertificateID, &status, &c.PEM, &mode,
+		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
+		&notBefore, &notAfter,
+		&target, &message, &reason, &transferDate, &acceptDate, &rejectDate,
+		&c.Seq)
+	if err != nil {
+		return nil, err
+	}
+	c.Status = fleetcert.Status(status)
+	c.Mode = fleetcert.CertificateMode(mode)
+	c.CreationDate = fromNanos(created)
+	c.LastModifiedDate = fromNanos(modified)
+	c.NotBefore = fromMicros(notBefore)
+	c.NotAfter = fromMicros(notAfter)
+	if target.Valid {
+		c.Transfer = &fleetcert.TransferData{
+			TargetAccountID: target.String,
+			TransferMessage: message.String,
+			RejectReason:    reason.String,
+			TransferDate:    fromNanos(transferDate),
+			AcceptDate:      fromNanos(acceptDate),
+			RejectDate:      fromNanos(rejectDate),
+		}
+	}
+	return &c, nil
+}
+
+// Certificate returns the client certificate id in scope.
+//
+// Errors: ResourceNotFoundException.
+func (tx *Tx) Certificate(ctx context.Context, scope fleetcert.Scope, id string) (*fleetcert.Certificate, error) {
+	row := tx.stmt(ctx, tx.stmts.certificate).QueryRowContext(ctx, scope.AccountID, scope.Region, id)
+	c, err := scanCertificate(row)
+	if err != nil {
+		return nil, storeError(err, "certificate "+id)
+	}
+	return c, nil
+}
+
+// CreateCertificate stores a new client certificate and sets c.Seq.
+//
+// Errors: ResourceAlreadyExistsException when (c.Scope, c.ID) exists.
+func (tx *Tx) CreateCertificate(ctx context.Context, c *fleetcert.Certificate) error {
+	if err := tx.checkWritable("create certificate"); err != nil {
+		return err
+	}
+	args, err := certificateArgs(c)
+	if err != nil {
+		return err
+	}
+	res, err := tx.stmt(ctx, tx.stmts.insertCertificate).ExecContext(ctx, args...)
+	if err != nil {
+		return storeError(err, "certificate "+c.ID)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("certificate %s: %w", c.ID, err)
+	}
+	c.Seq = seq
+	return nil
+}
+
+// UpdateCertificate replaces every field of the stored client certificate
+// (c.Scope, c.ID) but its Seq.
+//
+// Errors: ResourceNotFoundException.
+func (tx *Tx) UpdateCertificate(ctx context.Context, c *fleetcert.Certificate) error {
+	if err := tx.checkWritable("update certificate"); err != nil {
+		return err
+	}
+	args, err := certificateArgs(c)
+	if err != nil {
+		return err
+	}
+	res, err := tx.stmt(ctx, tx.stmts.updateCertificate).ExecContext(ctx, args...)
+	return rowsAffected(res, err, "certificate "+c.ID)
+}
+
+// DeleteCertificate removes the client certificate id in scope.
+//
+// Errors: ResourceNotFoundException.
+func (tx *Tx) DeleteCertificate(ctx context.Context, scope fleetcert.Scope, id string) error {
+	if err := tx.checkWritable("delete certificate"); err != nil {
+		return err
+	}
+	res, err := tx.stmt(ctx, tx.stmts.deleteCertificate).ExecContext(ctx, scope.AccountID, scope.Region, id)
+	return rowsAffected(res, err, "certificate "+id)
+}
+
+// rowsAffected turns an UPDATE or DELETE that matched no row into
+// ResourceNotFoundException.
+func rowsAffected(res sql.Result, err error, what string) error {
+	if err != nil {
+		return storeError(err, what)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return storeError(err, what)
+	} else if n == 0 {
+		return storeError(sql.ErrNoRows, what)
+	}
+	return nil
+}
+
+// ListCertificates returns up to q.Limit certificates of q.Scope in
+// (CreationDate, Seq) order, strictly after q.After when it is set.
+func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery) ([]*fleetcert.Certificate, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	// Without a cursor, start before the first or after the last position.
+	var created, seq int64 = math.MinInt64, math.MinInt64
+	if !q.Ascending {
+		created, seq = math.MaxInt64, math.MaxInt64
+	}
+	if q.After != nil {
+		var e encoder
+		n := e.nanos(q.After.CreationDate)
+		if e.err != nil {
+			return nil, fmt.Errorf("list certificates: cursor: %w", e.err)
+		}
+		created, seq = n.Int64, q.After.Seq
+	}
+	asc, byCA := 0, 0
+	if q.Ascending {
+		asc = 1
+	}
+	if q.CACertificateID != "" {
+		byCA = 1
+	}
+	args := []any{q.AccountID, q.Region, created, seq, q.Limit}
+	if byCA == 1 {
+		args = append(args, q.CACertificateID)
+	}
+	rows, err := tx.stmt(ctx, tx.stmts.listCertificates[asc][byCA]).QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	defer rows.Close()
+	certs := make([]*fleetcert.Certificate, 0, min(q.Limit, 256))
+	for rows.Next() {
+		c, err := scanCertificate(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list certificates: %w", err)
+		}
+		certs = append(certs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	return certs, nil
+}
