@@ -1,0 +1,360 @@
+// Package awsapi serves the AWS IoT Core certificate API on top of a
+// fleetcert.Registry: the 22 operations of the AWS SDK model (rest-json
+// protocol, SigV4 signing name "iot"), so that the aws CLI, boto3 and
+// aws-sdk-go-v2 work against fleetcert with only an endpoint override.
+//
+// The package translates and never decides: requests become Registry calls,
+// and *fleetcert.Error values become AWS error responses. Every rule lives in
+// the root package.
+package awsapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Handler.MaxBodyBytes is
+// zero. The largest modelled member, certificatePem, is 64 KiB; 128 KiB leaves
+// room for JSON escaping and the other members of a request.
+const DefaultMaxBodyBytes = 128 << 10
+
+// DefaultKeyCacheTTL is how long a found access key is reused without asking
+// the store again, when Handler.KeyCacheTTL is zero.
+const DefaultKeyCacheTTL = 10 * time.Second
+
+// Handler serves the AWS IoT certificate API. Create it with NewHandler and
+// set its fields before serving the first request.
+type Handler struct {
+	// Registry executes the operations.
+	Registry *fleetcert.Registry
+
+	// Logger receives one line per request. It never sees secrets or
+	// request bodies.
+	Logger *slog.Logger
+
+	// Now returns the current time, against which SigV4 request times are
+	// checked; tests replace it.
+	Now func() time.Time
+
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+
+	// KeyCacheTTL is how long a found access key is reused without reading
+	// the store; 0 means DefaultKeyCacheTTL, a negative value disables the
+	// cache. Unknown keys are never cached, so a key created by another
+	// process is accepted at once.
+	KeyCacheTTL time.Duration
+
+	mux  *http.ServeMux
+	auth authCache
+}
+
+// NewHandler returns a Handler that serves reg's operations and logs to
+// logger (slog.Default() when nil).
+func NewHandler(reg *fleetcert.Registry, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h := &Handler{
+		Registry: reg,
+		Logger:   logger,
+		Now:      time.Now,
+		mux:      http.NewServeMux(),
+	}
+	for i := range operations {
+		op := &operations[i]
+		h.mux.HandleFunc(op.Method+" "+op.Path, func(w http.ResponseWriter, r *http.Request) {
+			h.serveOperation(w.(*call), r, op)
+		})
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.serveUnknown(w.(*call), r)
+	})
+	return h
+}
+
+// operation is one operation of the AWS model: its name, its route and the
+// method that serves it (nil while fleetcert does not implement it).
+type operation struct {
+	Name   string
+	Method string
+	Path   string
+	serve  func(h *Handler, c *call, r *http.Request) (any, error)
+}
+
+// operations are the 22 operations of iot-certificate-api.json, with the
+// method and requestUri of each. A test walks the model to prove that every
+// one of them routes here.
+var operations = []operation{
+	{"AcceptCertificateTransfer", "PATCH", "/accept-certificate-transfer/{certificateId}", nil},
+	{"CancelCertificateTransfer", "PATCH", "/cancel-certificate-transfer/{certificateId}", nil},
+	{"CreateCertificateFromCsr", "POST", "/certificates", (*Handler).createCertificateFromCSR},
+	{"CreateKeysAndCertificate", "POST", "/keys-and-certificate", (*Handler).createKeysAndCertificate},
+	{"DeleteCACertificate", "DELETE", "/cacertificate/{caCertificateId}", nil},
+	{"DeleteCertificate", "DELETE", "/certificates/{certificateId}", (*Handler).deleteCertificate},
+	{"DeleteRegistrationCode", "DELETE", "/registrationcode", nil},
+	{"DescribeCACertificate", "GET", "/cacertificate/{caCertificateId}", nil},
+	{"DescribeCertificate", "GET", "/certificates/{certificateId}", (*Handler).describeCertificate},
+	{"DescribeEndpoint", "GET", "/endpoint", nil},
+	{"GetRegistrationCode", "GET", "/registrationcode", nil},
+	{"ListCACertificates", "GET", "/cacertificates", nil},
+	{"ListCertificates", "GET", "/certificates", (*Handler).listCertificates},
+	{"ListCertificatesByCA", "GET", "/certificates-by-ca/{caCertificateId}", nil},
+	{"ListOutgoingCertificates", "GET", "/certificates-out-going", nil},
+	{"RegisterCACertificate", "POST", "/cacertificate", nil},
+	{"RegisterCertificate", "POST", "/certificate/register", nil},
+	{"RegisterCertificateWithoutCA", "POST", "/certificate/register-no-ca", (*Handler).registerCertificateWithoutCA},
+	{"RejectCertificateTransfer", "PATCH", "/reject-certificate-transfer/{certificateId}", nil},
+	{"TransferCertificate", "PATCH", "/transfer-certificate/{certificateId}", nil},
+	{"UpdateCACertificate", "PUT", "/cacertificate/{caCertificateId}", nil},
+	{"UpdateCertificate", "PUT", "/certificates/{certificateId}", (*Handler).updateCertificate},
+}
+
+// call is one request in flight. It wraps the ResponseWriter so that the
+// mux hands it to the operation, and records what the log line reports.
+type call struct {
+	w         http.ResponseWriter
+	ctx       context.Context
+	requestID string
+
+	op     *operation
+	status int
+	code   string // AWS error code sent, if any
+	err    error  // internal failure, logged and never sent
+
+	// Set by authentication.
+	scope       fleetcert.Scope
+	accessKeyID string
+	query       url.Values
+	body        []byte
+}
+
+func (c *call) Header() http.Header { return c.w.Header() }
+
+func (c *call) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return c.w.Write(b)
+}
+
+func (c *call) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+	c.w.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (c *call) Unwrap() http.ResponseWriter { return c.w }
+
+// ServeHTTP answers every request: an operation of the model once the
+// request's SigV4 signature checks out, or an AWS error.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c := &call{w: w, ctx: r.Context(), requestID: newRequestID()}
+	w.Header().Set("x-amzn-RequestId", c.requestID)
+	if p := r.URL.Path; p == "" || p[0] != '/' || cleanPath(p) != p || r.Method == http.MethodConnect {
+		// ServeMux would answer these with a redirect or a text error; no
+		// operation of the model has such a path.
+		h.serveUnknown(c, r)
+	} else {
+		h.mux.ServeHTTP(c, r)
+	}
+	h.logRequest(c, r, time.Since(start))
+}
+
+// serveOperation authenticates the request and runs op.
+func (h *Handler) serveOperation(c *call, r *http.Request, op *operation) {
+	c.op = op
+	if err := h.authenticate(c, r); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if op.serve == nil {
+		h.writeError(c, fleetcert.Errorf(fleetcert.EInvalidRequest,
+			"fleetcert does not implement %s yet.", op.Name))
+		return
+	}
+	out, err := op.serve(h, c, r)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	h.writeJSON(c, http.StatusOK, out)
+}
+
+// serveUnknown answers a method and path that name no operation, once the
+// request is authenticated: AWS does not tell anonymous callers which
+// routes exist.
+func (h *Handler) serveUnknown(c *call, r *http.Request) {
+	if err := h.authenticate(c, r); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if allow := h.allowedMethods(r); len(allow) > 0 {
+		c.Header().Set("Allow", strings.Join(allow, ", "))
+		h.writeError(c, &statusError{http.StatusMethodNotAllowed, fleetcert.Errorf(codeUnknownOperation,
+			"No operation of this API accepts %s %s; the path accepts %s.", r.Method, truncate(r.URL.Path), strings.Join(allow, ", "))})
+		return
+	}
+	h.writeError(c, fleetcert.Errorf(codeUnknownOperation,
+		"No operation of this API is at %s %s.", truncate(r.Method), truncate(r.URL.Path)))
+}
+
+// allowedMethods returns the methods for which r's path names an operation.
+func (h *Handler) allowedMethods(r *http.Request) []string {
+	if p := r.URL.Path; p == "" || p[0] != '/' || cleanPath(p) != p {
+		return nil // ServeMux.Handler would answer for the cleaned path
+	}
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		r2 := *r
+		r2.Method = m
+		if _, pattern := h.mux.Handler(&r2); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// writeJSON writes out as the JSON body, or an empty body when out is nil
+// (operations whose model has no output).
+func (h *Handler) writeJSON(c *call, status int, out any) {
+	if out == nil {
+		c.Header().Set("Content-Length", "0")
+		c.WriteHeader(status)
+		return
+	}
+	b, err := marshal(out)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	hdr := c.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	c.WriteHeader(status)
+	c.Write(b)
+}
+
+// logRequest writes the request's one log line. It names the route, not
+// the raw path, and never the secret or the body.
+func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
+	level := slog.LevelInfo
+	if c.status >= 500 {
+		level = slog.LevelError
+	}
+	logger := h.Logger
+	if logger == nil || !logger.Enabled(c.ctx, level) {
+		return
+	}
+	opName, route := "", r.URL.Path
+	if c.op != nil {
+		opName, route = c.op.Name, c.op.Path
+	}
+	route = truncate(route)
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("requestId", c.requestID),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("operation", opName),
+		slog.Int("status", c.status),
+	)
+	if c.code != "" {
+		attrs = append(attrs, slog.String("errorCode", c.code))
+	}
+	if c.scope.AccountID != "" {
+		attrs = append(attrs,
+			slog.String("account", c.scope.AccountID),
+			slog.String("region", c.scope.Region))
+	}
+	if c.accessKeyID != "" {
+		// The id alone, also when authentication failed: never the secret.
+		attrs = append(attrs, slog.String("accessKeyId", truncate(c.accessKeyID)))
+	}
+	attrs = append(attrs, slog.Duration("duration", d))
+	if c.err != nil {
+		attrs = append(attrs, slog.String("error", c.err.Error()))
+	}
+	logger.LogAttrs(c.ctx, level, "api request", attrs...)
+}
+
+// readBody reads the request body up to the limit.
+//
+// Errors: InvalidRequestException (413) when the body is over the limit.
+func (h *Handler) readBody(c *call, r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	limit := h.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	if r.ContentLength > limit {
+		return nil, errBodyTooLarge(limit)
+	}
+	var body []byte
+	var err error
+	if r.ContentLength >= 0 {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(c.w, r.Body, limit))
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, errBodyTooLarge(limit)
+	} else if err != nil {
+		return nil, fleetcert.Errorf(fleetcert.EInvalidRequest, "The request body could not be read.")
+	}
+	return body, nil
+}
+
+// cleanPath is path.Clean keeping a trailing slash, as ServeMux cleans.
+func cleanPath(p string) string {
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// newRequestID returns a UUID-shaped request id, as AWS's x-amzn-RequestId.
+// Request ids need to be unique, not secret, so the cheap generator does.
+func newRequestID() string {
+	const hexDigits = "0123456789abcdef"
+	var b [36]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	j := 0
+	for i := 0; i < 36; i++ {
+		switch i {
+		case 8, 13, 18, 23:
+			b[i] = '-'
+			continue
+		}
+		var nib uint64
+		if j < 16 {
+			nib = hi >> (60 - 4*j) & 0xf
+		} else {
+			nib = lo >> (60 - 4*(j-16)) & 0xf
+		}
+		b[i] = hexDigits[nib]
+		j++
+	}
+	b[14] = '4'            // version 4
+	b[19] = "89ab"[lo>>62] // variant 1
+	return string(b[:])
+}
