@@ -1,0 +1,193 @@
+package main_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/aws/smithy-go"
+)
+
+// binary is the fleetcert binary built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fleetcert-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "fleetcert")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build fleetcert:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	testAccount = "111122223333"
+	testKeyID   = "AKIAFLEETCERTTEST001"
+	testSecret  = "fleetcert-test-secret-0123456789abcdefgh"
+	testRegion  = "eu-west-1"
+)
+
+// server is one fleetcert process on loopback ports.
+type server struct {
+	t       *testing.T
+	dataDir string
+	env     []string
+	cmd     *exec.Cmd
+	addr    string // API host:port
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	exited  chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer starts fleetcert serve on a new data dir with the test
+// account's bootstrap key, and waits until /healthz answers 200.
+func startServer(t *testing.T) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: t.TempDir(), env: []string{
+		"FLEETCERT_ACCESS_KEY_ID=" + testKeyID,
+		"FLEETCERT_SECRET_ACCESS_KEY=" + testSecret,
+		"FLEETCERT_ACCOUNT_ID=" + testAccount,
+	}}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+var readyLine = regexp.MustCompile(`msg="fleetcert ready" api=(\S+)`)
+
+// start runs the binary and waits for readiness, bounded in time.
+func (s *server) start() {
+	s.t.Helper()
+	s.stdout, s.stderr = &syncBuffer{}, &syncBuffer{}
+	s.cmd = exec.Command(binary, "serve", "--data-dir", s.dataDir,
+		"--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0")
+	s.cmd.Env = append(os.Environ(), s.env...)
+	s.cmd.Stdout = s.stdout
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.exited = make(chan error, 1)
+	go func() { s.exited <- s.cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := readyLine.FindStringSubmatch(s.stderr.String()); m != nil {
+			s.addr = m[1]
+			break
+		}
+		select {
+		case err := <-s.exited:
+			s.t.Fatalf("fleetcert exited before ready: %v\n%s", err, s.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("fleetcert not ready after 20s:\n%s", s.stderr.String())
+		}
+	}
+	resp, err := http.Get("http://" + s.addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		s.t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// stop sends SIGTERM and waits for a clean exit, then kills by PID if
+// needed.
+func (s *server) stop() {
+	if s.cmd == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// kill stops the process with SIGKILL, as a crash would.
+func (s *server) kill() {
+	s.cmd.Process.Kill()
+	<-s.exited
+}
+
+func (s *server) client(keyID, secret, region string) *iot.Client {
+	return iot.New(iot.Options{
+		Region:       region,
+		BaseEndpoint: aws.String("http://" + s.addr),
+		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
+		Retryer:      aws.NopRetryer{},
+	})
+}
+
+func (s *server) defaultClient() *iot.Client { return s.client(testKeyID, testSecret, testRegion) }
+
+// errorCode returns the AWS error code of err ("" for nil).
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	if err != nil {
+		return "not an API error: " + err.Error()
+	}
+	return ""
+}
+
+// httpStatus returns the HTTP status of the response that produced err.
+func httpStatus(err error) int {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+func wantError(t *testing.T, err error, code string, status int) {
+	t.Helper()
+	if got := errorCode(err); got != code {
+		t.Fatalf("error code = %q (%v), want %s", got, err, code)
+	}
+	if got := httpStatus(err); got != status {
+		t.Fatalf("HTTP status = %d, want %d (%v)", got, status, err)
+	}
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/awsapi"
+	"github.com/fleetcert/fleetcert/sqlite"
+)
+
+// Config is what `fleetcert serve` is told by flags and environment.
+type Config struct {
+	DataDir     string
+	APIAddr     string
+	MQTTAddr    string
+	DatabaseURL string
+
+	// Bootstrap access key; generated and printed once when unset and no
+	// key exists yet.
+	AccessKeyID     string
+	SecretAccessKey string
+	AccountID       string
+}
+
+// Main is the running program: the store, the registry and the doors, wired
+// by plain field assignment. End-to-end tests reuse it in-process.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	Stdout io.Writer
+
+	DB       *sqlite.DB
+	Registry *fleetcert.Registry
+
+	apiListener net.Listener
+	apiServer   *http.Server
+	ready       atomic.Bool
+}
+
+// NewMain returns a Main with defaults.
+func NewMain() *Main {
+	return &Main{
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Stdout: os.Stdout,
+	}
+}
+
+// APIAddr returns the address the API listens on, once Run has returned.
+func (m *Main) APIAddr() string { return m.apiListener.Addr().String() }
+
+// Run opens the store and starts the doors. It returns once they listen.
+func (m *Main) Run(ctx context.Context) error {
+	if m.Config.DatabaseURL != "" {
+		return errors.New("--database-url: the PostgreSQL store is not built yet; omit it to use the embedded SQLite store in --data-dir")
+	}
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	db, err := openStore(m.Config.DataDir)
+	if err != nil {
+		return err
+	}
+	m.DB = db
+	iss, err := fleetcert.LoadOrCreateIssuer(
+		filepath.Join(m.Config.DataDir, "issuer-ca.pem"),
+		filepath.Join(m.Config.DataDir, "issuer-ca.key"), time.Now())
+	if err != nil {
+		return fmt.Errorf("issuing CA: %w", err)
+	}
+	m.Registry = newRegistry(db, iss)
+	if err := m.bootstrapKey(ctx); err != nil {
+		return err
+	}
+
+	api := awsapi.NewHandler(m.Registry, m.Logger)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", m.healthz)
+	mux.Handle("/", api)
+	m.apiServer = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	if m.apiListener, err = net.Listen("tcp", m.Config.APIAddr); err != nil {
+		return fmt.Errorf("api listener: %w", err)
+	}
+	go func() {
+		if err := m.apiServer.Serve(m.apiListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("api server stopped", "err", err)
+		}
+	}()
+	// The MQTT gateway comes with its own issue; the address is accepted now
+	// so that scripts need not change then.
+	m.ready.Store(true)
+	m.Logger.Info("fleetcert ready", "api", m.APIAddr(), "dataDir", m.Config.DataDir)
+	return nil
+}
+
+// Close stops accepting requests, lets running ones finish (up to 10 s) and
+// closes the store.
+func (m *Main) Close() error {
+	m.ready.Store(false)
+	var errs []error
+	if m.apiServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		errs = append(errs, m.apiServer.Shutdown(ctx))
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) healthz(w http.ResponseWriter, r *http.Request) {
+	if !m.ready.Load() {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+// bootstrapKey makes sure the first account can sign requests: the key from
+// the environment, or a generated one printed once.
+func (m *Main) bootstrapKey(ctx context.Context) error {
+	c := m.Config
+	accountID := c.AccountID
+	if accountID == "" {
+		accountID = fleetcert.DefaultAccountID
+	}
+	if c.AccessKeyID != "" || c.SecretAccessKey != "" {
+		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+			return errors.New("set both FLEETCERT_ACCESS_KEY_ID and FLEETCERT_SECRET_ACCESS_KEY, or neither")
+		}
+		k := &fleetcert.AccessKey{ID: c.AccessKeyID, Secret: c.SecretAccessKey, AccountID: accountID, CreatedAt: time.Now().UTC()}
+		if err := m.Registry.EnsureAccessKey(ctx, k); err != nil {
+			return fmt.Errorf("bootstrap access key: %s", errorText(err))
+		}
+		m.Logger.Info("bootstrap access key from environment", "accessKeyId", k.ID, "accountId", accountID)
+		return nil
+	}
+	has, err := m.Registry.HasAccessKeys(ctx)
+	if err != nil || has {
+		return err
+	}
+	k, err := m.Registry.CreateAccessKey(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("bootstrap access key: %s", errorText(err))
+	}
+	// Printed on stdout, once, to the operator; never logged.
+	fmt.Fprintln(m.Stdout, "fleetcert: generated the bootstrap access key; it is shown only this once:")
+	return json.NewEncoder(m.Stdout).Encode(keyJSON{AccessKeyID: k.ID, SecretAccessKey: k.Secret, AccountID: k.AccountID})
+}
+
+// openStore opens the embedded store in dataDir.
+func openStore(dataDir string) (*sqlite.DB, error) {
+	db := sqlite.NewDB(filepath.Join(dataDir, "fleetcert.db"))
+	if err := db.Open(); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return db, nil
+}
+
+func newRegistry(db *sqlite.DB, iss *fleetcert.Issuer) *fleetcert.Registry {
+	return fleetcert.NewRegistry(db, iss)
+}
+
+// errorText is an error for the operator's terminal: the registry's message
+// when there is one.
+func errorText(err error) string {
+	if fleetcert.ErrorCode(err) != fleetcert.EInternalFailure {
+		return fleetcert.ErrorMessage(err)
+	}
+	return err.Error()
+}
