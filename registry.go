@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -20,6 +22,8 @@ type Registry struct {
 
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
+
+	signal changeSignal
 }
 
 // NewRegistry returns a Registry on store that issues with iss.
@@ -153,27 +157,36 @@ func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status St
 	}
 }
 
-// create stores c and records it in the change feed. A duplicate answers
-// ResourceAlreadyExistsException naming the existing certificate, as AWS.
+// create stores c and records it in the change feed.
 func (r *Registry) create(ctx context.Context, c *Certificate) error {
-	err := r.Store.Update(ctx, func(tx Tx) error {
-		if err := tx.CreateCertificate(ctx, c); err != nil {
-			return err
-		}
-		return tx.AppendChange(ctx, &Change{
-			Kind: ChangeCertificateCreated, Scope: c.Scope, CertificateID: c.ID,
-			NewStatus: c.Status, Time: c.CreationDate,
-		})
+	err := r.update(ctx, func(tx Tx) error { return r.insert(ctx, tx, c) })
+	return duplicate(err, c.Scope, c.ID)
+}
+
+// insert stores c in tx and records it in the change feed.
+func (r *Registry) insert(ctx context.Context, tx Tx, c *Certificate) error {
+	if err := tx.CreateCertificate(ctx, c); err != nil {
+		return err
+	}
+	return tx.AppendChange(ctx, &Change{
+		Kind: ChangeCertificateCreated, Scope: c.Scope, CertificateID: c.ID,
+		NewStatus: c.Status, Time: c.CreationDate,
 	})
-	if ErrorCode(err) == EResourceAlreadyExists {
+}
+
+// duplicate gives ResourceAlreadyExistsException for certificate id the
+// members AWS sets: the existing certificate's id and ARN.
+func duplicate(err error, scope Scope, id string) error {
+	var e *Error
+	if errors.As(err, &e) && e.Code == EResourceAlreadyExists && e.ResourceID == "" {
 		return &Error{
 			Code:        EResourceAlreadyExists,
 			Message:     "The certificate is already registered in this account.",
-			ResourceID:  c.ID,
-			ResourceARN: c.ARN(),
+			ResourceID:  id,
+			ResourceARN: CertificateARN(scope, id),
 		}
 	} else if err != nil {
-		return fmt.Errorf("register certificate %s: %w", c.ID, err)
+		return fmt.Errorf("register certificate %s: %w", id, err)
 	}
 	return nil
 }
@@ -210,7 +223,7 @@ func (r *Registry) UpdateCertificate(ctx context.Context, scope Scope, id string
 	if _, err := ParseStatus(string(newStatus)); err != nil {
 		return err
 	}
-	err = r.Store.Update(ctx, func(tx Tx) error {
+	err = r.update(ctx, func(tx Tx) error {
 		c, err := tx.Certificate(ctx, scope, id)
 		if err != nil {
 			return err
@@ -221,9 +234,6 @@ func (r *Registry) UpdateCertificate(ctx context.Context, scope Scope, id string
 		}
 		old := c.Status
 		c.Status = newStatus.normalize()
-		if old == StatusPendingTransfer {
-			c.Transfer = nil // revoking ends the transfer
-		}
 		r.touch(c)
 		if err := tx.UpdateCertificate(ctx, c); err != nil {
 			return err
@@ -246,7 +256,7 @@ func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string
 	if err != nil {
 		return err
 	}
-	err = r.Store.Update(ctx, func(tx Tx) error {
+	err = r.update(ctx, func(tx Tx) error {
 		c, err := tx.Certificate(ctx, scope, id)
 		if err != nil {
 			return err
@@ -271,6 +281,43 @@ func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string
 // Errors: InvalidRequestException.
 func (r *Registry) ListCertificates(ctx context.Context, scope Scope, opts ListOptions) (*CertificatePage, error) {
 	return r.listCertificates(ctx, CertificateQuery{Scope: scope}, opts)
+}
+
+// CertificateFilter narrows a listing of client certificates (the
+// console's filters).
+type CertificateFilter struct {
+	Status          Status
+	CACertificateID string
+	IDPrefix        string // hex digits, any case
+}
+
+// FindCertificates returns a page of the client certificates of scope that
+// match f, ordered like ListCertificates.
+//
+// Errors: InvalidRequestException.
+func (r *Registry) FindCertificates(ctx context.Context, scope Scope, f CertificateFilter, opts ListOptions) (*CertificatePage, error) {
+	q := CertificateQuery{Scope: scope}
+	if f.Status != "" {
+		st, err := ParseStatus(string(f.Status))
+		if err != nil {
+			return nil, err
+		}
+		q.Status = st.normalize()
+	}
+	if f.CACertificateID != "" {
+		id, err := ParseCertificateID("caCertificateId", f.CACertificateID)
+		if err != nil {
+			return nil, err
+		}
+		q.CACertificateID = id
+	}
+	if p := strings.ToLower(f.IDPrefix); p != "" {
+		if len(p) > 64 || strings.Trim(p, "0123456789abcdef") != "" {
+			return nil, Errorf(EInvalidRequest, "A certificate id prefix is up to 64 hex digits.")
+		}
+		q.IDPrefix = p
+	}
+	return r.listCertificates(ctx, q, opts)
 }
 
 func (r *Registry) listCertificates(ctx context.Context, q CertificateQuery, opts ListOptions) (*CertificatePage, error) {
@@ -350,7 +397,7 @@ func (r *Registry) CreateAccessKey(ctx context.Context, accountID string) (*Acce
 	if err != nil {
 		return nil, err
 	}
-	return k, r.Store.Update(ctx, func(tx Tx) error { return tx.CreateAccessKey(ctx, k) })
+	return k, r.update(ctx, func(tx Tx) error { return tx.CreateAccessKey(ctx, k) })
 }
 
 // EnsureAccessKey stores the bootstrap key k unless a key with its id
@@ -360,7 +407,7 @@ func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
 	if !ValidAccountID(k.AccountID) {
 		return Errorf(EInvalidRequest, "Account id %q is not 12 digits.", k.AccountID)
 	}
-	return r.Store.Update(ctx, func(tx Tx) error {
+	return r.update(ctx, func(tx Tx) error {
 		old, err := tx.AccessKey(ctx, k.ID)
 		if ErrorCode(err) == EResourceNotFound {
 			return tx.CreateAccessKey(ctx, k)
@@ -383,4 +430,69 @@ func (r *Registry) HasAccessKeys(ctx context.Context) (bool, error) {
 		return err
 	})
 	return n > 0, err
+}
+
+// RegisterCertificateInput is the input of RegisterCertificate.
+type RegisterCertificateInput struct {
+	CertificatePEM   string
+	CACertificatePEM string // optional: which registered CA signed it
+	Status           Status // "" means INACTIVE, or ACTIVE with SetAsActive
+	SetAsActive      bool   // deprecated by AWS, still honoured
+}
+
+// RegisterCertificate registers a client certificate issued by a CA
+// registered in this account and region. The certificate takes the CA's
+// certificate mode.
+//
+// Errors: InvalidRequestException, CertificateValidationException,
+// CertificateStateException, CertificateConflictException,
+// ResourceAlreadyExistsException.
+func (r *Registry) RegisterCertificate(ctx context.Context, scope Scope, in RegisterCertificateInput) (*Certificate, error) {
+	status := in.Status
+	if status == "" && in.SetAsActive {
+		status = StatusActive
+	}
+	status, err := CheckRegistrationStatus(status)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ParseCertificatePEM("certificatePem", in.CertificatePEM)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	if err := CheckValidity(cert, now); err != nil {
+		return nil, err
+	}
+	var c *Certificate
+	err = r.update(ctx, func(tx Tx) error {
+		ca, err := findIssuer(ctx, tx, scope, cert, in.CACertificatePEM)
+		if err != nil {
+			return err
+		}
+		if ca.Status != CAStatusActive {
+			// Deactivating a CA stops registration under it
+			// (deactivate-ca-cert.md).
+			return Errorf(ECertificateState, "The CA certificate %s is INACTIVE; activate it to register certificates under it.", ca.ID)
+		}
+		c = r.newCertificate(scope, cert, status, ca.Mode, now)
+		c.CACertificateID = ca.ID
+		return r.insert(ctx, tx, c)
+	})
+	if err != nil {
+		return nil, duplicate(err, scope, CertificateID(cert.Raw))
+	}
+	return c, nil
+}
+
+// ListCertificatesByCA returns a page of the client certificates of scope
+// issued by CA caID, ordered like ListCertificates.
+//
+// Errors: InvalidRequestException.
+func (r *Registry) ListCertificatesByCA(ctx context.Context, scope Scope, caID string, opts ListOptions) (*CertificatePage, error) {
+	caID, err := ParseCertificateID("caCertificateId", caID)
+	if err != nil {
+		return nil, err
+	}
+	return r.listCertificates(ctx, CertificateQuery{Scope: scope, CACertificateID: caID}, opts)
 }

@@ -65,12 +65,11 @@ func CheckTransition(from, to Status) (changed bool, err error) {
 		return false, Errorf(ECertificateState,
 			"The certificate is revoked; a revoked certificate cannot be set to %s.", to)
 	case StatusPendingTransfer:
-		// A certificate in transfer belongs to neither side until the transfer
-		// is accepted, rejected or cancelled; only revocation is still allowed.
-		if to != StatusRevoked {
-			return false, Errorf(ECertificateState,
-				"The certificate is pending transfer; cancel or reject the transfer before setting it to %s.", to)
-		}
+		// A certificate in transfer is settled only by accepting, rejecting or
+		// cancelling the transfer (AWS: UpdateCertificate to ACTIVE is refused
+		// while PENDING_TRANSFER).
+		return false, Errorf(ECertificateState,
+			"The certificate is pending transfer; cancel or reject the transfer before setting it to %s.", to)
 	}
 	return true, nil
 }

@@ -31,8 +31,8 @@ func TestCheckTransition(t *testing.T) {
 		{I, A, ok}, {I, I, noop}, {I, R, ok}, {I, RI, noop},
 		// AWS IoT: REVOKED is terminal.
 		{R, A, state}, {R, I, state}, {R, RI, state}, {R, R, noop},
-		// A certificate in transfer can only be revoked.
-		{PT, A, state}, {PT, I, state}, {PT, R, ok},
+		// A certificate in transfer is settled only by the transfer operations.
+		{PT, A, state}, {PT, I, state}, {PT, R, state},
 		// JITR: the provisioning service activates (or refuses) the device.
 		{PA, A, ok}, {PA, I, ok}, {PA, R, ok},
 		// System-only statuses are refused as a target, from anywhere.

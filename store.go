@@ -8,7 +8,8 @@ import (
 // Times: a store keeps CreationDate, LastModifiedDate and transfer dates to
 // the millisecond at least (the Registry truncates them to milliseconds) and
 // NotBefore/NotAfter to the second, for any year up to 9999 (RFC 5280's "no
-// expiration" date), and returns them in UTC.
+// expiration" date), and returns them in UTC. An empty slice field
+// (CACertificate.Tags, CACertificate.Subject) is returned nil.
 //
 // Store persists the registry's records. It never decides: every rule lives
 // in Registry. Implementations: sqlite (embedded) and postgres; storetest
@@ -36,6 +37,11 @@ type Tx interface {
 	// Certificate returns the client certificate id in scope.
 	// Errors: ResourceNotFoundException.
 	Certificate(ctx context.Context, scope Scope, id string) (*Certificate, error)
+
+	// CertificatesByID returns the registrations of client certificate id
+	// in every account and region (the device gateway's lookup by
+	// fingerprint).
+	CertificatesByID(ctx context.Context, id string) ([]*Certificate, error)
 
 	// CreateCertificate stores a new client certificate and sets its Seq.
 	// Errors: ResourceAlreadyExistsException when (scope, id) exists.
@@ -69,15 +75,74 @@ type Tx interface {
 
 	// AppendChange appends ch to the change feed and sets its Seq.
 	AppendChange(ctx context.Context, ch *Change) error
+
+	// CACertificate returns the CA certificate id in scope.
+	// Errors: ResourceNotFoundException.
+	CACertificate(ctx context.Context, scope Scope, id string) (*CACertificate, error)
+
+	// CACertificatesByID returns the registrations of CA certificate id in
+	// every account of region.
+	CACertificatesByID(ctx context.Context, region, id string) ([]*CACertificate, error)
+
+	// CreateCACertificate stores a new CA certificate and sets its Seq.
+	// Errors: ResourceAlreadyExistsException when (scope, id) exists.
+	CreateCACertificate(ctx context.Context, ca *CACertificate) error
+
+	// UpdateCACertificate replaces the stored CA certificate (ca.Scope, ca.ID).
+	// Errors: ResourceNotFoundException.
+	UpdateCACertificate(ctx context.Context, ca *CACertificate) error
+
+	// DeleteCACertificate removes the CA certificate id in scope.
+	// Errors: ResourceNotFoundException.
+	DeleteCACertificate(ctx context.Context, scope Scope, id string) error
+
+	// ListCACertificates returns up to q.Limit CA certificates of q.Scope
+	// matching q's filters, ordered and paged like ListCertificates. The
+	// listed records carry every field, PEM included.
+	ListCACertificates(ctx context.Context, q CAQuery) ([]*CACertificate, error)
+
+	// RegistrationCode returns the registration code of scope.
+	// Errors: ResourceNotFoundException.
+	RegistrationCode(ctx context.Context, scope Scope) (string, error)
+
+	// PutRegistrationCode sets the registration code of scope.
+	PutRegistrationCode(ctx context.Context, scope Scope, code string) error
+
+	// DeleteRegistrationCode removes the registration code of scope.
+	// Errors: ResourceNotFoundException.
+	DeleteRegistrationCode(ctx context.Context, scope Scope) error
+
+	// PutTransfer stores t, replacing the transfer with the same Region,
+	// CertificateID, SourceAccountID and TransferDate (which must be set).
+	PutTransfer(ctx context.Context, t *Transfer) error
+
+	// LatestTransfer returns the most recent transfer (by TransferDate) of
+	// certificate id in region whose source or target is accountID; of
+	// transfers with the same TransferDate, the one first stored last.
+	// Errors: ResourceNotFoundException.
+	LatestTransfer(ctx context.Context, region, id, accountID string) (*Transfer, error)
 }
 
 // CertificateQuery selects a page of client certificates.
 type CertificateQuery struct {
 	Scope
 	CACertificateID string  // when set, only certificates issued by this CA
+	Status          Status  // when set, only certificates in this status
+	OwnedBy         string  // when set, only certificates owned by this account
+	IDPrefix        string  // when set, only certificates whose id starts with it (lowercase hex)
 	Ascending       bool    // oldest first; AWS's default is newest first
 	After           *Cursor // resume strictly after this position
 	Limit           int
+}
+
+// CAQuery selects a page of CA certificates.
+type CAQuery struct {
+	Scope
+	Subject      []byte // when set, only CAs with this raw DER subject
+	TemplateName string // when set, only CAs whose registration config names it
+	Ascending    bool
+	After        *Cursor
+	Limit        int
 }
 
 // Cursor is a position in list order: the (CreationDate, Seq) of the last
@@ -95,6 +160,15 @@ const (
 	ChangeCertificateCreated ChangeKind = "certificate.created"
 	ChangeCertificateUpdated ChangeKind = "certificate.updated"
 	ChangeCertificateDeleted ChangeKind = "certificate.deleted"
+
+	// For CA changes, Change.CertificateID is the CA's id and the statuses
+	// are CA statuses.
+	ChangeCACertificateCreated ChangeKind = "cacertificate.created"
+	ChangeCACertificateUpdated ChangeKind = "cacertificate.updated"
+	ChangeCACertificateDeleted ChangeKind = "cacertificate.deleted"
+
+	ChangeRegistrationCodeCreated ChangeKind = "registrationcode.created"
+	ChangeRegistrationCodeDeleted ChangeKind = "registrationcode.deleted"
 )
 
 // Change is one entry of the ordered change feed, appended in the same

@@ -19,6 +19,17 @@ type registerCertificateWithoutCAOutput struct {
 	CertificateID  string `json:"certificateId"`
 }
 
+type registerCertificateInput struct {
+	CertificatePEM   *string `json:"certificatePem"`
+	CACertificatePEM string  `json:"caCertificatePem"`
+	Status           string  `json:"status"`
+}
+
+type registerCertificateOutput struct {
+	CertificateARN string `json:"certificateArn"`
+	CertificateID  string `json:"certificateId"`
+}
+
 type createCertificateFromCSRInput struct {
 	CertificateSigningRequest *string `json:"certificateSigningRequest"`
 }
@@ -102,6 +113,31 @@ func (h *Handler) registerCertificateWithoutCA(c *call, r *http.Request) (any, e
 		return nil, err
 	}
 	return &registerCertificateWithoutCAOutput{CertificateARN: cert.ARN(), CertificateID: cert.ID}, nil
+}
+
+// registerCertificate serves POST /certificate/register?setAsActive=.
+func (h *Handler) registerCertificate(c *call, r *http.Request) (any, error) {
+	setAsActive, err := queryBool(c.query, "setAsActive")
+	if err != nil {
+		return nil, err
+	}
+	var in registerCertificateInput
+	if err := decodeBody(c.body, &in); err != nil {
+		return nil, err
+	}
+	if in.CertificatePEM == nil {
+		return nil, missingMember("certificatePem")
+	}
+	cert, err := h.Registry.RegisterCertificate(c.ctx, c.scope, fleetcert.RegisterCertificateInput{
+		CertificatePEM:   *in.CertificatePEM,
+		CACertificatePEM: in.CACertificatePEM,
+		Status:           fleetcert.Status(in.Status),
+		SetAsActive:      setAsActive,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &registerCertificateOutput{CertificateARN: cert.ARN(), CertificateID: cert.ID}, nil
 }
 
 // createKeysAndCertificate serves POST /keys-and-certificate?setAsActive=.
@@ -203,6 +239,26 @@ func (h *Handler) listCertificates(c *call, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return certificateList(page), nil
+}
+
+// listCertificatesByCA serves
+// GET /certificates-by-ca/{caCertificateId}?pageSize=&marker=&isAscendingOrder=.
+func (h *Handler) listCertificatesByCA(c *call, r *http.Request) (any, error) {
+	opts, err := listOptions(c.query)
+	if err != nil {
+		return nil, err
+	}
+	page, err := h.Registry.ListCertificatesByCA(c.ctx, c.scope, r.PathValue("caCertificateId"), opts)
+	if err != nil {
+		return nil, err
+	}
+	return certificateList(page), nil
+}
+
+// certificateList is the output of ListCertificates and
+// ListCertificatesByCA, whose response shapes have the same members.
+func certificateList(page *fleetcert.CertificatePage) *listCertificatesOutput {
 	out := &listCertificatesOutput{
 		Certificates: make([]certificateSummary, len(page.Certificates)),
 		NextMarker:   page.NextMarker,
@@ -216,5 +272,5 @@ func (h *Handler) listCertificates(c *call, r *http.Request) (any, error) {
 			CreationDate:    epochTime(cert.CreationDate),
 		}
 	}
-	return out, nil
+	return out
 }

@@ -114,6 +114,10 @@ func TestErrors_Model(t *testing.T) {
 					_, err := client.DeleteCertificate(ctx, &iot.DeleteCertificateInput{CertificateId: aws.String(id)})
 					return err
 				},
+				"TransferCertificate": func() error {
+					_, err := client.TransferCertificate(ctx, &iot.TransferCertificateInput{CertificateId: aws.String(id), TargetAwsAccount: aws.String(accountB)})
+					return err
+				},
 				"RegisterCertificateWithoutCA": func() error {
 					_, err := client.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{CertificatePem: aws.String(pemText)})
 					return err

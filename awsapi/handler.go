@@ -25,9 +25,11 @@ import (
 )
 
 // DefaultMaxBodyBytes is the request body limit when Handler.MaxBodyBytes is
-// zero. The largest modelled member, certificatePem, is 64 KiB; 128 KiB leaves
-// room for JSON escaping and the other members of a request.
-const DefaultMaxBodyBytes = 128 << 10
+// zero. RegisterCertificate and RegisterCACertificate carry two PEM members
+// of up to 64 KiB each (certificatePem and caCertificatePem, caCertificate and
+// verificationCertificate); 256 KiB leaves room for JSON escaping and the
+// other members of a request.
+const DefaultMaxBodyBytes = 256 << 10
 
 // DefaultKeyCacheTTL is how long a found access key is reused without asking
 // the store again, when Handler.KeyCacheTTL is zero.
@@ -55,6 +57,11 @@ type Handler struct {
 	// cache. Unknown keys are never cached, so a key created by another
 	// process is accepted at once.
 	KeyCacheTTL time.Duration
+
+	// Endpoint names scope's endpoint of endpointType for DescribeEndpoint
+	// (set by the device gateway); nil answers that the operation is not
+	// implemented. It returns *fleetcert.Error for an unknown type.
+	Endpoint func(scope fleetcert.Scope, endpointType string) (string, error)
 
 	mux  *http.ServeMux
 	auth authCache
@@ -97,27 +104,27 @@ type operation struct {
 // method and requestUri of each. A test walks the model to prove that every
 // one of them routes here.
 var operations = []operation{
-	{"AcceptCertificateTransfer", "PATCH", "/accept-certificate-transfer/{certificateId}", nil},
-	{"CancelCertificateTransfer", "PATCH", "/cancel-certificate-transfer/{certificateId}", nil},
+	{"AcceptCertificateTransfer", "PATCH", "/accept-certificate-transfer/{certificateId}", (*Handler).acceptCertificateTransfer},
+	{"CancelCertificateTransfer", "PATCH", "/cancel-certificate-transfer/{certificateId}", (*Handler).cancelCertificateTransfer},
 	{"CreateCertificateFromCsr", "POST", "/certificates", (*Handler).createCertificateFromCSR},
 	{"CreateKeysAndCertificate", "POST", "/keys-and-certificate", (*Handler).createKeysAndCertificate},
-	{"DeleteCACertificate", "DELETE", "/cacertificate/{caCertificateId}", nil},
+	{"DeleteCACertificate", "DELETE", "/cacertificate/{caCertificateId}", (*Handler).deleteCACertificate},
 	{"DeleteCertificate", "DELETE", "/certificates/{certificateId}", (*Handler).deleteCertificate},
-	{"DeleteRegistrationCode", "DELETE", "/registrationcode", nil},
-	{"DescribeCACertificate", "GET", "/cacertificate/{caCertificateId}", nil},
+	{"DeleteRegistrationCode", "DELETE", "/registrationcode", (*Handler).deleteRegistrationCode},
+	{"DescribeCACertificate", "GET", "/cacertificate/{caCertificateId}", (*Handler).describeCACertificate},
 	{"DescribeCertificate", "GET", "/certificates/{certificateId}", (*Handler).describeCertificate},
-	{"DescribeEndpoint", "GET", "/endpoint", nil},
-	{"GetRegistrationCode", "GET", "/registrationcode", nil},
-	{"ListCACertificates", "GET", "/cacertificates", nil},
+	{"DescribeEndpoint", "GET", "/endpoint", (*Handler).describeEndpoint},
+	{"GetRegistrationCode", "GET", "/registrationcode", (*Handler).getRegistrationCode},
+	{"ListCACertificates", "GET", "/cacertificates", (*Handler).listCACertificates},
 	{"ListCertificates", "GET", "/certificates", (*Handler).listCertificates},
-	{"ListCertificatesByCA", "GET", "/certificates-by-ca/{caCertificateId}", nil},
-	{"ListOutgoingCertificates", "GET", "/certificates-out-going", nil},
-	{"RegisterCACertificate", "POST", "/cacertificate", nil},
-	{"RegisterCertificate", "POST", "/certificate/register", nil},
+	{"ListCertificatesByCA", "GET", "/certificates-by-ca/{caCertificateId}", (*Handler).listCertificatesByCA},
+	{"ListOutgoingCertificates", "GET", "/certificates-out-going", (*Handler).listOutgoingCertificates},
+	{"RegisterCACertificate", "POST", "/cacertificate", (*Handler).registerCACertificate},
+	{"RegisterCertificate", "POST", "/certificate/register", (*Handler).registerCertificate},
 	{"RegisterCertificateWithoutCA", "POST", "/certificate/register-no-ca", (*Handler).registerCertificateWithoutCA},
-	{"RejectCertificateTransfer", "PATCH", "/reject-certificate-transfer/{certificateId}", nil},
-	{"TransferCertificate", "PATCH", "/transfer-certificate/{certificateId}", nil},
-	{"UpdateCACertificate", "PUT", "/cacertificate/{caCertificateId}", nil},
+	{"RejectCertificateTransfer", "PATCH", "/reject-certificate-transfer/{certificateId}", (*Handler).rejectCertificateTransfer},
+	{"TransferCertificate", "PATCH", "/transfer-certificate/{certificateId}", (*Handler).transferCertificate},
+	{"UpdateCACertificate", "PUT", "/cacertificate/{caCertificateId}", (*Handler).updateCACertificate},
 	{"UpdateCertificate", "PUT", "/certificates/{certificateId}", (*Handler).updateCertificate},
 }
 

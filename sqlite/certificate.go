@@ -37,24 +37,55 @@ const (
 		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
 )
 
+// Filters of ListCertificates, a bit each: the index of the statement that
+// applies them in statements.listCertificates.
+const (
+	byCA     = 1 << iota // ca_certificate_id = ?6
+	byStatus             // status = ?7
+	byOwner              // owned_by = ?8
+	byIDPrefix           // ?9 <= certificate_id < ?10
+
+	certificateFilters = 1 << iota // how many combinations
+)
+
 // listCertificatesSQL returns the keyset-pagination query for one order and
-// filter. Its parameters: ?1 account, ?2 region, ?3 creation date and ?4 seq
-// of the cursor, ?5 limit, ?6 CA id. The row-value comparison is a range on
-// the index (account_id, region[, ca_certificate_id], creation_date, seq),
-// so a page costs its own rows, however deep it is.
-func listCertificatesSQL(ascending, byCA bool) string {
+// combination of filters. Its parameters: ?1 account, ?2 region, ?3 creation
+// date and ?4 seq of the cursor, ?5 limit, ?6 CA id, ?7 status, ?8 owner,
+// ?9 and ?10 the range of ids that start with a prefix.
+// The row-value comparison is a range on the index (account_id, region[,
+// ca_certificate_id | status], creation_date, seq), so a page costs its own
+// rows, however deep it is; the filters the index lacks are checked on those
+// rows.
+func listCertificatesSQL(ascending bool, filters int) string {
 	var b strings.Builder
 	// A listing never returns the PEM (the Store contract), and the PEM is
 	// most of a row: select an empty one.
 	b.WriteString(`SELECT ` + strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1) + `, seq FROM certificates`)
-	if byCA {
+	switch {
+	case filters&byIDPrefix != 0:
+		// A prefix search (the console's) matches few rows: find them by id,
+		// then sort them.
+		b.WriteString(` INDEXED BY certificates_by_id`)
+	case filters&byCA != 0:
+		// A CA's certificates are fewer than a status's (most are ACTIVE).
 		b.WriteString(` INDEXED BY certificates_by_ca`)
-	} else {
+	case filters&byStatus != 0:
+		b.WriteString(` INDEXED BY certificates_by_status`)
+	default:
 		b.WriteString(` INDEXED BY certificates_by_creation`)
 	}
 	b.WriteString(` WHERE account_id = ?1 AND region = ?2`)
-	if byCA {
+	if filters&byCA != 0 {
 		b.WriteString(` AND ca_certificate_id = ?6`)
+	}
+	if filters&byStatus != 0 {
+		b.WriteString(` AND status = ?7`)
+	}
+	if filters&byOwner != 0 {
+		b.WriteString(` AND owned_by = ?8`)
+	}
+	if filters&byIDPrefix != 0 {
+		b.WriteString(` AND certificate_id >= ?9 AND certificate_id < ?10`)
 	}
 	if ascending {
 		b.WriteString(` AND (creation_date, seq) > (?3, ?4) ORDER BY creation_date, seq`)
@@ -220,18 +251,31 @@ func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery
 		}
 		created, seq = n.Int64, q.After.Seq
 	}
-	asc, byCA := 0, 0
+	asc, filters := 0, 0
 	if q.Ascending {
 		asc = 1
 	}
+	// Ids are lowercase hex: every id that starts with the prefix sorts
+	// below the prefix followed by 'g'.
+	args := []any{q.AccountID, q.Region, created, seq, q.Limit, q.CACertificateID, string(q.Status), q.OwnedBy,
+		q.IDPrefix, q.IDPrefix + "g"}
+	// Bind the parameters up to the last one the statement uses (each costs
+	// a copy); one in between that it does not use is bound and ignored.
+	n := 5
 	if q.CACertificateID != "" {
-		byCA = 1
+		filters, n = filters|byCA, 6
 	}
-	args := []any{q.AccountID, q.Region, created, seq, q.Limit}
-	if byCA == 1 {
-		args = append(args, q.CACertificateID)
+	if q.Status != "" {
+		filters, n = filters|byStatus, 7
 	}
-	rows, err := tx.stmt(ctx, tx.stmts.listCertificates[asc][byCA]).QueryContext(ctx, args...)
+	if q.OwnedBy != "" {
+		filters, n = filters|byOwner, 8
+	}
+	if q.IDPrefix != "" {
+		filters, n = filters|byIDPrefix, 10
+	}
+	args = args[:n]
+	rows, err := tx.stmt(ctx, tx.stmts.listCertificates[asc][filters]).QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}

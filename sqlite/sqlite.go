@@ -362,7 +362,21 @@ type statements struct {
 	insertCertificate *sql.Stmt
 	updateCertificate *sql.Stmt
 	deleteCertificate *sql.Stmt
-	listCertificates  [2][2]*sql.Stmt // [ascending][by CA]
+	listCertificates  [2][certificateFilters]*sql.Stmt // [ascending][filters]
+
+	ca       *sql.Stmt
+	casByID  *sql.Stmt
+	insertCA *sql.Stmt
+	updateCA *sql.Stmt
+	deleteCA *sql.Stmt
+	listCAs  [2][caFilters]*sql.Stmt // [ascending][filters]
+
+	registrationCode       *sql.Stmt
+	putRegistrationCode    *sql.Stmt
+	deleteRegistrationCode *sql.Stmt
+
+	putTransfer    *sql.Stmt
+	latestTransfer *sql.Stmt
 
 	accessKey       *sql.Stmt
 	insertAccessKey *sql.Stmt
@@ -375,23 +389,38 @@ type statements struct {
 // prepare prepares every statement on pool p.
 func prepare(p *sql.DB) (*statements, error) {
 	var s statements
-	list := []struct {
+	type entry struct {
 		stmt  **sql.Stmt
 		query string
-	}{
+	}
+	list := []entry{
 		{&s.certificate, selectCertificateSQL},
 		{&s.insertCertificate, insertCertificateSQL},
 		{&s.updateCertificate, updateCertificateSQL},
 		{&s.deleteCertificate, deleteCertificateSQL},
-		{&s.listCertificates[0][0], listCertificatesSQL(false, false)},
-		{&s.listCertificates[0][1], listCertificatesSQL(false, true)},
-		{&s.listCertificates[1][0], listCertificatesSQL(true, false)},
-		{&s.listCertificates[1][1], listCertificatesSQL(true, true)},
+		{&s.ca, selectCASQL},
+		{&s.casByID, selectCAsByIDSQL},
+		{&s.insertCA, insertCASQL},
+		{&s.updateCA, updateCASQL},
+		{&s.deleteCA, deleteCASQL},
+		{&s.registrationCode, selectRegistrationCodeSQL},
+		{&s.putRegistrationCode, putRegistrationCodeSQL},
+		{&s.deleteRegistrationCode, deleteRegistrationCodeSQL},
+		{&s.putTransfer, putTransferSQL},
+		{&s.latestTransfer, latestTransferSQL},
 		{&s.accessKey, selectAccessKeySQL},
 		{&s.insertAccessKey, insertAccessKeySQL},
 		{&s.countAccessKeys, countAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
 		{&s.changes, selectChangesSQL},
+	}
+	for asc := range 2 {
+		for f := range certificateFilters {
+			list = append(list, entry{&s.listCertificates[asc][f], listCertificatesSQL(asc == 1, f)})
+		}
+		for f := range caFilters {
+			list = append(list, entry{&s.listCAs[asc][f], listCAsSQL(asc == 1, f)})
+		}
 	}
 	for _, st := range list {
 		var err error

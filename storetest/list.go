@@ -249,3 +249,159 @@ func testListScopeIsolation(t *testing.T, s fleetcert.Store) {
 		t.Fatalf("empty scope listed %v", ids(got))
 	}
 }
+
+// filterSet creates n certificates of scopeA, two per millisecond, in a
+// scrambled order, with statuses, owners and CAs spread so that every
+// combination of filters matches several, and returns them.
+func filterSet(t *testing.T, s fleetcert.Store, n int) []*fleetcert.Certificate {
+	statuses := []fleetcert.Status{fleetcert.StatusActive, fleetcert.StatusPendingTransfer, fleetcert.StatusInactive}
+	owners := []string{scopeA.AccountID, scopeB.AccountID}
+	cas := []string{"", certificateID("ca-x")}
+	certs := make([]*fleetcert.Certificate, n)
+	for i := range n {
+		c := newCertificate(scopeA, fmt.Sprint("f", i), baseTime.Add(time.Duration(i/2)*time.Millisecond))
+		c.Status = statuses[i%3]
+		c.OwnedBy = owners[i%4/2]
+		c.CACertificateID = cas[i%5%2]
+		certs[i] = c
+	}
+	scrambled := slices.Clone(certs)
+	rand.New(rand.NewPCG(3, 3)).Shuffle(n, func(i, j int) { scrambled[i], scrambled[j] = scrambled[j], scrambled[i] })
+	create(t, s, scrambled...)
+	// The same certificates in another account, and another region, match
+	// the filters too but are out of scope.
+	for _, scope := range []fleetcert.Scope{scopeB, scopeARegion} {
+		var others []*fleetcert.Certificate
+		for _, c := range certs[:20] {
+			o := *c
+			o.Scope = scope
+			others = append(others, &o)
+		}
+		create(t, s, others...)
+	}
+	return certs
+}
+
+// testListFilters pages through every combination of the status, owner and
+// CA filters, in both orders.
+func testListFilters(t *testing.T, s fleetcert.Store) {
+	certs := filterSet(t, s, 120)
+	caX := certificateID("ca-x")
+	for _, tc := range []struct {
+		name    string
+		q       fleetcert.CertificateQuery
+		matches func(c *fleetcert.Certificate) bool
+	}{
+		{"status", fleetcert.CertificateQuery{Status: fleetcert.StatusPendingTransfer},
+			func(c *fleetcert.Certificate) bool { return c.Status == fleetcert.StatusPendingTransfer }},
+		{"owner", fleetcert.CertificateQuery{OwnedBy: scopeB.AccountID},
+			func(c *fleetcert.Certificate) bool { return c.OwnedBy == scopeB.AccountID }},
+		{"status and owner", fleetcert.CertificateQuery{Status: fleetcert.StatusPendingTransfer, OwnedBy: scopeA.AccountID},
+			func(c *fleetcert.Certificate) bool {
+				return c.Status == fleetcert.StatusPendingTransfer && c.OwnedBy == scopeA.AccountID
+			}},
+		{"CA and status", fleetcert.CertificateQuery{CACertificateID: caX, Status: fleetcert.StatusInactive},
+			func(c *fleetcert.Certificate) bool {
+				return c.CACertificateID == caX && c.Status == fleetcert.StatusInactive
+			}},
+		{"CA and owner", fleetcert.CertificateQuery{CACertificateID: caX, OwnedBy: scopeA.AccountID},
+			func(c *fleetcert.Certificate) bool { return c.CACertificateID == caX && c.OwnedBy == scopeA.AccountID }},
+		{"CA, status and owner", fleetcert.CertificateQuery{CACertificateID: caX, Status: fleetcert.StatusActive, OwnedBy: scopeB.AccountID},
+			func(c *fleetcert.Certificate) bool {
+				return c.CACertificateID == caX && c.Status == fleetcert.StatusActive && c.OwnedBy == scopeB.AccountID
+			}},
+	} {
+		var want []*fleetcert.Certificate
+		for _, c := range certs {
+			if tc.matches(c) {
+				want = append(want, c)
+			}
+		}
+		if len(want) < 4 || len(want) == len(certs) {
+			t.Fatalf("%s: %d of %d certificates match; the test needs a few pages of some", tc.name, len(want), len(certs))
+		}
+		for _, ascending := range []bool{true, false} {
+			sortCertificates(want, ascending)
+			q := tc.q
+			q.Scope, q.Ascending = scopeA, ascending
+			got := listAll(t, s, q, 3)
+			what := fmt.Sprintf("%s, ascending=%v", tc.name, ascending)
+			sameOrder(t, what, got, want)
+			for i := range got {
+				w := *want[i]
+				w.PEM = ""
+				equalCertificate(t, got[i], &w)
+			}
+			// A cursor taken from outside the filtered list.
+			mid := certs[len(certs)/2]
+			q.After, q.Limit = &fleetcert.Cursor{CreationDate: mid.CreationDate, Seq: mid.Seq}, len(certs)
+			var rest []*fleetcert.Certificate
+			for _, c := range want {
+				order := cmp.Or(c.CreationDate.Compare(mid.CreationDate), cmp.Compare(c.Seq, mid.Seq))
+				if ascending && order > 0 || !ascending && order < 0 {
+					rest = append(rest, c)
+				}
+			}
+			sameOrder(t, what+", after a certificate filtered out", list(t, s, q), rest)
+		}
+	}
+	for _, q := range []fleetcert.CertificateQuery{
+		{Scope: scopeA, Status: fleetcert.StatusRevoked, Limit: 10},
+		{Scope: scopeA, OwnedBy: "999999999999", Limit: 10},
+		{Scope: scopeA, Status: fleetcert.StatusPendingTransfer, OwnedBy: "999999999999", Limit: 10},
+		{Scope: fleetcert.Scope{AccountID: "999999999999", Region: scopeA.Region}, Status: fleetcert.StatusActive, Limit: 10},
+	} {
+		if got := list(t, s, q); len(got) != 0 {
+			t.Fatalf("%+v listed %v, want none", q, ids(got))
+		}
+	}
+}
+
+func testListStatusFilterFollowsUpdates(t *testing.T, s fleetcert.Store) {
+	ctx := context.Background()
+	var certs []*fleetcert.Certificate
+	for i := range 6 {
+		certs = append(certs, newCertificate(scopeA, fmt.Sprint("su", i), baseTime.Add(time.Duration(i)*time.Millisecond)))
+	}
+	create(t, s, certs...)
+	pending := fleetcert.CertificateQuery{Scope: scopeA, Status: fleetcert.StatusPendingTransfer, OwnedBy: scopeA.AccountID, Limit: 10}
+	if got := list(t, s, pending); len(got) != 0 {
+		t.Fatalf("pending before any transfer: %v", ids(got))
+	}
+	// Start transfers of two; a third goes to another owner.
+	err := s.Update(ctx, func(tx fleetcert.Tx) error {
+		for i, c := range []*fleetcert.Certificate{certs[4], certs[1], certs[2]} {
+			c.Status = fleetcert.StatusPendingTransfer
+			c.Transfer = &fleetcert.TransferData{TargetAccountID: scopeB.AccountID, TransferDate: baseTime.Add(time.Hour)}
+			if i == 2 {
+				c.OwnedBy = scopeB.AccountID
+			}
+			if err := tx.UpdateCertificate(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, "pending, newest first", list(t, s, pending), []*fleetcert.Certificate{certs[4], certs[1]})
+	// One ends; one is deleted.
+	err = s.Update(ctx, func(tx fleetcert.Tx) error {
+		certs[4].Status, certs[4].Transfer = fleetcert.StatusInactive, nil
+		if err := tx.UpdateCertificate(ctx, certs[4]); err != nil {
+			return err
+		}
+		return tx.DeleteCertificate(ctx, scopeA, certs[1].ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t, s, pending); len(got) != 0 {
+		t.Fatalf("pending after the transfers ended: %v", ids(got))
+	}
+	sameOrder(t, "inactive", list(t, s, fleetcert.CertificateQuery{Scope: scopeA, Status: fleetcert.StatusInactive, Limit: 10}),
+		[]*fleetcert.Certificate{certs[4]})
+	sameOrder(t, "owned by B", list(t, s, fleetcert.CertificateQuery{Scope: scopeA, OwnedBy: scopeB.AccountID, Limit: 10}),
+		[]*fleetcert.Certificate{certs[2]})
+}

@@ -42,18 +42,43 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/update-transfer", testUpdateTransfer},
 		{"ok/delete", testDelete},
 		{"fail/write-in-view", testWriteInView},
+		{"fail/write-in-view-ca-code-transfer", testWriteInViewAll},
 		{"ok/list-order", testListOrder},
 		{"ok/list-limit", testListLimit},
 		{"ok/list-paging", testListPaging},
 		{"ok/list-paging-concurrent-inserts", testListPagingConcurrentInserts},
 		{"ok/list-ca-filter", testListCAFilter},
 		{"ok/list-scope-isolation", testListScopeIsolation},
+		{"ok/list-status-owner-ca-filters", testListFilters},
+		{"ok/list-status-filter-follows-updates", testListStatusFilterFollowsUpdates},
+		{"ok/list-id-prefix", testListIDPrefix},
+		{"ok/certificates-by-id", testCertificatesByID},
+		{"ok/ca-create-and-get", testCACreateAndGet},
+		{"ok/ca-create-and-get-zero-fields", testCACreateAndGetZeroFields},
+		{"fail/ca-duplicate", testCADuplicate},
+		{"ok/ca-same-id-other-scope", testCASameIDOtherScope},
+		{"fail/ca-not-found", testCANotFound},
+		{"ok/ca-update", testCAUpdate},
+		{"ok/ca-delete", testCADelete},
+		{"ok/ca-by-id-across-accounts", testCAByID},
+		{"ok/ca-list-order", testCAListOrder},
+		{"ok/ca-list-paging", testCAListPaging},
+		{"ok/ca-list-subject-filter", testCAListSubjectFilter},
+		{"ok/ca-list-template-filter", testCAListTemplateFilter},
+		{"ok/ca-list-scope-isolation", testCAListScopeIsolation},
+		{"ok/registration-code", testRegistrationCode},
+		{"fail/registration-code-not-found", testRegistrationCodeNotFound},
+		{"ok/transfer", testTransfer},
+		{"ok/transfer-update-same-key", testTransferUpdate},
+		{"ok/transfer-latest", testTransferLatest},
+		{"fail/transfer-not-found", testTransferNotFound},
 		{"ok/access-key", testAccessKey},
 		{"fail/access-key-duplicate", testAccessKeyDuplicate},
 		{"fail/access-key-not-found", testAccessKeyNotFound},
 		{"ok/changes", testChanges},
 		{"ok/changes-after-limit", testChangesAfterLimit},
 		{"ok/update-error-rolls-back", testUpdateErrorRollsBack},
+		{"ok/update-error-rolls-back-ca-code-transfer", testUpdateErrorRollsBackAll},
 		{"ok/error-unchanged", testErrorUnchanged},
 		{"ok/concurrent-read-check-write", testConcurrentReadCheckWrite},
 	} {
@@ -173,7 +198,12 @@ func listAll(tb testing.TB, s fleetcert.Store, q fleetcert.CertificateQuery, siz
 			return all
 		}
 		last := page[len(page)-1]
-		q.After = &fleetcert.Cursor{CreationDate: last.CreationDate, Seq: last.Seq}
+		next := &fleetcert.Cursor{CreationDate: last.CreationDate, Seq: last.Seq}
+		if q.After != nil && *next == *q.After {
+			// A store that repeats the cursor's item would page forever.
+			tb.Fatalf("page after %+v ends at the cursor again: %v", *q.After, ids(page))
+		}
+		q.After = next
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -54,6 +55,110 @@ func testUpdateErrorRollsBack(t *testing.T, s fleetcert.Store) {
 
 	// The store is usable afterwards, and the rolled-back id is free.
 	create(t, s, newCertificate(scopeA, "rolled-back", baseTime))
+}
+
+func testUpdateErrorRollsBackAll(t *testing.T, s fleetcert.Store) {
+	ctx := context.Background()
+	ca := newCA(scopeA, "existing", baseTime)
+	gone := newCA(scopeA, "gone", baseTime)
+	createCAs(t, s, ca, gone)
+	code := certificateID("code")
+	if err := s.Update(ctx, func(tx fleetcert.Tx) error { return tx.PutRegistrationCode(ctx, scopeA, code) }); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTransfer("t", baseTime)
+	putTransfers(t, s, tr)
+
+	added := newCA(scopeA, "rolled-back", baseTime)
+	newTr := newTransfer("t", baseTime.Add(time.Hour))
+	err := s.Update(ctx, func(tx fleetcert.Tx) error {
+		if err := tx.CreateCACertificate(ctx, added); err != nil {
+			return err
+		}
+		u := *ca
+		u.Status = fleetcert.CAStatusInactive
+		u.Tags = []fleetcert.Tag{{Key: "k", Value: "v"}}
+		if err := tx.UpdateCACertificate(ctx, &u); err != nil {
+			return err
+		}
+		if err := tx.DeleteCACertificate(ctx, scopeA, gone.ID); err != nil {
+			return err
+		}
+		if err := tx.DeleteRegistrationCode(ctx, scopeA); err != nil {
+			return err
+		}
+		if err := tx.PutRegistrationCode(ctx, scopeB, "rolled back"); err != nil {
+			return err
+		}
+		done := *tr
+		done.CancelDate = baseTime.Add(time.Minute)
+		if err := tx.PutTransfer(ctx, &done); err != nil {
+			return err
+		}
+		if err := tx.PutTransfer(ctx, newTr); err != nil {
+			return err
+		}
+		if err := tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCACertificateCreated,
+			Scope: scopeA, CertificateID: added.ID, NewStatus: fleetcert.Status(added.Status), Time: baseTime}); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("Update returned %v, want %v", err, errBoom)
+	}
+	_, err = getCA(t, s, scopeA, added.ID)
+	wantCode(t, err, fleetcert.EResourceNotFound, "get CA created by a failed Update")
+	equalCA(t, mustGetCA(t, s, scopeA, ca.ID), ca)
+	equalCA(t, mustGetCA(t, s, scopeA, gone.ID), gone)
+	sameCAs(t, "list after a failed Update", listCAs(t, s, fleetcert.CAQuery{Scope: scopeA, Ascending: true, Limit: 10}),
+		[]*fleetcert.CACertificate{ca, gone})
+	wantRegistrationCode(t, s, scopeA, code)
+	_, err = registrationCode(t, s, scopeB)
+	wantCode(t, err, fleetcert.EResourceNotFound, "registration code put by a failed Update")
+	wantLatest(t, s, "transfer after a failed Update", tr.CertificateID, scopeA.AccountID, tr)
+	if chs := changes(t, s, 0, 10); len(chs) != 0 {
+		t.Fatalf("changes of a failed Update are visible: %+v", chs)
+	}
+
+	// The store is usable afterwards, and the rolled-back records are free.
+	createCAs(t, s, added)
+	putTransfers(t, s, newTr)
+	wantLatest(t, s, "transfer after the retry", tr.CertificateID, scopeA.AccountID, newTr)
+}
+
+func testWriteInViewAll(t *testing.T, s fleetcert.Store) {
+	ctx := context.Background()
+	ca := newCA(scopeA, "existing", baseTime)
+	createCAs(t, s, ca)
+	if err := s.Update(ctx, func(tx fleetcert.Tx) error { return tx.PutRegistrationCode(ctx, scopeA, "code") }); err != nil {
+		t.Fatal(err)
+	}
+	u := *ca
+	u.Status = fleetcert.CAStatusInactive
+	for _, tc := range []struct {
+		name string
+		fn   func(tx fleetcert.Tx) error
+	}{
+		{"CreateCACertificate", func(tx fleetcert.Tx) error { return tx.CreateCACertificate(ctx, newCA(scopeA, "v", baseTime)) }},
+		{"UpdateCACertificate", func(tx fleetcert.Tx) error { return tx.UpdateCACertificate(ctx, &u) }},
+		{"DeleteCACertificate", func(tx fleetcert.Tx) error { return tx.DeleteCACertificate(ctx, scopeA, ca.ID) }},
+		{"PutRegistrationCode", func(tx fleetcert.Tx) error { return tx.PutRegistrationCode(ctx, scopeB, "code") }},
+		{"DeleteRegistrationCode", func(tx fleetcert.Tx) error { return tx.DeleteRegistrationCode(ctx, scopeA) }},
+		{"PutTransfer", func(tx fleetcert.Tx) error { return tx.PutTransfer(ctx, newTransfer("v", baseTime)) }},
+	} {
+		if err := s.View(ctx, tc.fn); err == nil {
+			t.Fatalf("%s in View succeeded, want an error", tc.name)
+		}
+	}
+	_, err := getCA(t, s, scopeA, certificateID("ca/v"))
+	wantCode(t, err, fleetcert.EResourceNotFound, "get CA created in a View")
+	equalCA(t, mustGetCA(t, s, scopeA, ca.ID), ca)
+	wantRegistrationCode(t, s, scopeA, "code")
+	_, err = registrationCode(t, s, scopeB)
+	wantCode(t, err, fleetcert.EResourceNotFound, "registration code put in a View")
+	_, err = latestTransfer(t, s, scopeA.Region, certificateID("v"), scopeA.AccountID)
+	wantCode(t, err, fleetcert.EResourceNotFound, "transfer put in a View")
 }
 
 func testErrorUnchanged(t *testing.T, s fleetcert.Store) {
