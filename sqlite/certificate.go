@@ -40,10 +40,10 @@ const (
 // Filters of ListCertificates, a bit each: the index of the statement that
 // applies them in statements.listCertificates.
 const (
-	byCA     = 1 << iota // ca_certificate_id = ?6
-	byStatus             // status = ?7
-	byOwner              // owned_by = ?8
-	byIDPrefix           // ?9 <= certificate_id < ?10
+	byCA       = 1 << iota // ca_certificate_id = ?6
+	byStatus               // status = ?7
+	byOwner                // owned_by = ?8
+	byIDPrefix             // ?9 <= certificate_id < ?10
 
 	certificateFilters = 1 << iota // how many combinations
 )
