@@ -15,7 +15,9 @@ import (
 // in Registry. Implementations: sqlite (embedded) and postgres; storetest
 // holds the contract suite both must pass.
 type Store interface {
-	// View runs fn in a read-only transaction.
+	// View runs fn with read-only access. Each read sees the latest
+	// committed state; several reads in one View need not see one snapshot
+	// (a read-check-write belongs in Update). Writes fail.
 	View(ctx context.Context, fn func(Tx) error) error
 
 	// Update runs fn in a read-write transaction and commits it if fn returns
