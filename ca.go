@@ -404,29 +404,17 @@ func (r *Registry) ListCACertificates(ctx context.Context, scope Scope, opts Lis
 	if templateName != "" && (len(templateName) > 36 || !templateNamePattern.MatchString(templateName)) {
 		return nil, Errorf(EInvalidRequest, "templateName must be 1 to 36 letters, digits, '_' or '-'.")
 	}
-	size, err := checkPageSize(opts.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	q := CAQuery{Scope: scope, TemplateName: templateName, Ascending: opts.Ascending, Limit: size + 1}
-	if q.After, err = DecodeMarker(opts.Marker); err != nil {
-		return nil, err
-	}
-	var cas []*CACertificate
-	err = r.Store.View(ctx, func(tx Tx) error {
-		cas, err = tx.ListCACertificates(ctx, q)
-		return err
-	})
+	q := CAQuery{Scope: scope, TemplateName: templateName, Ascending: opts.Ascending}
+	cas, next, err := listPage(ctx, r.Store, opts,
+		func(tx Tx, after *Cursor, limit int) ([]*CACertificate, error) {
+			q.After, q.Limit = after, limit
+			return tx.ListCACertificates(ctx, q)
+		},
+		func(ca *CACertificate) Cursor { return Cursor{CreationDate: ca.CreationDate, Seq: ca.Seq} })
 	if err != nil {
 		return nil, fmt.Errorf("list CA certificates: %w", err)
 	}
-	page := &CAPage{CACertificates: cas}
-	if len(cas) > size {
-		page.CACertificates = cas[:size]
-		last := cas[size-1]
-		page.NextMarker = EncodeMarker(Cursor{CreationDate: last.CreationDate, Seq: last.Seq})
-	}
-	return page, nil
+	return &CAPage{CACertificates: cas, NextMarker: next}, nil
 }
 
 func caNotFound(err error, id string) error {

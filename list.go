@@ -1,6 +1,7 @@
 package fleetcert
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"time"
@@ -68,4 +69,29 @@ func checkPageSize(size *int) (int, error) {
 			"1 validation error detected: Value '%d' at 'pageSize' failed to satisfy constraint: Member must have value between 1 and %d", n, MaxPageSize)
 	}
 	return *size, nil
+}
+
+// listPage reads one page of a listing: it checks opts, reads up to one
+// item more than the page size after opts.Marker (the extra one tells
+// whether there is a next page), and returns the page and the marker of the
+// next one ("" on the last page).
+func listPage[T any](ctx context.Context, store Store, opts ListOptions,
+	read func(tx Tx, after *Cursor, limit int) ([]T, error), cursor func(T) Cursor) ([]T, string, error) {
+	size, err := checkPageSize(opts.PageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := DecodeMarker(opts.Marker)
+	if err != nil {
+		return nil, "", err
+	}
+	var items []T
+	err = store.View(ctx, func(tx Tx) error {
+		items, err = read(tx, after, size+1)
+		return err
+	})
+	if err != nil || len(items) <= size {
+		return items, "", err
+	}
+	return items[:size], EncodeMarker(cursor(items[size-1])), nil
 }

@@ -321,30 +321,17 @@ func (r *Registry) FindCertificates(ctx context.Context, scope Scope, f Certific
 }
 
 func (r *Registry) listCertificates(ctx context.Context, q CertificateQuery, opts ListOptions) (*CertificatePage, error) {
-	size, err := checkPageSize(opts.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	if q.After, err = DecodeMarker(opts.Marker); err != nil {
-		return nil, err
-	}
 	q.Ascending = opts.Ascending
-	q.Limit = size + 1 // one more tells whether there is a next page
-	var certs []*Certificate
-	err = r.Store.View(ctx, func(tx Tx) error {
-		certs, err = tx.ListCertificates(ctx, q)
-		return err
-	})
+	certs, next, err := listPage(ctx, r.Store, opts,
+		func(tx Tx, after *Cursor, limit int) ([]*Certificate, error) {
+			q.After, q.Limit = after, limit
+			return tx.ListCertificates(ctx, q)
+		},
+		func(c *Certificate) Cursor { return Cursor{CreationDate: c.CreationDate, Seq: c.Seq} })
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
-	page := &CertificatePage{Certificates: certs}
-	if len(certs) > size {
-		page.Certificates = certs[:size]
-		last := certs[size-1]
-		page.NextMarker = EncodeMarker(Cursor{CreationDate: last.CreationDate, Seq: last.Seq})
-	}
-	return page, nil
+	return &CertificatePage{Certificates: certs, NextMarker: next}, nil
 }
 
 // touch records a real change: lastModifiedDate, customerVersion and
