@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/awsapi"
+	"github.com/fleetcert/fleetcert/console"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
@@ -86,6 +87,9 @@ func (m *Main) Run(ctx context.Context) error {
 	api := awsapi.NewHandler(m.Registry, m.Logger)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", m.healthz)
+	// The web console; "/" alone (a browser's first request) goes to it.
+	mux.Handle(console.Prefix, console.NewHandler(m.Registry, m.Logger))
+	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	mux.Handle("/", api)
 	m.apiServer = &http.Server{
 		Handler:           mux,

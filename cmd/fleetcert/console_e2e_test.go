@@ -1,0 +1,341 @@
+package main_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/chromedp/chromedp"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testpki"
+)
+
+// chromiumPath is Debian's chromium; FLEETCERT_CHROMIUM overrides it.
+func chromiumPath() string {
+	if p := os.Getenv("FLEETCERT_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// screenshotDir is where screenshots go: docs/screenshots/ when
+// FLEETCERT_UPDATE_SCREENSHOTS=1 (to refresh the README's pictures), a
+// temporary directory otherwise.
+func screenshotDir(t *testing.T) string {
+	if os.Getenv("FLEETCERT_UPDATE_SCREENSHOTS") == "1" {
+		dir := filepath.Join("..", "..", "docs", "screenshots")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+// newBrowser starts headless Chromium and returns a tab's context.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe := chromiumPath()
+	if _, err := os.Stat(exe); err != nil {
+		t.Skipf("chromium not installed at %s (apt-get install chromium): %v", exe, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("font-render-hinting", "none"),
+		chromedp.WindowSize(1280, 860),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelTab()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// TestConsoleInChromium drives the console in headless Chromium against the
+// real binary: sign in, register two PEM files with activation, deactivate
+// and revoke one from the option menu, register a CA, and take the
+// screenshots of the README.
+func TestConsoleInChromium(t *testing.T) {
+	ctx := newBrowser(t)
+	s := startServer(t)
+	api := s.defaultClient()
+	base := "http://" + s.addr
+	shots := screenshotDir(t)
+	dir := t.TempDir()
+
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			t.Fatalf("%s: %v\nat %s:\n%s", step, err, loc, body)
+		}
+	}
+	// screenshot saves the whole page once it is laid out: right after a
+	// navigation the DOM can be there while the layout is not (Chromium
+	// then refuses a 0-width capture).
+	screenshot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+			var png []byte
+			err := browserWait(ctx, func() (bool, error) {
+				ready, err := chromedp.Evaluate[bool](`document.readyState === "complete" && document.documentElement.getBoundingClientRect().width > 0`)(ctx, tab)
+				if err != nil || !ready {
+					return false, err
+				}
+				png, err = chromedp.FullScreenshot(100)(ctx, tab)
+				return err == nil, err
+			})
+			if err != nil {
+				return fmt.Errorf("screenshot %s: %w", name, err)
+			}
+			return os.WriteFile(filepath.Join(shots, name), png, 0o644)
+		})
+	}
+	// waitText waits until an element matching the CSS selector contains
+	// text. Evaluation errors while a page is replaced by the next one are
+	// retried until the deadline.
+	waitText := func(selector, text string) chromedp.Action[chromedp.Void] {
+		expr := `Array.from(document.querySelectorAll(` + jsQuote(selector) + `)).some(e => e.textContent.includes(` + jsQuote(text) + `))`
+		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+			err := browserWait(ctx, func() (bool, error) { return chromedp.Evaluate[bool](expr)(ctx, tab) })
+			if err != nil {
+				return fmt.Errorf("no %s says %q: %w", selector, text, err)
+			}
+			return nil
+		})
+	}
+
+	// "/" leads to the console, which asks to sign in.
+	run("open /", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#access_key_id")))
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	if !strings.HasSuffix(loc, "/console/signin") {
+		t.Errorf("/ led to %s", loc)
+	}
+	run("sign-in form",
+		chromedp.SendKeys(chromedp.CSS("#access_key_id"), testKeyID),
+		chromedp.SendKeys(chromedp.CSS("#secret_access_key"), testSecret),
+		chromedp.SetValue(chromedp.CSS("#region"), testRegion),
+		chromedp.Focus(chromedp.CSS(`button[type="submit"]`)),
+		screenshot("signin.png"),
+	)
+	run("wrong secret",
+		chromedp.SetValue(chromedp.CSS("#secret_access_key"), "not-the-secret"),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
+		waitText(".alert-error", "not correct"),
+	)
+	run("sign in",
+		chromedp.SendKeys(chromedp.CSS("#secret_access_key"), testSecret),
+		chromedp.SetValue(chromedp.CSS("#region"), testRegion),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
+		waitText("h1", "Certificates"),
+		waitText(".topbar", testAccount),
+	)
+
+	// Create → Use my certificate: two PEM files, activated.
+	one, two := testpki.New(t, testpki.Options{CommonName: "thermostat-0001"}), testpki.New(t, testpki.Options{CommonName: "thermostat-0002"})
+	oneID, twoID := fleetcert.CertificateID(one.Cert.Raw), fleetcert.CertificateID(two.Cert.Raw)
+	run("register two files",
+		chromedp.Click(chromedp.CSS(`a[href="/console/certificates/create"]`)),
+		waitText("h1", "Create a certificate"),
+		chromedp.Click(chromedp.CSS(`a[href="/console/certificates/register"]`)),
+		waitText("h1", "Register existing device certificates"),
+		chromedp.SetUploadFiles(chromedp.CSS("#certificates"), []string{write("thermostat-0001.pem", one.PEM), write("thermostat-0002.pem", two.PEM)}),
+		waitText("#file-list", "thermostat-0002.pem"),
+		chromedp.Click(chromedp.CSS(`input[name="status_all"][value="ACTIVE"]`)),
+		screenshot("register.png"),
+		chromedp.Click(chromedp.CSS(`#register-form button[type="submit"]`)),
+		waitText(".alert", "2 of 2 certificates registered"),
+		screenshot("register-result.png"),
+	)
+	for _, id := range []string{oneID, twoID} {
+		if got := certStatus(t, api, id); got != "ACTIVE" {
+			t.Errorf("registered %s is %s, want ACTIVE", id[:10], got)
+		}
+	}
+
+	// Deactivate, then revoke, the first from its option menu.
+	menu := `summary[aria-label="Actions for certificate ` + oneID[:10] + `…"]`
+	run("deactivate from the option menu",
+		chromedp.Navigate(base+"/console/certificates"),
+		waitText("h1", "Certificates"),
+		chromedp.Click(chromedp.CSS(menu)),
+		chromedp.WaitVisible(chromedp.CSS(`details.menu[open] button[value="INACTIVE"]`)),
+		screenshot("certificates-menu.png"),
+		chromedp.Click(chromedp.CSS(`details.menu[open] button[value="INACTIVE"]`)),
+		waitText(".alert-success", "is now inactive"),
+	)
+	if got := certStatus(t, api, oneID); got != "INACTIVE" {
+		t.Fatalf("after Deactivate: %s", got)
+	}
+	run("revoke from the option menu",
+		chromedp.Click(chromedp.CSS(menu)),
+		chromedp.WaitVisible(chromedp.CSS(`details.menu[open] a[href*="/revoke"]`)),
+		chromedp.Click(chromedp.CSS(`details.menu[open] a[href*="/revoke"]`)),
+		waitText("h1", "Revoke certificate"),
+		waitText(".alert-warn", "can never be activated again"),
+		screenshot("revoke-confirm.png"),
+		chromedp.Click(chromedp.CSS(`button.btn-danger`)),
+		waitText(".alert-success", "is now revoked"),
+		screenshot("certificates.png"),
+	)
+	if got := certStatus(t, api, oneID); got != "REVOKED" {
+		t.Fatalf("after Revoke: %s", got)
+	}
+	if got := certStatus(t, api, twoID); got != "ACTIVE" {
+		t.Errorf("the other certificate is %s", got)
+	}
+	// A revoked certificate's menu offers only Delete.
+	run("menu of a revoked certificate", chromedp.Click(chromedp.CSS(menu)))
+	menuText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`details.menu[open] .menu-items`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(menuText, "Activate") || !strings.Contains(menuText, "Delete") {
+		t.Errorf("menu of a revoked certificate: %q", menuText)
+	}
+
+	run("certificate detail",
+		chromedp.Navigate(base+"/console/certificates/"+twoID),
+		waitText("h1", "Certificate"),
+		waitText(".props", "CN=thermostat-0002"),
+		screenshot("certificate.png"),
+	)
+
+	// Register a CA with a verification certificate.
+	run("register CA page",
+		chromedp.Navigate(base+"/console/cas"),
+		chromedp.Click(chromedp.CSS(`a[href="/console/cas/register"]`)),
+		waitText("h1", "Register a CA certificate"),
+	)
+	code, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#code")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(code) != 64 {
+		t.Fatalf("registration code %q", code)
+	}
+	ca := testpki.New(t, testpki.Options{IsCA: true, CommonName: "Acme Thermostats CA"})
+	verification := testpki.New(t, testpki.Options{Parent: ca, CommonName: code})
+	run("register CA",
+		chromedp.SetUploadFiles(chromedp.CSS("#ca_file"), []string{write("rootCA.pem", ca.PEM)}),
+		chromedp.SetUploadFiles(chromedp.CSS("#verification_file"), []string{write("verification_cert.pem", verification.PEM)}),
+		screenshot("register-ca.png"),
+		chromedp.Click(chromedp.CSS(`form button.btn-primary[type="submit"]`)),
+		waitText(".alert-success", "CA certificate registered."),
+	)
+	caID := fleetcert.CertificateID(ca.Cert.Raw)
+	out, err := api.DescribeCACertificate(context.Background(), &iot.DescribeCACertificateInput{CertificateId: aws.String(caID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out.CertificateDescription.Status); got != "ACTIVE" {
+		t.Errorf("registered CA is %s", got)
+	}
+	// Devices of that CA, registered through the API, appear on its page.
+	for i := range 3 {
+		leaf := testpki.New(t, testpki.Options{Parent: ca, CommonName: "acme-" + string(rune('a'+i))})
+		if _, err := api.RegisterCertificate(context.Background(), &iot.RegisterCertificateInput{
+			CertificatePem: aws.String(leaf.PEM), CaCertificatePem: aws.String(ca.PEM), SetAsActive: aws.Bool(true),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("CA detail",
+		chromedp.Reload(),
+		waitText("#h-issued", "Certificates issued by this CA"),
+		waitText("table.data", "Active"),
+		screenshot("ca.png"),
+		chromedp.Navigate(base+"/console/cas"),
+		waitText("table.data", "Acme Thermostats CA"),
+		screenshot("cas.png"),
+	)
+
+	// Sign out: the console asks to sign in again.
+	run("sign out",
+		chromedp.Click(chromedp.CSS(`form[action="/console/signout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#access_key_id")),
+	)
+	resp, err := http.Get(base + "/console/certificates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/console/signin" {
+		t.Errorf("signed-out request answered at %s", resp.Request.URL)
+	}
+}
+
+func certStatus(t *testing.T, api *iot.Client, id string) string {
+	t.Helper()
+	out, err := api.DescribeCertificate(context.Background(), &iot.DescribeCertificateInput{CertificateId: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out.CertificateDescription.Status)
+}
+
+// browserWait calls cond until it reports true, for up to 20 seconds. Errors
+// (such as evaluating while one page replaces another) are retried; the
+// last one is returned at the deadline.
+func browserWait(ctx context.Context, cond func() (bool, error)) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := cond()
+		if err == nil && ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("condition still false after 20s")
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// jsQuote quotes s as a JavaScript string literal.
+func jsQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}

@@ -1,0 +1,315 @@
+// Package console serves fleetcert's web console under /console/: the
+// certificate and CA screens of the AWS IoT console, server-rendered with
+// html/template and assets embedded in the binary.
+//
+// Like awsapi, the package translates and never decides: forms become
+// Registry calls and *fleetcert.Error values become sentences on the page.
+// Which actions a menu offers is asked of the root package's state machine
+// (fleetcert.CheckTransition, fleetcert.CanDelete).
+package console
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Prefix is the path under which the console is served.
+const Prefix = "/console/"
+
+// Defaults of the Handler's tunables.
+const (
+	DefaultIdleTimeout        = time.Hour
+	DefaultMaxSessionAge      = 12 * time.Hour
+	DefaultMaxFailedSignIns   = 5
+	DefaultFailedSignInWindow = time.Minute
+	DefaultRegion             = "us-east-1"
+
+	// MaxRegisterFiles is how many certificate files one "Use my
+	// certificate" form registers, as on the AWS console.
+	MaxRegisterFiles = 10
+)
+
+// Session is one live MQTT session of a device, as the device gateway
+// reports it.
+type Session struct {
+	ClientID      string
+	CertificateID string
+	RemoteAddr    string
+	ConnectedAt   time.Time
+}
+
+// Sessions reports the device gateway's live sessions. The console only
+// reads it; cmd/fleetcert wires it to the MQTT gateway.
+type Sessions interface {
+	// ClientsOf returns the live sessions authenticated with certificate
+	// certificateID of scope.
+	ClientsOf(scope fleetcert.Scope, certificateID string) []Session
+	// Connected returns every live session of scope.
+	Connected(scope fleetcert.Scope) []Session
+}
+
+// Handler serves the console. Create it with NewHandler and set its fields
+// before serving the first request.
+type Handler struct {
+	// Registry executes every operation.
+	Registry *fleetcert.Registry
+
+	// Logger receives internal errors and sign-in failures; it never sees
+	// secrets.
+	Logger *slog.Logger
+
+	// Sessions reports live device sessions; nil means the device gateway
+	// is not running, and the pages say so.
+	Sessions Sessions
+
+	// Now returns the current time; tests replace it.
+	Now func() time.Time
+
+	// IdleTimeout ends a console session unused for that long;
+	// MaxSessionAge ends any session that old.
+	IdleTimeout   time.Duration
+	MaxSessionAge time.Duration
+
+	// MaxFailedSignIns failed sign-ins from one remote address within
+	// FailedSignInWindow lock that address out until the window passes.
+	MaxFailedSignIns   int
+	FailedSignInWindow time.Duration
+
+	mux     *http.ServeMux
+	pages   map[string]*template.Template
+	logins  loginStore
+	limiter signInLimiter
+	jobs    jobStore
+}
+
+// NewHandler returns a Handler on reg that logs to logger (slog.Default()
+// when nil).
+func NewHandler(reg *fleetcert.Registry, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h := &Handler{
+		Registry:           reg,
+		Logger:             logger,
+		Now:                time.Now,
+		IdleTimeout:        DefaultIdleTimeout,
+		MaxSessionAge:      DefaultMaxSessionAge,
+		MaxFailedSignIns:   DefaultMaxFailedSignIns,
+		FailedSignInWindow: DefaultFailedSignInWindow,
+		mux:                http.NewServeMux(),
+		pages:              parsePages(),
+	}
+	h.routes()
+	return h
+}
+
+func (h *Handler) routes() {
+	static, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix(Prefix+"static/", http.FileServerFS(static))
+	h.mux.Handle("GET "+Prefix+"static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Assets change only with the binary; an hour keeps the pages fast
+		// without pinning an old stylesheet for long after an upgrade.
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	}))
+	h.mux.HandleFunc("GET "+Prefix+"{$}", h.home)
+	h.mux.HandleFunc("GET "+Prefix+"signin", h.signInPage)
+	h.mux.HandleFunc("POST "+Prefix+"signin", h.signIn)
+	h.mux.HandleFunc("POST "+Prefix+"signout", h.auth(h.signOut))
+
+	h.mux.HandleFunc("GET "+Prefix+"certificates", h.auth(h.certificates))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/create", h.auth(h.createChoice))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/register", h.auth(h.registerPage))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/register", h.auth(h.register))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/create-keys", h.auth(h.createKeysPage))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/create-keys", h.auth(h.createKeys))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/from-csr", h.auth(h.fromCSRPage))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/from-csr", h.auth(h.fromCSR))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}", h.auth(h.certificate))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}/pem", h.auth(h.certificatePEM))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/status", h.auth(h.updateCertificate))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}/revoke", h.auth(h.confirmRevoke))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/revoke", h.auth(h.revokeCertificate))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}/delete", h.auth(h.confirmDelete))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/delete", h.auth(h.deleteCertificate))
+
+	h.mux.HandleFunc("GET "+Prefix+"cas", h.auth(h.cas))
+	h.mux.HandleFunc("GET "+Prefix+"cas/register", h.auth(h.registerCAPage))
+	h.mux.HandleFunc("POST "+Prefix+"cas/register", h.auth(h.registerCA))
+	h.mux.HandleFunc("GET "+Prefix+"cas/{id}", h.auth(h.ca))
+	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/pem", h.auth(h.caPEM))
+	h.mux.HandleFunc("POST "+Prefix+"cas/{id}/status", h.auth(h.updateCA))
+	h.mux.HandleFunc("POST "+Prefix+"cas/{id}/auto-registration", h.auth(h.updateAutoRegistration))
+	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/delete", h.auth(h.confirmDeleteCA))
+	h.mux.HandleFunc("POST "+Prefix+"cas/{id}/delete", h.auth(h.deleteCA))
+	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/bulk", h.auth(h.confirmBulk))
+	h.mux.HandleFunc("POST "+Prefix+"cas/{id}/bulk", h.auth(h.startBulk))
+	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/bulk/{job}", h.auth(h.bulkProgress))
+
+	h.mux.HandleFunc("GET "+Prefix+"devices", h.auth(h.devices))
+	h.mux.HandleFunc(Prefix, h.auth(h.notFoundPage))
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	// Everything the pages load comes from the console itself; downloads
+	// are data: links.
+	hdr.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("X-Frame-Options", "DENY")
+	hdr.Set("Referrer-Policy", "same-origin")
+	h.mux.ServeHTTP(w, r)
+}
+
+// Close stops running bulk actions and waits for them to end.
+func (h *Handler) Close() error {
+	h.jobs.closeAll()
+	return nil
+}
+
+func (h *Handler) now() time.Time { return h.Now() }
+
+func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
+	if h.currentLogin(r) == nil {
+		http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, Prefix+"certificates", http.StatusSeeOther)
+}
+
+// page is what every template receives.
+type page struct {
+	Title string
+	Nav   string // "certificates", "cas" or "devices": the current entry
+	Login *login
+	CSRF  string
+	Flash *flash
+	Data  any
+}
+
+// flash is a one-time message shown on the next page.
+type flash struct {
+	Error   bool
+	Message string
+}
+
+// render executes the page template name with data and writes it with
+// status.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
+	t, ok := h.pages[name]
+	if !ok {
+		panic("console: no page template " + name)
+	}
+	if l := loginFrom(r); l != nil && p.Login == nil {
+		p.Login = l
+		p.CSRF = l.csrf
+		if p.Flash == nil {
+			p.Flash = h.logins.popFlash(l)
+		}
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		h.Logger.Error("console: render page", "page", name, "err", err)
+		http.Error(w, "An internal error occurred; it has been logged.", http.StatusInternalServerError)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	// Pages show account data and, once, private keys: never cache them.
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// errorPage renders a page that says what went wrong, with status.
+func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	h.render(w, r, status, "error", &page{Title: title, Data: struct{ Heading, Message string }{title, message}})
+}
+
+func (h *Handler) notFoundPage(w http.ResponseWriter, r *http.Request) {
+	h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no console page at this address.")
+}
+
+// fail shows err from the registry on an error page: the registry's
+// message in plain words, or a generic text for an internal failure (whose
+// details are logged).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadRequest
+	title := "That did not work"
+	switch fleetcert.ErrorCode(err) {
+	case fleetcert.EResourceNotFound:
+		status, title = http.StatusNotFound, "Not found"
+	case fleetcert.EInternalFailure:
+		status, title = http.StatusInternalServerError, "Something went wrong"
+	}
+	h.errorPage(w, r, status, title, h.errorText(r, err))
+}
+
+// errorText is err in words for the page. Registry errors carry a message
+// written for the caller; anything else is an internal failure, logged here
+// and described generically.
+func (h *Handler) errorText(r *http.Request, err error) string {
+	switch fleetcert.ErrorCode(err) {
+	case "":
+		return ""
+	case fleetcert.EInternalFailure:
+		h.Logger.Error("console: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		return "Something went wrong inside fleetcert; the details have been logged for the administrator. Try again in a moment."
+	case fleetcert.EThrottling, fleetcert.EServiceUnavailable:
+		return "fleetcert is busy right now; try again in a moment."
+	case fleetcert.EResourceAlreadyExists:
+		var e *fleetcert.Error
+		msg := fleetcert.ErrorMessage(err)
+		if errors.As(err, &e) && e.ResourceID != "" {
+			return msg + " Its id is " + e.ResourceID + "."
+		}
+		return msg
+	}
+	return fleetcert.ErrorMessage(err)
+}
+
+// redirectFlash redirects to target (a console path) with a message for the
+// next page.
+func (h *Handler) redirectFlash(w http.ResponseWriter, r *http.Request, target string, f *flash) {
+	if l := loginFrom(r); l != nil && f != nil {
+		h.logins.setFlash(l, f)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// returnTo is the console page a form asks to come back to, or fallback.
+// Only console paths are accepted, so a crafted form cannot redirect
+// elsewhere.
+func returnTo(r *http.Request, fallback string) string {
+	if v := r.FormValue("return"); isConsolePath(v) {
+		return v
+	}
+	return fallback
+}
+
+// jobStore holds the bulk actions of all sessions.
+type jobStore struct {
+	mu     sync.Mutex
+	jobs   map[string]*bulkJob
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}

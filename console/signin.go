@@ -1,0 +1,137 @@
+package console
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+type signInData struct {
+	Next        string
+	AccessKeyID string
+	Region      string
+	Error       string
+	Token       string
+}
+
+// badCredentials is the one message for an unknown key and a wrong secret,
+// so that the page does not tell which one was wrong.
+const badCredentials = "The access key ID or secret access key is not correct."
+
+func (h *Handler) signInPage(w http.ResponseWriter, r *http.Request) {
+	if h.currentLogin(r) != nil {
+		http.Redirect(w, r, nextPage(r), http.StatusSeeOther)
+		return
+	}
+	h.showSignIn(w, r, http.StatusOK, signInData{Next: r.URL.Query().Get("next"), Region: DefaultRegion})
+}
+
+func (h *Handler) showSignIn(w http.ResponseWriter, r *http.Request, status int, d signInData) {
+	d.Token = randomToken()
+	h.setCookie(w, r, signInCookie, d.Token, 0)
+	h.render(w, r, status, "signin", &page{Title: "Sign in", Data: d})
+}
+
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.errorPage(w, r, http.StatusBadRequest, "Sign-in failed", "The sign-in form could not be read.")
+		return
+	}
+	d := signInData{
+		Next:        r.PostFormValue("next"),
+		AccessKeyID: strings.TrimSpace(r.PostFormValue("access_key_id")),
+		Region:      strings.TrimSpace(r.PostFormValue("region")),
+	}
+	if d.Region == "" {
+		d.Region = DefaultRegion
+	}
+	c, err := r.Cookie(signInCookie)
+	if form := r.PostFormValue("signin_token"); err != nil || form == "" ||
+		subtle.ConstantTimeCompare([]byte(c.Value), []byte(form)) != 1 {
+		d.Error = "The sign-in form expired or was not sent from this console. Try again."
+		h.showSignIn(w, r, http.StatusForbidden, d)
+		return
+	}
+	addr, now := remoteAddr(r), h.now()
+	if h.limiter.blocked(addr, now, h.MaxFailedSignIns, h.FailedSignInWindow) {
+		h.Logger.Warn("console: sign-in refused, too many failures", "remoteAddr", addr)
+		d.Error = "Too many failed sign-ins from your address. Wait a minute, then try again."
+		h.showSignIn(w, r, http.StatusTooManyRequests, d)
+		return
+	}
+	if !validRegion(d.Region) {
+		d.Error = "The region is not a valid AWS region name, such as us-east-1."
+		h.showSignIn(w, r, http.StatusBadRequest, d)
+		return
+	}
+	secret := r.PostFormValue("secret_access_key")
+	key, err := h.Registry.AccessKey(r.Context(), d.AccessKeyID)
+	stored := "\x00no such key: compare anyway, so both failures take as long\x00"
+	switch code := fleetcert.ErrorCode(err); code {
+	case "":
+		stored = key.Secret
+	case fleetcert.EResourceNotFound:
+	default:
+		d.Error = h.errorText(r, err)
+		h.showSignIn(w, r, http.StatusInternalServerError, d)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(stored)) != 1 || key == nil || d.AccessKeyID == "" {
+		h.limiter.fail(addr, now, h.FailedSignInWindow)
+		h.Logger.Info("console: failed sign-in", "remoteAddr", addr)
+		d.Error = badCredentials
+		h.showSignIn(w, r, http.StatusUnauthorized, d)
+		return
+	}
+	h.limiter.reset(addr)
+	l := h.logins.create(fleetcert.Scope{AccountID: key.AccountID, Region: d.Region}, key.ID, now, h.IdleTimeout, h.MaxSessionAge)
+	h.setCookie(w, r, sessionCookie, l.token, 0)
+	h.setCookie(w, r, signInCookie, "", -1)
+	h.Logger.Info("console: signed in", "accessKeyId", key.ID, "accountId", key.AccountID, "region", d.Region, "remoteAddr", addr)
+	next := d.Next
+	if !isConsolePath(next) {
+		next = Prefix + "certificates"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
+	h.logins.remove(loginFrom(r))
+	h.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
+}
+
+func nextPage(r *http.Request) string {
+	if n := r.URL.Query().Get("next"); isConsolePath(n) {
+		return n
+	}
+	return Prefix + "certificates"
+}
+
+// isConsolePath reports whether s is a path of this console (and not, say,
+// //evil.example/console/).
+func isConsolePath(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil &&
+		strings.HasPrefix(s, Prefix) && !strings.Contains(s, "//") && !strings.Contains(s, "\\")
+}
+
+// validRegion reports whether s looks like an AWS region name (us-east-1,
+// us-gov-west-1, …), as the API checks a SigV4 scope's region: it becomes
+// part of ARNs.
+func validRegion(s string) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
