@@ -5,6 +5,7 @@
 // Usage:
 //
 //	fleetcert serve [--data-dir D] [--api-addr A] [--mqtt-addr M] [--database-url URL]
+//	                [--mqtt-hostname NAME]... [--mqtt-cert PEM --mqtt-key PEM] [--region R]
 //	fleetcert keys create --account-id ID [--data-dir D]
 package main
 
@@ -33,6 +34,7 @@ func main() {
 
 const usage = `usage:
   fleetcert serve [--data-dir D] [--api-addr HOST:PORT] [--mqtt-addr HOST:PORT] [--database-url URL]
+                  [--mqtt-hostname NAME]... [--mqtt-cert PEM --mqtt-key PEM] [--region R]
   fleetcert keys create --account-id ID [--data-dir D]
 
 Every flag can also be set in the environment as FLEETCERT_<FLAG>, e.g.
@@ -68,7 +70,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	fs.StringVar(&m.Config.DataDir, "data-dir", envOr("FLEETCERT_DATA_DIR", "./fleetcert-data"), "directory of the embedded store and keys")
 	fs.StringVar(&m.Config.APIAddr, "api-addr", envOr("FLEETCERT_API_ADDR", "127.0.0.1:8080"), "address of the AWS API and console (HTTP)")
-	fs.StringVar(&m.Config.MQTTAddr, "mqtt-addr", envOr("FLEETCERT_MQTT_ADDR", "127.0.0.1:8883"), "address of the MQTT device gateway (mutual TLS)")
+	fs.StringVar(&m.Config.MQTTAddr, "mqtt-addr", envOr("FLEETCERT_MQTT_ADDR", "127.0.0.1:8883"), "address of the MQTT device gateway (mutual TLS); empty disables it")
+	fs.StringVar(&m.Config.MQTTCert, "mqtt-cert", os.Getenv("FLEETCERT_MQTT_CERT"), "PEM server certificate (and chain) of the MQTT gateway (default: generated in --data-dir)")
+	fs.StringVar(&m.Config.MQTTKey, "mqtt-key", os.Getenv("FLEETCERT_MQTT_KEY"), "PEM key of --mqtt-cert")
+	(&hostnameList{names: &m.Config.MQTTHostnames}).Set(os.Getenv("FLEETCERT_MQTT_HOSTNAME"))
+	fs.Var(&hostnameList{names: &m.Config.MQTTHostnames}, "mqtt-hostname", "host name devices reach the gateway by; repeatable or comma-separated; the first names DescribeEndpoint's endpoints (default localhost)")
+	fs.StringVar(&m.Config.Region, "region", envOr("FLEETCERT_REGION", "us-east-1"), "region of devices whose TLS server name names none")
 	fs.StringVar(&m.Config.DatabaseURL, "database-url", os.Getenv("FLEETCERT_DATABASE_URL"), "postgres:// URL of a shared database (default: embedded SQLite in --data-dir)")
 	if err := fs.Parse(args); err != nil {
 		return err

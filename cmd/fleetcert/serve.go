@@ -17,6 +17,7 @@ import (
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/awsapi"
 	"github.com/fleetcert/fleetcert/console"
+	"github.com/fleetcert/fleetcert/mqtt"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
@@ -26,6 +27,14 @@ type Config struct {
 	APIAddr     string
 	MQTTAddr    string
 	DatabaseURL string
+
+	// Device gateway: host names for endpoints and the server certificate,
+	// the certificate to use instead of a generated one, and the region of
+	// devices whose TLS server name names none.
+	MQTTHostnames []string
+	MQTTCert      string
+	MQTTKey       string
+	Region        string
 
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
@@ -43,6 +52,7 @@ type Main struct {
 
 	DB       *sqlite.DB
 	Registry *fleetcert.Registry
+	Gateway  *mqtt.Gateway // nil when --mqtt-addr is empty
 
 	apiListener net.Listener
 	apiServer   *http.Server
@@ -85,12 +95,16 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	api := awsapi.NewHandler(m.Registry, m.Logger)
+	if err := m.startGateway(ctx, api); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", m.healthz)
+	mux.HandleFunc("GET /metrics", m.metrics)
+	mux.Handle("/", api)
 	// The web console; "/" alone (a browser's first request) goes to it.
 	mux.Handle(console.Prefix, console.NewHandler(m.Registry, m.Logger))
 	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
-	mux.Handle("/", api)
 	m.apiServer = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -108,8 +122,6 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("api server stopped", "err", err)
 		}
 	}()
-	// The MQTT gateway comes with its own issue; the address is accepted now
-	// so that scripts need not change then.
 	m.ready.Store(true)
 	m.Logger.Info("fleetcert ready", "api", m.APIAddr(), "dataDir", m.Config.DataDir)
 	return nil
@@ -120,6 +132,7 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) Close() error {
 	m.ready.Store(false)
 	var errs []error
+	errs = append(errs, m.closeGateway())
 	if m.apiServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fleetcert/fleetcert/awsapi"
+	"github.com/fleetcert/fleetcert/mqtt"
+)
+
+// startGateway starts the MQTT device gateway when --mqtt-addr is set, and
+// lets the API's DescribeEndpoint name its endpoints.
+func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
+	c := m.Config
+	if c.MQTTAddr == "" {
+		m.Logger.Info("mqtt gateway disabled (--mqtt-addr is empty)")
+		return nil
+	}
+	certFile, keyFile := c.MQTTCert, c.MQTTKey
+	caFile := ""
+	switch {
+	case certFile != "" && keyFile != "":
+	case certFile != "" || keyFile != "":
+		return fmt.Errorf("set both --mqtt-cert and --mqtt-key, or neither to use a certificate generated in the data dir")
+	default:
+		files, err := mqtt.LoadOrCreateServerFiles(c.DataDir, c.MQTTHostnames, c.Region, time.Now())
+		if err != nil {
+			return err
+		}
+		certFile, keyFile, caFile = files.CertFile, files.KeyFile, files.CAFile
+	}
+	g := mqtt.NewGateway(m.Registry, m.Logger)
+	g.Addr = c.MQTTAddr
+	g.CertFile, g.KeyFile = certFile, keyFile
+	g.Region = c.Region
+	g.Hostnames = c.MQTTHostnames
+	if err := g.Start(ctx); err != nil {
+		return fmt.Errorf("mqtt gateway: %w", err)
+	}
+	m.Gateway = g
+	api.Endpoint = g.Endpoint
+	attrs := []any{"mqtt", g.ListenAddr(), "region", g.Region}
+	if caFile != "" {
+		attrs = append(attrs, "ca", caFile)
+	}
+	m.Logger.Info("mqtt gateway ready", attrs...)
+	return nil
+}
+
+// closeGateway disconnects the devices and stops the gateway.
+func (m *Main) closeGateway() error {
+	if m.Gateway == nil {
+		return nil
+	}
+	return m.Gateway.Close()
+}
+
+// MQTTAddr returns the address the gateway listens on, "" when disabled.
+func (m *Main) MQTTAddr() string {
+	if m.Gateway == nil {
+		return ""
+	}
+	return m.Gateway.ListenAddr()
+}
+
+// metrics serves GET /metrics in the Prometheus text format.
+func (m *Main) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	ready := 0
+	if m.ready.Load() {
+		ready = 1
+	}
+	fmt.Fprintf(w, "# HELP fleetcert_ready Whether fleetcert serves requests.\n# TYPE fleetcert_ready gauge\nfleetcert_ready %d\n", ready)
+	if m.Gateway != nil {
+		m.Gateway.WriteMetrics(w)
+	}
+}
+
+// hostnameList is a flag.Value of host names, repeatable or
+// comma-separated. Names given on the command line replace those from the
+// environment.
+type hostnameList struct {
+	names   *[]string
+	flagSet bool
+}
+
+func (l *hostnameList) String() string {
+	if l.names == nil {
+		return ""
+	}
+	return strings.Join(*l.names, ",")
+}
+
+func (l *hostnameList) Set(v string) error {
+	if !l.flagSet {
+		l.flagSet = true
+		*l.names = nil
+	}
+	for _, h := range strings.Split(v, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			*l.names = append(*l.names, strings.ToLower(h))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+// Package mqtt is fleetcert's device gateway: an MQTT 3.1.1 and 5 broker
+// (mochi-mqtt) behind a TLS 1.2/1.3 listener that requires a client
+// certificate and asks the registry, not a trust store, whether to let the
+// device in.
+//
+// # Admission
+//
+// A device is admitted while its leaf certificate (by SHA-256 fingerprint)
+// is registered and ACTIVE, and within its validity period
+// (fleetcert.Registry.AdmitDevice). The check runs twice: in the TLS
+// handshake (tls.Config.VerifyConnection, so a refused device gets a TLS
+// alert, as on AWS), and again when the MQTT CONNECT arrives, where the
+// session is entered in the gateway's index before the status is read, so
+// that no change is missed in between. A refusal at CONNECT is a CONNACK
+// "not authorized" (MQTT 5 reason 0x87, MQTT 3.1.1 return code 5), then
+// the connection is closed. Every refusal is logged with the certificate id
+// and the reason, and counted by reason.
+//
+// # Accounts and regions by TLS server name
+//
+// DescribeEndpoint answers {accountId}-ats.iot.{region}.{hostname} for
+// iot:Data-ATS (and {accountId}.iot.{region}.{hostname} for iot:Data), where
+// hostname is the first of Gateway.Hostnames. A device that sends such a
+// name as its TLS server name (SNI) is looked up in that account and that
+// region only; this is how a certificate registered in several accounts (no
+// CA, or an SNI_ONLY CA) says which registration it uses. A device that
+// sends no server name, or another one (an IP address, "localhost"), is
+// looked up in Gateway.Region in every account, and refused as
+// ambiguous_account when the certificate is registered in more than one.
+// The generated server certificate covers these names with one wildcard
+// name *.iot.{region}.{hostname} per region and host name.
+//
+// # Live revocation
+//
+// The gateway keeps an index certificate id → live sessions and consumes
+// the registry's change feed: woken at once by Registry.ChangeSignal for
+// changes made in this process, and polling the store every PollInterval
+// for changes made by other processes. When a certificate leaves ACTIVE
+// (updated, transferred or deleted), every session of it in that account
+// and region is disconnected (MQTT 5: DISCONNECT 0x87 not authorized; MQTT
+// 3.1.1: the connection is closed), its last will is sent, and a
+// disconnected event with disconnectReason AUTH_ERROR is published. CA
+// changes never disconnect anyone: certificates a deactivated CA issued
+// keep working.
+//
+// # Just-in-time registration
+//
+// A device whose certificate is not registered (or still
+// PENDING_ACTIVATION) and that presents its issuer's certificate second in
+// its chain passes the handshake when that issuer is a registered CA. On
+// its CONNECT, Registry.AutoRegisterDevice registers it PENDING_ACTIVATION
+// if the CA is ACTIVE with auto-registration enabled; the gateway publishes
+// AWS's event on $aws/events/certificates/registered/{caCertificateId} and
+// refuses the connection (CONNACK not authorized), as AWS does.
+//
+// # Messaging
+//
+// mochi-mqtt provides QoS 0, 1 and 2, retained messages, clean and
+// persistent sessions (expiring after SessionExpiry) and last wills. All
+// of it is kept in memory: a restart loses retained messages and offline
+// sessions. Devices may not publish to topics beginning with "$" ($aws/…
+// is the service's), and may subscribe to $aws/events/… (the lifecycle and
+// registration events) but to no other $ topic. The topic space is shared
+// by every account on the gateway: per-account isolation comes with
+// authorization policies.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// Defaults of the Gateway's optional fields.
+const (
+	DefaultRegion           = "us-east-1"
+	DefaultPollInterval     = time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultSessionExpiry is how long a persistent session outlives its
+	// connection (AWS IoT: "persistent session expiry period", 1 hour by
+	// default).
+	DefaultSessionExpiry = time.Hour
+)
+
+// Gateway is the MQTT device gateway. Create it with NewGateway, set its
+// fields, then Start it; Close stops it.
+type Gateway struct {
+	// Addr is the TCP address to listen on, e.g. ":8883" or "127.0.0.1:0".
+	Addr string
+
+	// CertFile and KeyFile are the PEM server certificate (with its chain)
+	// and key; see LoadOrCreateServerFiles.
+	CertFile string
+	KeyFile  string
+
+	// Region is where devices that name no region in their TLS server name
+	// are looked up; DefaultRegion when empty.
+	Region string
+
+	// Hostnames are the names the gateway is reached by; the first names
+	// the endpoints DescribeEndpoint returns (DefaultHostname when empty).
+	Hostnames []string
+
+	// PollInterval is how often the change feed is read for changes made
+	// by other processes; DefaultPollInterval when zero.
+	PollInterval time.Duration
+
+	// HandshakeTimeout bounds the TLS handshake and the wait for CONNECT;
+	// DefaultHandshakeTimeout when zero.
+	HandshakeTimeout time.Duration
+
+	// SessionExpiry bounds how long a persistent session is kept after its
+	// connection ends; DefaultSessionExpiry when zero.
+	SessionExpiry time.Duration
+
+	// MaxPendingWrites is how many outbound packets may wait for one
+	// client before new ones are dropped; 256 when zero (AWS IoT allows
+	// 100 unacknowledged QoS 1 messages per connection). Each connection
+	// allocates a queue of this many pointers.
+	MaxPendingWrites int
+
+	Registry *fleetcert.Registry
+	Logger   *slog.Logger
+
+	server   *mochi.Server
+	listener *tlsListener
+	sessions *sessions
+	metrics  metrics
+	version  atomic.Int64 // lifecycle events' versionNumber
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watched sync.WaitGroup
+	lastSeq int64 // owned by the change watcher
+}
+
+// NewGateway returns a Gateway admitting devices by reg, logging to
+// logger (slog.Default() when nil).
+func NewGateway(reg *fleetcert.Registry, logger *slog.Logger) *Gateway {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Gateway{Registry: reg, Logger: logger, sessions: newSessions()}
+}
+
+// Start listens on Addr and serves devices until Close (or until ctx ends,
+// for the change feed). It returns once the listener is open.
+func (g *Gateway) Start(ctx context.Context) error {
+	if g.Region == "" {
+		g.Region = DefaultRegion
+	}
+	if g.PollInterval <= 0 {
+		g.PollInterval = DefaultPollInterval
+	}
+	if g.HandshakeTimeout <= 0 {
+		g.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if g.SessionExpiry <= 0 {
+		g.SessionExpiry = DefaultSessionExpiry
+	}
+	if g.MaxPendingWrites <= 0 {
+		g.MaxPendingWrites = 256
+	}
+	cert, err := tls.LoadX509KeyPair(g.CertFile, g.KeyFile)
+	if err != nil {
+		return fmt.Errorf("mqtt server certificate: %w", err)
+	}
+	g.ctx, g.cancel = context.WithCancel(ctx)
+
+	// Read the feed to its end first: changes before now are reflected in
+	// the statuses that admission reads.
+	if err := g.skipChanges(g.ctx); err != nil {
+		g.cancel()
+		return err
+	}
+
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumSessionExpiryInterval = uint32(g.SessionExpiry / time.Second)
+	caps.MaximumClientWritesPending = int32(g.MaxPendingWrites)
+	g.server = mochi.New(&mochi.Options{
+		Capabilities: caps,
+		InlineClient: true, // the gateway publishes events as the broker
+		// mochi logs at Info for each listener and hook; the gateway logs
+		// connection events itself.
+		Logger: slog.New(minLevel{g.Logger.Handler(), slog.LevelWarn}).With("component", "mochi"),
+	})
+	if err := g.server.AddHook(&authHook{g: g}, nil); err != nil {
+		g.cancel()
+		return err
+	}
+	g.listener = &tlsListener{
+		id: "mtls", address: g.Addr, timeout: g.HandshakeTimeout, logger: g.Logger,
+		config: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{cert},
+			// Any certificate is requested and none is checked against a
+			// trust store: VerifyConnection asks the registry.
+			ClientAuth:       tls.RequireAnyClientCert,
+			VerifyConnection: g.verifyConnection,
+		},
+	}
+	if err := g.server.AddListener(g.listener); err != nil {
+		g.cancel()
+		return fmt.Errorf("mqtt listener: %w", err)
+	}
+	if err := g.server.Serve(); err != nil {
+		g.cancel()
+		g.server.Close()
+		return err
+	}
+	g.watched.Add(1)
+	go g.watchChanges(g.ctx)
+	return nil
+}
+
+// ListenAddr returns the address the gateway listens on, once started.
+func (g *Gateway) ListenAddr() string {
+	if g.listener == nil || g.listener.ln == nil {
+		return g.Addr
+	}
+	return g.listener.ln.Addr().String()
+}
+
+// Endpoint returns scope's endpoint of endpointType (see EndpointAddress),
+// named under the first of Hostnames. It has the signature of
+// awsapi.Handler.Endpoint.
+func (g *Gateway) Endpoint(scope fleetcert.Scope, endpointType string) (string, error) {
+	host := DefaultHostname
+	if len(g.Hostnames) > 0 && g.Hostnames[0] != "" {
+		host = g.Hostnames[0]
+	}
+	return EndpointAddress(host, scope, endpointType)
+}
+
+// Close disconnects every device and stops the gateway.
+func (g *Gateway) Close() error {
+	if g.cancel == nil {
+		return nil
+	}
+	g.cancel()
+	g.watched.Wait()
+	if g.server != nil {
+		return g.server.Close()
+	}
+	return nil
+}
+
+// query is what the registry is asked about a device that presented chain
+// and sent server name serverName.
+func (g *Gateway) query(chain []*x509.Certificate, serverName string) fleetcert.DeviceQuery {
+	q := fleetcert.DeviceQuery{Chain: chain, Region: g.Region}
+	if account, region, ok := ParseServerName(serverName); ok {
+		q.AccountID, q.Region = account, region
+	}
+	return q
+}
+
+// verifyConnection refuses in the TLS handshake every device that
+// AdmitDevice refuses, except one that may still be registered just in
+// time: that happens on its MQTT CONNECT.
+func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
+	q := g.query(cs.PeerCertificates, cs.ServerName)
+	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
+	defer cancel()
+	_, err := g.Registry.AdmitDevice(ctx, q)
+	if err == nil {
+		return nil
+	}
+	var refusal *fleetcert.DeviceRefusal
+	if !errors.As(err, &refusal) {
+		g.Logger.Error("device admission failed", "stage", "handshake", "err", err)
+		g.metrics.refuse("internal_error")
+		return errors.New("device admission failed")
+	}
+	if refusal.Reason == fleetcert.ReasonUnregistered || refusal.Reason == fleetcert.ReasonPendingActivation {
+		if ok, err := g.Registry.AutoRegistrationCandidate(ctx, q); err != nil {
+			g.Logger.Error("device admission failed", "stage", "handshake", "certificateId", refusal.CertificateID, "err", err)
+		} else if ok {
+			return nil
+		}
+	}
+	g.refused("handshake", refusal, "", "")
+	return refusal
+}
+
+// refused logs and counts a refusal.
+func (g *Gateway) refused(stage string, r *fleetcert.DeviceRefusal, clientID, remote string) {
+	g.metrics.refuse(r.Reason)
+	attrs := []any{"stage", stage, "certificateId", r.CertificateID, "reason", r.Reason}
+	if r.Scope.AccountID != "" {
+		attrs = append(attrs, "account", r.Scope.AccountID, "region", r.Scope.Region)
+	}
+	if clientID != "" {
+		attrs = append(attrs, "clientId", clientID)
+	}
+	if remote != "" {
+		attrs = append(attrs, "remote", remote)
+	}
+	g.Logger.Info("device refused", attrs...)
+}
+
+// minLevel drops records below a level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
+}

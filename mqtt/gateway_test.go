@@ -1,0 +1,640 @@
+package mqtt_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/mqtt"
+	"github.com/fleetcert/fleetcert/sqlite"
+)
+
+const (
+	accountA = "111111111111"
+	accountB = "222222222222"
+	region   = "us-east-1"
+)
+
+var (
+	scopeA = fleetcert.Scope{AccountID: accountA, Region: region}
+	scopeB = fleetcert.Scope{AccountID: accountB, Region: region}
+)
+
+// env is a Gateway on 127.0.0.1:0 with a Registry on a real SQLite store
+// in a temp dir.
+type env struct {
+	t      *testing.T
+	reg    *fleetcert.Registry
+	gw     *mqtt.Gateway
+	roots  *x509.CertPool
+	offset atomic.Int64 // added to the registry's clock
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	db := sqlite.NewDB(filepath.Join(dir, "fleetcert.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &env{t: t, logs: &syncBuffer{}}
+	e.reg = fleetcert.NewRegistry(db, nil)
+	e.reg.Now = func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
+	files, err := mqtt.LoadOrCreateServerFiles(dir, nil, region, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(files.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.roots = x509.NewCertPool()
+	e.roots.AppendCertsFromPEM(caPEM)
+	e.gw = mqtt.NewGateway(e.reg, slog.New(slog.NewTextHandler(e.logs, nil)))
+	e.gw.Addr = "127.0.0.1:0"
+	e.gw.CertFile, e.gw.KeyFile = files.CertFile, files.KeyFile
+	e.gw.Region = region
+	e.gw.PollInterval = 50 * time.Millisecond
+	if err := e.gw.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.gw.Close()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+func (e *env) register(c *testpki.Cert, scope fleetcert.Scope, status fleetcert.Status) *fleetcert.Certificate {
+	e.t.Helper()
+	cert, err := e.reg.RegisterCertificateWithoutCA(context.Background(), scope, c.PEM, status)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cert
+}
+
+func (e *env) setStatus(scope fleetcert.Scope, id string, status fleetcert.Status) {
+	e.t.Helper()
+	if err := e.reg.UpdateCertificate(context.Background(), scope, id, status); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// registerCA registers ca in SNI_ONLY mode.
+func (e *env) registerCA(ca *testpki.Cert, scope fleetcert.Scope, active, auto bool) *fleetcert.CACertificate {
+	e.t.Helper()
+	c, err := e.reg.RegisterCACertificate(context.Background(), scope, fleetcert.RegisterCAInput{
+		CACertificatePEM: ca.PEM, Mode: fleetcert.ModeSNIOnly, SetAsActive: active, AllowAutoRegistration: auto,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// device is a paho MQTT 3.1.1 client and what it observed.
+type device struct {
+	paho.Client
+	lost     chan error
+	messages chan paho.Message
+}
+
+type dialOptions struct {
+	clientID   string
+	serverName string // TLS SNI; "" sends none (the broker is dialled by IP)
+	chain      []*testpki.Cert
+	clean      *bool
+	will       string // topic; payload "gone"
+}
+
+// dial connects with cert (and the extra chain), and returns the error of
+// the connection attempt.
+func (e *env) dial(cert *testpki.Cert, o dialOptions) (*device, error) {
+	e.t.Helper()
+	tlsCert := tls.Certificate{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key}
+	for _, c := range o.chain {
+		tlsCert.Certificate = append(tlsCert.Certificate, c.Cert.Raw)
+	}
+	if o.clientID == "" {
+		o.clientID = fmt.Sprintf("dev-%d", time.Now().UnixNano())
+	}
+	d := &device{lost: make(chan error, 1), messages: make(chan paho.Message, 100)}
+	opts := paho.NewClientOptions().
+		AddBroker("ssl://" + e.gw.ListenAddr()).
+		SetClientID(o.clientID).
+		SetTLSConfig(&tls.Config{RootCAs: e.roots, ServerName: o.serverName, Certificates: []tls.Certificate{tlsCert}}).
+		SetProtocolVersion(4).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { d.lost <- err }).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { d.messages <- m })
+	if o.serverName == "" {
+		opts.TLSConfig.ServerName = "127.0.0.1"
+	}
+	if o.clean != nil {
+		opts.SetCleanSession(*o.clean)
+	}
+	if o.will != "" {
+		opts.SetWill(o.will, "gone", 1, false)
+	}
+	d.Client = paho.NewClient(opts)
+	tok := d.Connect()
+	if !tok.WaitTimeout(15 * time.Second) {
+		return nil, errors.New("connect timed out")
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	e.t.Cleanup(func() { d.Disconnect(0) })
+	return d, nil
+}
+
+func (e *env) mustDial(cert *testpki.Cert, o dialOptions) *device {
+	e.t.Helper()
+	d, err := e.dial(cert, o)
+	if err != nil {
+		e.t.Fatalf("connect: %v", err)
+	}
+	return d
+}
+
+func (d *device) mustSubscribe(t *testing.T, filter string, qos byte) byte {
+	t.Helper()
+	tok := d.Subscribe(filter, qos, nil)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+	return tok.(*paho.SubscribeToken).Result()[filter]
+}
+
+func (d *device) mustPublish(t *testing.T, topic string, qos byte, retained bool, payload string) {
+	t.Helper()
+	tok := d.Publish(topic, qos, retained, payload)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+// waitLost waits for the device to see its connection closed.
+func (d *device) waitLost(t *testing.T) {
+	t.Helper()
+	select {
+	case <-d.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device is still connected after 10s")
+	}
+}
+
+// next returns the next message on topic, skipping others.
+func (d *device) next(t *testing.T, topic string) paho.Message {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-d.messages:
+			if m.Topic() == topic {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no message on %s within 10s", topic)
+		}
+	}
+}
+
+// refusedCount returns the refused-connection counter of reason.
+func (e *env) refusedCount(reason string) int {
+	var b bytes.Buffer
+	e.gw.WriteMetrics(&b)
+	prefix := fmt.Sprintf("fleetcert_mqtt_connections_refused_total{reason=%q} ", reason)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if n, ok := strings.CutPrefix(line, prefix); ok {
+			var v int
+			fmt.Sscan(n, &v)
+			return v
+		}
+	}
+	return 0
+}
+
+func TestAdmission(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name   string
+		setup  func(c *testpki.Cert) dialOptions
+		reason string // "" means admitted
+	}{
+		{"ok/active", func(c *testpki.Cert) dialOptions {
+			e.register(c, scopeA, fleetcert.StatusActive)
+			return dialOptions{}
+		}, ""},
+		{"fail/unregistered", func(c *testpki.Cert) dialOptions { return dialOptions{} }, fleetcert.ReasonUnregistered},
+		{"fail/inactive", func(c *testpki.Cert) dialOptions {
+			e.register(c, scopeA, fleetcert.StatusInactive)
+			return dialOptions{}
+		}, fleetcert.ReasonInactive},
+		{"fail/revoked", func(c *testpki.Cert) dialOptions {
+			e.register(c, scopeA, fleetcert.StatusRevoked)
+			return dialOptions{}
+		}, fleetcert.ReasonRevoked},
+		{"fail/pending-transfer", func(c *testpki.Cert) dialOptions {
+			cert := e.register(c, scopeA, fleetcert.StatusInactive)
+			if _, err := e.reg.TransferCertificate(ctx, scopeA, cert.ID, accountB, ""); err != nil {
+				t.Fatal(err)
+			}
+			ep, _ := mqtt.EndpointAddress("localhost", scopeA, mqtt.EndpointDataATS)
+			return dialOptions{serverName: ep}
+		}, fleetcert.ReasonPendingTransfer},
+		{"fail/pending-activation", func(c *testpki.Cert) dialOptions {
+			// Registered just in time, then the device presents its leaf
+			// alone after the CA stopped auto-registration.
+			ca := testpki.New(t, testpki.Options{IsCA: true})
+			caRec := e.registerCA(ca, scopeA, true, true)
+			leaf := testpki.New(t, testpki.Options{Parent: ca})
+			*c = *leaf
+			reg, err := e.reg.AutoRegisterDevice(ctx, fleetcert.DeviceQuery{Chain: []*x509.Certificate{leaf.Cert, ca.Cert}, Region: region})
+			if err != nil || reg == nil {
+				t.Fatalf("auto-register: %v %v", reg, err)
+			}
+			if err := e.reg.UpdateCACertificate(ctx, scopeA, caRec.ID, fleetcert.UpdateCAInput{NewAutoRegistrationStatus: "DISABLE"}); err != nil {
+				t.Fatal(err)
+			}
+			return dialOptions{}
+		}, fleetcert.ReasonPendingActivation},
+		{"fail/expired", func(c *testpki.Cert) dialOptions {
+			e.register(c, scopeA, fleetcert.StatusActive)
+			e.offset.Store(int64(2 * 365 * 24 * time.Hour))
+			t.Cleanup(func() { e.offset.Store(0) })
+			return dialOptions{}
+		}, fleetcert.ReasonExpired},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testpki.Leaf(t)
+			o := tt.setup(c)
+			before := e.refusedCount(tt.reason)
+			d, err := e.dial(c, o)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				d.mustPublish(t, "devices/hello", 1, false, "hi")
+				return
+			}
+			if err == nil {
+				t.Fatal("admitted")
+			}
+			if got := e.refusedCount(tt.reason); got != before+1 {
+				t.Errorf("refused{reason=%q} = %d, want %d (err %v)", tt.reason, got, before+1, err)
+			}
+			id := fleetcert.CertificateID(c.Cert.Raw)
+			if !strings.Contains(e.logs.String(), "certificateId="+id+" reason="+tt.reason) {
+				t.Errorf("no log line with the certificate id and reason %s", tt.reason)
+			}
+		})
+		e.offset.Store(0)
+	}
+}
+
+func TestRevokeAndDeactivateWhileConnected(t *testing.T) {
+	e := newEnv(t)
+	for _, status := range []fleetcert.Status{fleetcert.StatusInactive, fleetcert.StatusRevoked} {
+		t.Run("ok/"+string(status), func(t *testing.T) {
+			c := testpki.Leaf(t)
+			cert := e.register(c, scopeA, fleetcert.StatusActive)
+			d := e.mustDial(c, dialOptions{})
+			e.setStatus(scopeA, cert.ID, status)
+			d.waitLost(t)
+			if _, err := e.dial(c, dialOptions{}); err == nil {
+				t.Fatal("reconnected while not ACTIVE")
+			}
+			if status == fleetcert.StatusInactive {
+				e.setStatus(scopeA, cert.ID, fleetcert.StatusActive)
+				e.mustDial(c, dialOptions{})
+			}
+		})
+	}
+	var b bytes.Buffer
+	e.gw.WriteMetrics(&b)
+	if !strings.Contains(b.String(), "fleetcert_mqtt_revocation_drop_seconds_count 2\n") {
+		t.Errorf("drop latency histogram:\n%s", b.String())
+	}
+	t.Run("ok/delete-other-account-keeps-session", func(t *testing.T) {
+		// The same certificate in two accounts: deleting it in B does not
+		// drop the device connected to A.
+		c := testpki.Leaf(t)
+		a := e.register(c, scopeA, fleetcert.StatusActive)
+		e.register(c, scopeB, fleetcert.StatusInactive)
+		epA, _ := mqtt.EndpointAddress("localhost", scopeA, mqtt.EndpointDataATS)
+		d := e.mustDial(c, dialOptions{serverName: epA})
+		if err := e.reg.DeleteCertificate(context.Background(), scopeB, a.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		e.dropAnother(t)
+		if !d.IsConnectionOpen() {
+			t.Fatal("device of account A dropped")
+		}
+	})
+}
+
+// dropAnother connects and revokes another device and waits for its drop:
+// once it is seen, every change committed before has been applied.
+func (e *env) dropAnother(t *testing.T) {
+	t.Helper()
+	c := testpki.Leaf(t)
+	cert := e.register(c, scopeA, fleetcert.StatusActive)
+	d := e.mustDial(c, dialOptions{})
+	e.setStatus(scopeA, cert.ID, fleetcert.StatusRevoked)
+	d.waitLost(t)
+}
+
+func TestCADeactivationKeepsDevicesConnected(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ca := testpki.New(t, testpki.Options{IsCA: true})
+	caRec := e.registerCA(ca, scopeA, true, false)
+	leaf := testpki.New(t, testpki.Options{Parent: ca})
+	if _, err := e.reg.RegisterCertificate(ctx, scopeA, fleetcert.RegisterCertificateInput{
+		CertificatePEM: leaf.PEM, CACertificatePEM: ca.PEM, Status: fleetcert.StatusActive,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := e.mustDial(leaf, dialOptions{})
+	if err := e.reg.UpdateCACertificate(ctx, scopeA, caRec.ID, fleetcert.UpdateCAInput{NewStatus: "INACTIVE"}); err != nil {
+		t.Fatal(err)
+	}
+	e.dropAnother(t)
+	if !d.IsConnectionOpen() {
+		t.Fatal("deactivating the CA dropped its device")
+	}
+	d.mustPublish(t, "devices/still-here", 1, false, "yes")
+	e.mustDial(leaf, dialOptions{})
+}
+
+func TestJustInTimeRegistration(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	provisioner := testpki.Leaf(t)
+	e.register(provisioner, scopeA, fleetcert.StatusActive)
+	p := e.mustDial(provisioner, dialOptions{})
+	p.mustSubscribe(t, "$aws/events/certificates/registered/+", 1)
+
+	t.Run("ok", func(t *testing.T) {
+		ca := testpki.New(t, testpki.Options{IsCA: true})
+		caRec := e.registerCA(ca, scopeA, true, true)
+		leaf := testpki.New(t, testpki.Options{Parent: ca})
+		id := fleetcert.CertificateID(leaf.Cert.Raw)
+		// Refused on CONNECT (CONNACK return code 5), not in the handshake.
+		if _, err := e.dial(leaf, dialOptions{chain: []*testpki.Cert{ca}}); err == nil || !strings.Contains(err.Error(), "not Authorized") {
+			t.Fatalf("first connection: %v, want CONNACK not authorized", err)
+		}
+		m := p.next(t, "$aws/events/certificates/registered/"+caRec.ID)
+		var ev map[string]any
+		if err := json.Unmarshal(m.Payload(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		cert, err := e.reg.DescribeCertificate(ctx, scopeA, id)
+		if err != nil || cert.Status != fleetcert.StatusPendingActivation {
+			t.Fatalf("registered %v %v", cert, err)
+		}
+		if ev["certificateId"] != id || ev["caCertificateId"] != caRec.ID || ev["certificateStatus"] != "PENDING_ACTIVATION" ||
+			ev["awsAccountId"] != accountA || ev["certificateRegistrationTimestamp"] != fmt.Sprint(cert.CreationDate.UnixMilli()) {
+			t.Errorf("event %s", m.Payload())
+		}
+		if _, ok := ev["timestamp"].(float64); !ok {
+			t.Errorf("timestamp is not a number: %s", m.Payload())
+		}
+		// Each later attempt announces it again.
+		if _, err := e.dial(leaf, dialOptions{chain: []*testpki.Cert{ca}}); err == nil {
+			t.Fatal("admitted before activation")
+		}
+		p.next(t, "$aws/events/certificates/registered/"+caRec.ID)
+		e.setStatus(scopeA, id, fleetcert.StatusActive)
+		d := e.mustDial(leaf, dialOptions{chain: []*testpki.Cert{ca}})
+		d.mustPublish(t, "devices/provisioned", 1, false, "hi")
+	})
+	for _, tt := range []struct {
+		name         string
+		active, auto bool
+	}{
+		{"fail/ca-inactive", false, true},
+		{"fail/auto-registration-disabled", true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ca := testpki.New(t, testpki.Options{IsCA: true})
+			e.registerCA(ca, scopeA, tt.active, tt.auto)
+			leaf := testpki.New(t, testpki.Options{Parent: ca})
+			if _, err := e.dial(leaf, dialOptions{chain: []*testpki.Cert{ca}}); err == nil {
+				t.Fatal("admitted")
+			}
+			_, err := e.reg.DescribeCertificate(ctx, scopeA, fleetcert.CertificateID(leaf.Cert.Raw))
+			if fleetcert.ErrorCode(err) != fleetcert.EResourceNotFound {
+				t.Fatalf("registered anyway: %v", err)
+			}
+		})
+	}
+}
+
+func TestTopicAuthorization(t *testing.T) {
+	e := newEnv(t)
+	c := testpki.Leaf(t)
+	e.register(c, scopeA, fleetcert.StatusActive)
+	sub := e.mustDial(c, dialOptions{})
+	if rc := sub.mustSubscribe(t, "$aws/events/presence/connected/spoof", 1); rc != 1 {
+		t.Fatalf("subscribe to $aws/events: rc %#x", rc)
+	}
+	if rc := sub.mustSubscribe(t, "$aws/things/x/shadow/update", 1); rc != 0x80 {
+		t.Errorf("subscribe to $aws/things: rc %#x, want 0x80", rc)
+	}
+	if rc := sub.mustSubscribe(t, "$SYS/#", 0); rc != 0x80 {
+		t.Errorf("subscribe to $SYS: rc %#x, want 0x80", rc)
+	}
+	sub.mustSubscribe(t, "open/topic", 1)
+	pub := e.mustDial(c, dialOptions{})
+	// QoS 0 to $aws is dropped; the next message, from the same publisher,
+	// arrives after it would have.
+	pub.mustPublish(t, "$aws/events/presence/connected/spoof", 0, false, "forged")
+	pub.mustPublish(t, "open/topic", 0, false, "real")
+	if m := sub.next(t, "open/topic"); string(m.Payload()) != "real" {
+		t.Fatalf("got %s", m.Payload())
+	}
+	select {
+	case m := <-sub.messages:
+		t.Fatalf("device published on %s", m.Topic())
+	default:
+	}
+	// MQTT 3.1.1 has no negative PUBACK: a QoS 1 publish to $aws closes
+	// the connection.
+	pub.Publish("$aws/things/x/shadow/update", 1, false, "{}")
+	pub.waitLost(t)
+}
+
+func TestPresenceEvents(t *testing.T) {
+	e := newEnv(t)
+	w := testpki.Leaf(t)
+	e.register(w, scopeA, fleetcert.StatusActive)
+	watcher := e.mustDial(w, dialOptions{})
+	watcher.mustSubscribe(t, "$aws/events/presence/+/+", 1)
+
+	c := testpki.Leaf(t)
+	cert := e.register(c, scopeA, fleetcert.StatusActive)
+	event := func(kind string) map[string]any {
+		t.Helper()
+		m := watcher.next(t, "$aws/events/presence/"+kind+"/thermostat-1")
+		var ev map[string]any
+		if err := json.Unmarshal(m.Payload(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	d := e.mustDial(c, dialOptions{clientID: "thermostat-1"})
+	ev := event("connected")
+	if ev["clientId"] != "thermostat-1" || ev["eventType"] != "connected" || ev["principalIdentifier"] != cert.ID ||
+		ev["ipAddress"] != "127.0.0.1" || ev["sessionIdentifier"] == "" || ev["timestamp"] == nil {
+		t.Errorf("connected event %v", ev)
+	}
+	d.Disconnect(100)
+	ev = event("disconnected")
+	if ev["disconnectReason"] != "CLIENT_INITIATED_DISCONNECT" || ev["clientInitiatedDisconnect"] != true || ev["principalIdentifier"] != cert.ID {
+		t.Errorf("disconnected event %v", ev)
+	}
+	d = e.mustDial(c, dialOptions{clientID: "thermostat-1"})
+	event("connected")
+	e.setStatus(scopeA, cert.ID, fleetcert.StatusRevoked)
+	ev = event("disconnected")
+	if ev["disconnectReason"] != "AUTH_ERROR" || ev["clientInitiatedDisconnect"] != false {
+		t.Errorf("disconnected event after revocation %v", ev)
+	}
+}
+
+func TestMessaging(t *testing.T) {
+	e := newEnv(t)
+	c := testpki.Leaf(t)
+	e.register(c, scopeA, fleetcert.StatusActive)
+	a := e.mustDial(c, dialOptions{})
+	b := e.mustDial(c, dialOptions{})
+
+	t.Run("ok/qos1", func(t *testing.T) {
+		b.mustSubscribe(t, "fleet/qos1", 1)
+		a.mustPublish(t, "fleet/qos1", 1, false, "one")
+		if m := b.next(t, "fleet/qos1"); string(m.Payload()) != "one" || m.Qos() != 1 {
+			t.Fatalf("got %q qos %d", m.Payload(), m.Qos())
+		}
+	})
+	t.Run("ok/retained", func(t *testing.T) {
+		a.mustPublish(t, "fleet/config", 1, true, "v2")
+		b.mustSubscribe(t, "fleet/config", 1)
+		if m := b.next(t, "fleet/config"); string(m.Payload()) != "v2" || !m.Retained() {
+			t.Fatalf("got %q retained %v", m.Payload(), m.Retained())
+		}
+	})
+	t.Run("ok/persistent-session", func(t *testing.T) {
+		no := false
+		p := e.mustDial(c, dialOptions{clientID: "persistent-1", clean: &no})
+		p.mustSubscribe(t, "fleet/offline", 1)
+		p.Disconnect(100)
+		a.mustPublish(t, "fleet/offline", 1, false, "while away")
+		p = e.mustDial(c, dialOptions{clientID: "persistent-1", clean: &no})
+		if m := p.next(t, "fleet/offline"); string(m.Payload()) != "while away" {
+			t.Fatalf("got %q", m.Payload())
+		}
+	})
+	t.Run("ok/will-on-revocation", func(t *testing.T) {
+		wc := testpki.Leaf(t)
+		cert := e.register(wc, scopeA, fleetcert.StatusActive)
+		b.mustSubscribe(t, "fleet/will", 1)
+		w := e.mustDial(wc, dialOptions{will: "fleet/will"})
+		e.setStatus(scopeA, cert.ID, fleetcert.StatusInactive)
+		w.waitLost(t)
+		if m := b.next(t, "fleet/will"); string(m.Payload()) != "gone" {
+			t.Fatalf("got %q", m.Payload())
+		}
+	})
+}
+
+func TestServerNameSelectsAccount(t *testing.T) {
+	e := newEnv(t)
+	c := testpki.Leaf(t)
+	e.register(c, scopeA, fleetcert.StatusActive)
+	e.register(c, scopeB, fleetcert.StatusInactive)
+	epA, _ := mqtt.EndpointAddress("localhost", scopeA, mqtt.EndpointDataATS)
+	epB, _ := mqtt.EndpointAddress("localhost", scopeB, mqtt.EndpointData)
+	if _, err := e.dial(c, dialOptions{}); err == nil || e.refusedCount(fleetcert.ReasonAmbiguousAccount) != 1 {
+		t.Errorf("no server name: %v, ambiguous refusals %d", err, e.refusedCount(fleetcert.ReasonAmbiguousAccount))
+	}
+	if _, err := e.dial(c, dialOptions{serverName: epB}); err == nil || e.refusedCount(fleetcert.ReasonInactive) != 1 {
+		t.Errorf("account B (INACTIVE): %v", err)
+	}
+	e.mustDial(c, dialOptions{serverName: epA})
+	// Another region in the name: not registered there.
+	other, _ := mqtt.EndpointAddress("localhost", fleetcert.Scope{AccountID: accountA, Region: "eu-west-1"}, mqtt.EndpointDataATS)
+	if _, err := e.dial(c, dialOptions{serverName: other}); err == nil {
+		t.Error("admitted in a region where the certificate is not registered")
+	}
+}
+
+func TestEndpointAddress(t *testing.T) {
+	for _, tt := range []struct{ typ, want, code string }{
+		{"iot:Data-ATS", "111111111111-ats.iot.us-east-1.iot.example.com", ""},
+		{"iot:Data", "111111111111.iot.us-east-1.iot.example.com", ""},
+		{"", "111111111111.iot.us-east-1.iot.example.com", ""},
+		{"iot:CredentialProvider", "111111111111.credentials.iot.us-east-1.iot.example.com", ""},
+		{"iot:Jobs", "111111111111.jobs.iot.us-east-1.iot.example.com", ""},
+		{"iot:data-ats", "", fleetcert.EInvalidRequest},
+	} {
+		got, err := mqtt.EndpointAddress("iot.example.com", scopeA, tt.typ)
+		if got != tt.want || fleetcert.ErrorCode(err) != tt.code && !(tt.code == "" && err == nil) {
+			t.Errorf("%q: %q %v", tt.typ, got, err)
+		}
+		if tt.code == "" && !strings.Contains(tt.typ, "Credential") && !strings.Contains(tt.typ, "Jobs") {
+			acct, reg, ok := mqtt.ParseServerName(got)
+			if !ok || acct != accountA || reg != region {
+				t.Errorf("ParseServerName(%q) = %q %q %v", got, acct, reg, ok)
+			}
+		}
+	}
+	for _, name := range []string{"", "localhost", "127.0.0.1", "iot.us-east-1.localhost", "12345.iot.us-east-1.localhost", "111111111111.jobs.iot.us-east-1.x"} {
+		if _, _, ok := mqtt.ParseServerName(name); ok {
+			t.Errorf("ParseServerName(%q) ok", name)
+		}
+	}
+}

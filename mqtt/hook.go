@@ -1,0 +1,219 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// authHook is the gateway's one mochi hook: admission on CONNECT, topic
+// authorization, and the session index and presence events. Authorization
+// by IoT policies will plug into OnACLCheck (and OnConnectAuthenticate for
+// iot:Connect) once certificates have attached policies.
+type authHook struct {
+	mochi.HookBase
+	g *Gateway
+}
+
+func (h *authHook) ID() string { return "fleetcert-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	switch b {
+	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect:
+		return true
+	}
+	return false
+}
+
+// OnConnectAuthenticate admits a device by the certificate it presented in
+// the TLS handshake, or registers it just in time and refuses it.
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (ok bool) {
+	onShortStack(func() { ok = h.authenticate(cl) })
+	return ok
+}
+
+func (h *authHook) authenticate(cl *mochi.Client) bool {
+	g := h.g
+	tc, ok := cl.Net.Conn.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	cs := tc.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		g.refused("connect", &fleetcert.DeviceRefusal{Reason: fleetcert.ReasonNoCertificate}, cl.ID, cl.Net.Remote)
+		g.refuseConnect(cl)
+		return false
+	}
+	q := g.query(cs.PeerCertificates, cs.ServerName)
+	s := &session{
+		cl:            cl,
+		certificateID: fleetcert.CertificateID(cs.PeerCertificates[0].Raw),
+		sessionID:     newSessionID(),
+		version:       g.version.Add(1),
+	}
+	// Indexed before the status is read: a change committed after the
+	// read finds the session and closes it.
+	g.sessions.add(s)
+	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
+	defer cancel()
+	cert, err := g.Registry.AdmitDevice(ctx, q)
+	if err == nil {
+		s.admitted(cert.Scope)
+		g.metrics.admitted.Add(1)
+		return true
+	}
+	g.sessions.remove(cl)
+	var refusal *fleetcert.DeviceRefusal
+	if !errors.As(err, &refusal) {
+		g.Logger.Error("device admission failed", "stage", "connect", "certificateId", s.certificateID, "clientId", cl.ID, "err", err)
+		g.metrics.refuse("internal_error")
+		g.refuseConnect(cl)
+		return false
+	}
+	if refusal.Reason == fleetcert.ReasonUnregistered || refusal.Reason == fleetcert.ReasonPendingActivation {
+		// AWS IoT (just-in-time registration): registration happens on the
+		// MQTT CONNECT; the event is published and the connection closed.
+		reg, err := g.Registry.AutoRegisterDevice(ctx, q)
+		if err != nil {
+			g.Logger.Error("just-in-time registration failed", "certificateId", s.certificateID, "err", err)
+		} else if reg != nil {
+			g.metrics.autoRegistered.Add(1)
+			g.Logger.Info("device registered just in time", "certificateId", reg.Certificate.ID,
+				"caCertificateId", reg.CA.ID, "account", reg.Certificate.AccountID, "region", reg.Certificate.Region)
+			g.publish(TopicRegisteredPrefix+reg.CA.ID, registeredPayload(reg, time.Now()))
+			refusal = &fleetcert.DeviceRefusal{Reason: fleetcert.ReasonPendingActivation,
+				CertificateID: reg.Certificate.ID, Scope: reg.Certificate.Scope}
+		}
+	}
+	g.refused("connect", refusal, cl.ID, cl.Net.Remote)
+	g.refuseConnect(cl)
+	return false
+}
+
+// refuseConnect answers CONNACK "not authorized" and closes the
+// connection, so that mochi's own CONNACK (bad user name or password)
+// is not sent after it.
+func (g *Gateway) refuseConnect(cl *mochi.Client) {
+	code := packets.ErrNotAuthorized // MQTT 5: 0x87
+	if cl.Properties.ProtocolVersion < 5 {
+		// mochi maps this one to MQTT 3.1.1's return code 5,
+		// "Connection Refused, not authorized".
+		code = packets.ErrBadUsernameOrPassword
+	}
+	g.server.SendConnack(cl, code, false, nil)
+	cl.Stop(packets.ErrNotAuthorized)
+}
+
+// OnACLCheck authorizes a publish (write) to a topic, or a subscription to
+// a filter and each delivery to the subscriber (read).
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
+		if _, filter, ok := strings.Cut(rest, "/"); ok {
+			topic = filter
+		}
+	}
+	if !strings.HasPrefix(topic, "$") {
+		return true
+	}
+	// AWS IoT reserves $aws/ topics: devices read the events there and
+	// publish nothing. Other $ topics (mochi's $SYS) are not for devices.
+	return !write && strings.HasPrefix(topic, "$aws/events/")
+}
+
+// OnSessionEstablished publishes the connected event once the CONNACK is
+// sent.
+func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
+	onShortStack(func() { h.established(cl) })
+}
+
+func (h *authHook) established(cl *mochi.Client) {
+	g := h.g
+	s := g.sessions.get(cl)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.established = true
+	scope := s.scope
+	s.mu.Unlock()
+	g.Logger.Info("device connected", "certificateId", s.certificateID, "clientId", cl.ID,
+		"account", scope.AccountID, "region", scope.Region, "remote", cl.Net.Remote,
+		"protocolVersion", cl.Properties.ProtocolVersion)
+	if presenceTopicOK(cl.ID) {
+		g.publish(TopicConnectedPrefix+cl.ID, connectedPayload(s, time.Now()))
+	}
+}
+
+// OnDisconnect forgets the session and publishes the disconnected event.
+func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
+	g := h.g
+	s := g.sessions.remove(cl)
+	if s == nil {
+		return
+	}
+	if _, established := s.state(); !established {
+		return
+	}
+	reason := disconnectReason(s, cl, err)
+	g.Logger.Info("device disconnected", "certificateId", s.certificateID, "clientId", cl.ID, "reason", reason)
+	if presenceTopicOK(cl.ID) {
+		g.publish(TopicDisconnectedPrefix+cl.ID, disconnectedPayload(s, reason, time.Now()))
+	}
+}
+
+func disconnectReason(s *session, cl *mochi.Client, err error) string {
+	if r := s.dropReason.Load(); r != nil {
+		return *r
+	}
+	cause := cl.StopCause()
+	switch {
+	case cause == packets.CodeDisconnect, cause == packets.CodeDisconnectWillMessage,
+		err == packets.CodeDisconnectWillMessage:
+		return DisconnectClientInitiated
+	case cause == packets.ErrSessionTakenOver:
+		return DisconnectDuplicateID
+	case cause == packets.ErrServerShuttingDown:
+		return DisconnectServerInitiated
+	case cause == packets.ErrNotAuthorized:
+		return DisconnectAuthError
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return DisconnectKeepAliveTimeout
+	}
+	var code packets.Code
+	if errors.As(err, &code) {
+		return DisconnectClientError
+	}
+	return DisconnectConnectionLost
+}
+
+// publish sends an event as the broker, at QoS 1 for subscribers that ask
+// for it.
+func (g *Gateway) publish(topic string, payload []byte) {
+	if err := g.server.Publish(topic, payload, false, 1); err != nil {
+		g.Logger.Warn("publish event failed", "topic", topic, "err", err)
+	}
+}
+
+// onShortStack runs fn on a goroutine of its own and waits for it. The
+// store's queries (the SQLite driver is C translated to Go), logging and
+// event encoding need a deep stack; run on a device's session goroutine,
+// that stack would stay grown for as long as the device stays connected,
+// idle: a quarter of the memory of an idle connection.
+func onShortStack(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+}

@@ -1,0 +1,103 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// tlsListener is a mochi listener on TCP that completes the TLS handshake
+// (and so the registry's check of the device certificate) before handing
+// the connection to the broker, bounding the handshake and the wait for
+// CONNECT by timeout: mochi's own TCP listener leaves both unbounded.
+type tlsListener struct {
+	id      string
+	address string
+	config  *tls.Config
+	timeout time.Duration
+	logger  *slog.Logger
+
+	ln     net.Listener
+	closed atomic.Bool
+}
+
+var _ listeners.Listener = (*tlsListener)(nil)
+
+func (l *tlsListener) ID() string       { return l.id }
+func (l *tlsListener) Protocol() string { return "tcp+tls" }
+
+func (l *tlsListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+func (l *tlsListener) Init(*slog.Logger) error {
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	return nil
+}
+
+func (l *tlsListener) Serve(establish listeners.EstablishFn) {
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does, rather than stop serving.
+			l.logger.Warn("mqtt accept failed", "err", err, "retryIn", backoff)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		go l.serveConn(conn, establish)
+	}
+}
+
+func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) {
+	tc := tls.Server(conn, l.config)
+	// The deadline covers the handshake and reading CONNECT; mochi replaces
+	// it by the keepalive deadline once CONNECT is read.
+	tc.SetDeadline(time.Now().Add(l.timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		// Refusals by the registry are logged by VerifyConnection; the rest
+		// (scanners, clients that distrust the server certificate) are noise.
+		l.logger.Debug("mqtt tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		tc.Close()
+		return
+	}
+	// The session lives on a fresh goroutine: this one's stack grew for the
+	// handshake (and the registry lookup in VerifyConnection) and would
+	// stay that large for as long as an idle device stays connected.
+	go func() {
+		if err := establish(l.id, tc); err != nil {
+			l.logger.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
+		}
+	}()
+}
+
+func (l *tlsListener) Close(closeClients listeners.CloseFn) {
+	if l.closed.CompareAndSwap(false, true) {
+		if l.ln != nil {
+			l.ln.Close()
+		}
+		closeClients(l.id)
+	}
+}
