@@ -638,3 +638,36 @@ func TestEndpointAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsList: the console's view of live sessions, by certificate
+// and by account.
+func TestSessionsList(t *testing.T) {
+	e := newEnv(t)
+	c := testpki.Leaf(t)
+	cert := e.register(c, scopeA, fleetcert.StatusActive)
+	d := e.mustDial(c, dialOptions{clientID: "thermostat-7"})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.gw.SessionsOf(scopeA, cert.ID)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("session not listed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := e.gw.SessionsOf(scopeA, cert.ID)
+	if len(got) != 1 || got[0].ClientID != "thermostat-7" || got[0].CertificateID != cert.ID || got[0].RemoteAddr == "" || got[0].ConnectedAt.IsZero() {
+		t.Fatalf("sessions of the certificate: %+v", got)
+	}
+	if all := e.gw.Sessions(scopeA); len(all) != 1 {
+		t.Fatalf("sessions of the account: %+v", all)
+	}
+	if other := e.gw.Sessions(scopeB); len(other) != 0 {
+		t.Fatalf("another account sees the session: %+v", other)
+	}
+	d.Disconnect(0)
+	for len(e.gw.Sessions(scopeA)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("closed session still listed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

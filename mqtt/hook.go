@@ -58,6 +58,7 @@ func (h *authHook) authenticate(cl *mochi.Client) bool {
 		certificateID: fleetcert.CertificateID(cs.PeerCertificates[0].Raw),
 		sessionID:     newSessionID(),
 		version:       g.version.Add(1),
+		connectedAt:   time.Now(),
 	}
 	// Indexed before the status is read: a change committed after the
 	// read finds the session and closes it.

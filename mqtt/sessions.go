@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ type session struct {
 	certificateID string
 	sessionID     string
 	version       int64 // lifecycle events' versionNumber
+	connectedAt   time.Time
 
 	mu          sync.Mutex
 	scope       fleetcert.Scope // zero while the admission check runs
@@ -123,4 +125,45 @@ func (x *sessions) len() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return len(x.byClient)
+}
+
+// Session describes a live device session, for the console.
+type Session struct {
+	ClientID      string
+	CertificateID string
+	RemoteAddr    string
+	ConnectedAt   time.Time
+}
+
+// list returns the established sessions of scope that keep returns true
+// for, oldest first.
+func (x *sessions) list(scope fleetcert.Scope, keep func(*session) bool) []Session {
+	x.mu.Lock()
+	var found []*session
+	for _, s := range x.byClient {
+		if keep(s) {
+			found = append(found, s)
+		}
+	}
+	x.mu.Unlock()
+	var out []Session
+	for _, s := range found {
+		if sc, ok := s.state(); ok && sc == scope && !s.cl.Closed() {
+			out = append(out, Session{ClientID: s.cl.ID, CertificateID: s.certificateID,
+				RemoteAddr: s.cl.Net.Remote, ConnectedAt: s.connectedAt})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ConnectedAt.Before(out[j].ConnectedAt) })
+	return out
+}
+
+// SessionsOf returns the live sessions of certificate certificateID in
+// scope.
+func (g *Gateway) SessionsOf(scope fleetcert.Scope, certificateID string) []Session {
+	return g.sessions.list(scope, func(s *session) bool { return s.certificateID == certificateID })
+}
+
+// Sessions returns every live session of scope.
+func (g *Gateway) Sessions(scope fleetcert.Scope) []Session {
+	return g.sessions.list(scope, func(*session) bool { return true })
 }

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/awsapi"
+	"github.com/fleetcert/fleetcert/console"
 	"github.com/fleetcert/fleetcert/mqtt"
 )
 
@@ -105,4 +107,24 @@ func (l *hostnameList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// gatewaySessions shows the gateway's live sessions in the console; the two
+// packages do not import each other.
+type gatewaySessions struct{ g *mqtt.Gateway }
+
+func (s gatewaySessions) ClientsOf(scope fleetcert.Scope, certificateID string) []console.Session {
+	return consoleSessions(s.g.SessionsOf(scope, certificateID))
+}
+
+func (s gatewaySessions) Connected(scope fleetcert.Scope) []console.Session {
+	return consoleSessions(s.g.Sessions(scope))
+}
+
+func consoleSessions(in []mqtt.Session) []console.Session {
+	out := make([]console.Session, len(in))
+	for i, s := range in {
+		out[i] = console.Session{ClientID: s.ClientID, CertificateID: s.CertificateID, RemoteAddr: s.RemoteAddr, ConnectedAt: s.ConnectedAt}
+	}
+	return out
 }

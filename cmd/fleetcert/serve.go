@@ -53,6 +53,7 @@ type Main struct {
 	DB       *sqlite.DB
 	Registry *fleetcert.Registry
 	Gateway  *mqtt.Gateway // nil when --mqtt-addr is empty
+	Console  *console.Handler
 
 	apiListener net.Listener
 	apiServer   *http.Server
@@ -103,7 +104,11 @@ func (m *Main) Run(ctx context.Context) error {
 	mux.HandleFunc("GET /metrics", m.metrics)
 	mux.Handle("/", api)
 	// The web console; "/" alone (a browser's first request) goes to it.
-	mux.Handle(console.Prefix, console.NewHandler(m.Registry, m.Logger))
+	m.Console = console.NewHandler(m.Registry, m.Logger)
+	if m.Gateway != nil {
+		m.Console.Sessions = gatewaySessions{m.Gateway}
+	}
+	mux.Handle(console.Prefix, m.Console)
 	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	m.apiServer = &http.Server{
 		Handler:           mux,
@@ -137,6 +142,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		errs = append(errs, m.apiServer.Shutdown(ctx))
+	}
+	if m.Console != nil {
+		errs = append(errs, m.Console.Close()) // ends running bulk actions
 	}
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
