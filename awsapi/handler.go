@@ -9,6 +9,7 @@
 package awsapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -244,7 +245,9 @@ func (h *Handler) writeJSON(c *call, status int, out any) {
 		c.WriteHeader(status)
 		return
 	}
-	b, err := marshal(out)
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer jsonBuffers.Put(buf)
+	b, err := appendJSON(buf, out)
 	if err != nil {
 		h.writeError(c, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fleetcert/fleetcert"
@@ -27,8 +28,19 @@ func (t epochTime) MarshalJSON() ([]byte, error) {
 // marshal encodes v as JSON without HTML escaping: PEM and messages travel
 // as they are, as AWS sends them.
 func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	return appendJSON(new(bytes.Buffer), v)
+}
+
+// jsonBuffers recycles response buffers: a response's encoding is a sixth
+// of what a DescribeCertificate allocates, and garbage collection is what
+// stretches the latency tail under load.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// appendJSON encodes v into buf, emptied first, and returns the bytes,
+// valid until buf is reused.
+func appendJSON(buf *bytes.Buffer, v any) ([]byte, error) {
+	buf.Reset()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
