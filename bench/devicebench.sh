@@ -10,12 +10,16 @@
 # every server is stopped by PID when the script exits.
 #
 # Settings (environment):
-#   DURATION=10s  CONCURRENCY=8  HOLD=19900  REVOKE=200  KEEP_TMP=1
+#   DURATION=10s  CONCURRENCY=8  ROUNDS=2  HOLD=19900  REVOKE=200  KEEP_TMP=1
+#
+# The connect loads run ROUNDS times, one target after the other in each
+# round, so that a change in the machine's load hits every target.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-8}
+ROUNDS=${ROUNDS:-2}
 # The container's hard limit on open files is 20,000 per process, and the
 # broker needs a few descriptors besides the devices': 19,900 by default.
 HOLD=${HOLD:-19900}
@@ -84,11 +88,14 @@ else
 fi
 
 DEV=(--cert "$T/certs/device.pem" --key "$T/certs/device.key")
-echo; echo "== connect: $DURATION each, concurrency $CONCURRENCY"
-load
-"$B" connect --label bare-tls --addr "$BARE" --cafile "$T/certs/ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
-"$B" connect --label fleetcert --addr "$MQTT" --cafile "$T/data/mqtt-ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
-[ -n "$MOSQ" ] && "$B" connect --label mosquitto --addr "$MOSQ" --cafile "$T/certs/ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+echo; echo "== connect: $DURATION each, concurrency $CONCURRENCY, $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+  echo "-- round $round"
+  load
+  "$B" connect --label bare-tls --addr "$BARE" --cafile "$T/certs/ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+  "$B" connect --label fleetcert --addr "$MQTT" --cafile "$T/data/mqtt-ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+  [ -n "$MOSQ" ] && "$B" connect --label mosquitto --addr "$MOSQ" --cafile "$T/certs/ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+done
 load
 
 echo; echo "== hold $HOLD idle devices on fleetcert"

@@ -7,11 +7,16 @@
 //
 // A device is admitted while its leaf certificate (by SHA-256 fingerprint)
 // is registered and ACTIVE, and within its validity period
-// (fleetcert.Registry.AdmitDevice). The check runs twice: in the TLS
+// (fleetcert.Registry.AdmitDevice). The registry is asked in the TLS
 // handshake (tls.Config.VerifyConnection, so a refused device gets a TLS
-// alert, as on AWS), and again when the MQTT CONNECT arrives, where the
-// session is entered in the gateway's index before the status is read, so
-// that no change is missed in between. A refusal at CONNECT is a CONNACK
+// alert, as on AWS), and the answer is carried to the MQTT CONNECT with the
+// sequence number of the change feed it reflects. On CONNECT the session
+// is entered in the gateway's index first, so that the change watcher
+// finds it from then on; the store is read again only if the watcher has
+// read, since that sequence number, a change that may have taken the
+// certificate out of ACTIVE (or the certificate expired in between): no
+// change is missed in between, and the common connection reads the store
+// once (see admission). A refusal at CONNECT is a CONNACK
 // "not authorized" (MQTT 5 reason 0x87, MQTT 3.1.1 return code 5), then
 // the connection is closed. Every refusal is logged with the certificate id
 // and the reason, and counted by reason.
@@ -93,6 +98,10 @@ const (
 	DefaultSessionExpiry = time.Hour
 )
 
+// clientReadBufferSize is the size of the buffer mochi reads each
+// connection's packets through.
+const clientReadBufferSize = 256
+
 // Gateway is the MQTT device gateway. Create it with NewGateway, set its
 // fields, then Start it; Close stops it.
 type Gateway struct {
@@ -143,6 +152,13 @@ type Gateway struct {
 	cancel  context.CancelFunc
 	watched sync.WaitGroup
 	lastSeq int64 // owned by the change watcher
+
+	// seen is the sequence number of the latest change the watcher has
+	// read (and started to apply); dropSeq holds, per bucket of certificate
+	// ids, that of the latest change it read that took such a certificate
+	// out of ACTIVE. See admission.
+	seen    atomic.Int64
+	dropSeq [changeBuckets]atomic.Int64
 }
 
 // NewGateway returns a Gateway admitting devices by reg, logging to
@@ -191,6 +207,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.server = mochi.New(&mochi.Options{
 		Capabilities: caps,
 		InlineClient: true, // the gateway publishes events as the broker
+		// Each connection keeps a read buffer of this size for as long as
+		// it lives (mochi's default is 2 KiB): devices mostly send small
+		// packets, and a read of a larger one goes past the buffer.
+		ClientNetReadBufferSize: clientReadBufferSize,
 		// mochi logs at Info for each listener and hook; the gateway logs
 		// connection events itself.
 		Logger: slog.New(minLevel{g.Logger.Handler(), slog.LevelWarn}).With("component", "mochi"),
@@ -199,15 +219,34 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.cancel()
 		return err
 	}
+	// Any certificate is requested and none is checked against a trust
+	// store: VerifyConnection asks the registry. Each connection gets a
+	// copy of this configuration whose VerifyConnection knows the
+	// connection, to hand the admission on to the CONNECT (session
+	// tickets still use the listener configuration's keys).
+	perConn := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAnyClientCert,
+	}
 	g.listener = &tlsListener{
 		id: "mtls", address: g.Addr, timeout: g.HandshakeTimeout, logger: g.Logger,
 		config: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{cert},
-			// Any certificate is requested and none is checked against a
-			// trust store: VerifyConnection asks the registry.
-			ClientAuth:       tls.RequireAnyClientCert,
-			VerifyConnection: g.verifyConnection,
+			ClientAuth:   tls.RequireAnyClientCert,
+			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				dc, ok := hello.Conn.(*deviceConn)
+				if !ok {
+					return nil, errors.New("mqtt: connection not from the gateway's listener")
+				}
+				c := perConn.Clone()
+				c.VerifyConnection = func(cs tls.ConnectionState) error { return g.verifyConnection(dc, cs) }
+				return c, nil
+			},
+			VerifyConnection: func(tls.ConnectionState) error {
+				return errors.New("mqtt: no per-connection configuration") // not reached
+			},
 		},
 	}
 	if err := g.server.AddListener(g.listener); err != nil {
@@ -266,34 +305,6 @@ func (g *Gateway) query(chain []*x509.Certificate, serverName string) fleetcert.
 	return q
 }
 
-// verifyConnection refuses in the TLS handshake every device that
-// AdmitDevice refuses, except one that may still be registered just in
-// time: that happens on its MQTT CONNECT.
-func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
-	q := g.query(cs.PeerCertificates, cs.ServerName)
-	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
-	defer cancel()
-	_, err := g.Registry.AdmitDevice(ctx, q)
-	if err == nil {
-		return nil
-	}
-	var refusal *fleetcert.DeviceRefusal
-	if !errors.As(err, &refusal) {
-		g.Logger.Error("device admission failed", "stage", "handshake", "err", err)
-		g.metrics.refuse("internal_error")
-		return errors.New("device admission failed")
-	}
-	if refusal.Reason == fleetcert.ReasonUnregistered || refusal.Reason == fleetcert.ReasonPendingActivation {
-		if ok, err := g.Registry.AutoRegistrationCandidate(ctx, q); err != nil {
-			g.Logger.Error("device admission failed", "stage", "handshake", "certificateId", refusal.CertificateID, "err", err)
-		} else if ok {
-			return nil
-		}
-	}
-	g.refused("handshake", refusal, "", "")
-	return refusal
-}
-
 // refused logs and counts a refusal.
 func (g *Gateway) refused(stage string, r *fleetcert.DeviceRefusal, clientID, remote string) {
 	g.metrics.refuse(r.Reason)
@@ -318,6 +329,16 @@ type minLevel struct {
 
 func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+// Handle drops mochi's warning about a keepalive under 5 s: a device may
+// disable keepalive (0), and the warning would be written for every such
+// connection.
+func (h minLevel) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == mochi.ErrMinimumKeepalive.Error() {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {

@@ -36,23 +36,19 @@ func (h *authHook) Provides(b byte) bool {
 // OnConnectAuthenticate admits a device by the certificate it presented in
 // the TLS handshake, or registers it just in time and refuses it.
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (ok bool) {
-	onShortStack(func() { ok = h.authenticate(cl) })
-	return ok
-}
-
-func (h *authHook) authenticate(cl *mochi.Client) bool {
 	g := h.g
-	tc, ok := cl.Net.Conn.(*tls.Conn)
-	if !ok {
+	tc, isTLS := cl.Net.Conn.(*tls.Conn)
+	if !isTLS {
 		return false
 	}
 	cs := tc.ConnectionState()
 	if len(cs.PeerCertificates) == 0 {
-		g.refused("connect", &fleetcert.DeviceRefusal{Reason: fleetcert.ReasonNoCertificate}, cl.ID, cl.Net.Remote)
-		g.refuseConnect(cl)
+		onShortStack(func() {
+			g.refused("connect", &fleetcert.DeviceRefusal{Reason: fleetcert.ReasonNoCertificate}, cl.ID, cl.Net.Remote)
+			g.refuseConnect(cl)
+		})
 		return false
 	}
-	q := g.query(cs.PeerCertificates, cs.ServerName)
 	s := &session{
 		cl:            cl,
 		certificateID: fleetcert.CertificateID(cs.PeerCertificates[0].Raw),
@@ -60,8 +56,38 @@ func (h *authHook) authenticate(cl *mochi.Client) bool {
 		version:       g.version.Add(1),
 		connectedAt:   time.Now(),
 	}
+	var adm *admission
+	if dc, _ := tc.NetConn().(*deviceConn); dc != nil {
+		adm, dc.admission = dc.admission, nil
+	}
+	if adm != nil {
+		// Admitted in the handshake: indexed with its scope, then the
+		// admission is checked against the changes read since (see
+		// admission). The store is read again only when one of them may
+		// concern this certificate.
+		s.scope = adm.scope
+		g.sessions.add(s)
+		if g.stillAdmitted(adm, s.certificateID) {
+			g.metrics.admitted.Add(1)
+			return true
+		}
+		// Read again, the session staying indexed; until then it
+		// matches changes in any scope, as one being admitted does.
+		s.admitted(fleetcert.Scope{})
+	}
+	onShortStack(func() { ok = h.authenticate(cl, cs, s) })
+	return ok
+}
+
+// authenticate reads the device's status from the store on CONNECT: for a
+// device that may be registered just in time, or whose handshake admission
+// a change may have overtaken.
+func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *session) bool {
+	g := h.g
+	q := g.query(cs.PeerCertificates, cs.ServerName)
 	// Indexed before the status is read: a change committed after the
-	// read finds the session and closes it.
+	// read finds the session and closes it. (Already indexed when the
+	// handshake admitted the device.)
 	g.sessions.add(s)
 	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
 	defer cancel()

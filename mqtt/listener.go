@@ -68,8 +68,21 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
+// deviceConn is the TCP connection under a device's TLS session. It
+// carries what the handshake decided (the registry's admission, see
+// Gateway.verifyConnection) to the MQTT CONNECT, which finds it through
+// tls.Conn.NetConn. It is what tls.ClientHelloInfo.Conn is in
+// tls.Config.GetConfigForClient.
+type deviceConn struct {
+	net.Conn
+	// admission is set by the handshake's VerifyConnection when the
+	// registry admitted the device, and taken (set to nil) by its CONNECT:
+	// the handshake happens before the goroutine that reads CONNECT starts.
+	admission *admission
+}
+
 func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) {
-	tc := tls.Server(conn, l.config)
+	tc := tls.Server(&deviceConn{Conn: conn}, l.config)
 	// The deadline covers the handshake and reading CONNECT; mochi replaces
 	// it by the keepalive deadline once CONNECT is read.
 	tc.SetDeadline(time.Now().Add(l.timeout))

@@ -42,7 +42,8 @@ func (s *session) state() (fleetcert.Scope, bool) {
 
 // sessions indexes live sessions by certificate id, since a mochi Client
 // has no slot for it. A session is indexed before its certificate's status
-// is read, so that a change committed after that read always finds it.
+// is read (or its handshake's admission checked, see admission), so that a
+// change committed after that read always finds it.
 type sessions struct {
 	mu       sync.Mutex
 	byCert   map[string]map[*mochi.Client]*session

@@ -24,6 +24,7 @@ func (g *Gateway) skipChanges(ctx context.Context) error {
 			g.lastSeq = changes[len(changes)-1].Seq
 		}
 		if len(changes) < changePage {
+			g.seen.Store(g.lastSeq)
 			return nil
 		}
 	}
@@ -64,6 +65,7 @@ func (g *Gateway) readChanges(ctx context.Context) {
 			return
 		}
 		for i := range changes {
+			g.noteChange(&changes[i])
 			g.applyChange(&changes[i])
 			g.lastSeq = changes[i].Seq
 		}
@@ -77,12 +79,7 @@ func (g *Gateway) readChanges(ctx context.Context) {
 // CA changes disconnect nobody: a deactivated CA's certificates keep
 // working (AWS IoT, "Deactivate a CA certificate").
 func (g *Gateway) applyChange(c *fleetcert.Change) {
-	switch c.Kind {
-	case fleetcert.ChangeCertificateUpdated, fleetcert.ChangeCertificateDeleted:
-	default:
-		return
-	}
-	if c.NewStatus == fleetcert.StatusActive {
+	if !leavesActive(c) {
 		return
 	}
 	for _, s := range g.sessions.forCertificate(c.Scope, c.CertificateID) {

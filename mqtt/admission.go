@@ -1,0 +1,100 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// admission is the registry's answer in a device's TLS handshake, handed on
+// to its MQTT CONNECT so that the CONNECT need not read the store again.
+//
+// Why that is safe: seq is Gateway.seen taken before the handshake's read.
+// Every change up to seq was read from the store by the watcher before
+// that, so it was committed before the handshake's read and is reflected
+// in it. A change taking the certificate out of ACTIVE that the read did
+// not see therefore has a larger sequence number. The watcher records each
+// such change in dropSeq before it looks up the certificate's sessions,
+// and the CONNECT indexes its session before it looks at dropSeq: either
+// the watcher's lookup comes after the session is indexed and closes it,
+// or the CONNECT sees dropSeq past seq and reads the store again (and sees
+// the change, which the watcher read from it). The store assigns sequence
+// numbers in commit order (one writer).
+type admission struct {
+	scope    fleetcert.Scope
+	notAfter time.Time
+	seq      int64
+}
+
+// changeBuckets is how many buckets of certificate ids dropSeq has. Two ids
+// in one bucket only cost a CONNECT a second read.
+const changeBuckets = 1024
+
+func changeBucket(certificateID string) int {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(certificateID); i++ {
+		h ^= uint32(certificateID[i])
+		h *= 16777619
+	}
+	return int(h % changeBuckets)
+}
+
+// noteChange records, before the watcher applies c, that it has read it.
+func (g *Gateway) noteChange(c *fleetcert.Change) {
+	if leavesActive(c) {
+		g.dropSeq[changeBucket(c.CertificateID)].Store(c.Seq)
+	}
+	g.seen.Store(c.Seq)
+}
+
+// leavesActive reports whether c may take a certificate out of ACTIVE: its
+// sessions are then closed.
+func leavesActive(c *fleetcert.Change) bool {
+	switch c.Kind {
+	case fleetcert.ChangeCertificateUpdated, fleetcert.ChangeCertificateDeleted:
+		return c.NewStatus != fleetcert.StatusActive
+	}
+	return false
+}
+
+// stillAdmitted reports whether the handshake's admission a holds for a
+// session of certificateID already in the index: no change that could
+// take the certificate out of ACTIVE was read since a was decided, and the
+// certificate has not expired since.
+func (g *Gateway) stillAdmitted(a *admission, certificateID string) bool {
+	return g.dropSeq[changeBucket(certificateID)].Load() <= a.seq && !g.Registry.Now().After(a.notAfter)
+}
+
+// verifyConnection refuses in the TLS handshake every device that
+// AdmitDevice refuses, except one that may still be registered just in
+// time: that happens on its MQTT CONNECT. An admission is kept on dc for
+// the CONNECT.
+func (g *Gateway) verifyConnection(dc *deviceConn, cs tls.ConnectionState) error {
+	q := g.query(cs.PeerCertificates, cs.ServerName)
+	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
+	defer cancel()
+	seq := g.seen.Load()
+	cert, err := g.Registry.AdmitDevice(ctx, q)
+	if err == nil {
+		dc.admission = &admission{scope: cert.Scope, notAfter: cert.NotAfter, seq: seq}
+		return nil
+	}
+	var refusal *fleetcert.DeviceRefusal
+	if !errors.As(err, &refusal) {
+		g.Logger.Error("device admission failed", "stage", "handshake", "err", err)
+		g.metrics.refuse("internal_error")
+		return errors.New("device admission failed")
+	}
+	if refusal.Reason == fleetcert.ReasonUnregistered || refusal.Reason == fleetcert.ReasonPendingActivation {
+		if ok, err := g.Registry.AutoRegistrationCandidate(ctx, q); err != nil {
+			g.Logger.Error("device admission failed", "stage", "handshake", "certificateId", refusal.CertificateID, "err", err)
+		} else if ok {
+			return nil
+		}
+	}
+	g.refused("handshake", refusal, "", "")
+	return refusal
+}
