@@ -13,7 +13,7 @@ const certificatesByIDSQL = `SELECT ` + certificateColumns + `, seq FROM certifi
 // CertificatesByID returns the registrations of client certificate id in
 // every account and region.
 func (tx *Tx) CertificatesByID(ctx context.Context, id string) ([]*fleetcert.Certificate, error) {
-	rows, err := tx.query(ctx, certificatesByIDSQL, id)
+	rows, err := tx.stmt(ctx, tx.stmts.certificatesByID).QueryContext(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("certificates by id: %w", err)
 	}

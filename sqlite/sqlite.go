@@ -211,15 +211,6 @@ func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) *sql.Stmt {
 	return tx.tx.StmtContext(ctx, s)
 }
 
-// query runs an unprepared query in the transaction, or on the read
-// connections in a View.
-func (tx *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if tx.tx == nil {
-		return tx.db.QueryContext(ctx, query, args...)
-	}
-	return tx.tx.QueryContext(ctx, query, args...)
-}
-
 // checkWritable refuses writes in a View, before SQLite's query_only does
 // with a less helpful message.
 func (tx *Tx) checkWritable(op string) error {
@@ -388,9 +379,10 @@ type statements struct {
 	putTransfer    *sql.Stmt
 	latestTransfer *sql.Stmt
 
-	accessKey       *sql.Stmt
-	insertAccessKey *sql.Stmt
-	countAccessKeys *sql.Stmt
+	accessKey        *sql.Stmt
+	certificatesByID *sql.Stmt
+	insertAccessKey  *sql.Stmt
+	countAccessKeys  *sql.Stmt
 
 	insertChange *sql.Stmt
 	changes      *sql.Stmt
@@ -419,6 +411,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.putTransfer, putTransferSQL},
 		{&s.latestTransfer, latestTransferSQL},
 		{&s.accessKey, selectAccessKeySQL},
+		{&s.certificatesByID, certificatesByIDSQL},
 		{&s.insertAccessKey, insertAccessKeySQL},
 		{&s.countAccessKeys, countAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
