@@ -168,7 +168,7 @@ func (db *DB) Close() error {
 // cost of a single-row read: BEGIN and ROLLBACK are two more statements
 // for SQLite to run, and database/sql watches each transaction's context.
 func (db *DB) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
-	return fn(&Tx{db: db.read, stmts: db.readStmts})
+	return fn(&Tx{stmts: db.readStmts})
 }
 
 // Update runs fn in a write transaction that holds the database's write lock
@@ -193,8 +193,7 @@ func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
 // Tx is a transaction on a DB; it implements fleetcert.Tx. It is valid only
 // inside the function given to View or Update.
 type Tx struct {
-	tx       *sql.Tx // nil in a View: statements run on db
-	db       *sql.DB
+	tx       *sql.Tx // nil in a View: statements run on the read pool
 	stmts    *statements
 	writable bool
 }
