@@ -33,6 +33,23 @@ func ValidAccountID(id string) bool {
 	return true
 }
 
+// ValidRegion reports whether s looks like an AWS region name (us-east-1,
+// eu-central-2, us-gov-west-1, …): lowercase letters, digits and inner
+// hyphens. A region becomes part of ARNs and endpoint names, so nothing
+// else is accepted from a SigV4 scope or a sign-in form.
+func ValidRegion(s string) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // NewAccessKey generates a fresh access key for accountID, shaped like AWS's
 // long-term keys (AKIA + 16 base32 characters, 40-character secret).
 func NewAccessKey(accountID string, now time.Time) (*AccessKey, error) {

@@ -120,3 +120,15 @@ func TestParseStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestValidRegion(t *testing.T) {
+	for s, want := range map[string]bool{
+		"us-east-1": true, "eu-central-2": true, "us-gov-west-1": true, "cn-north-1": true,
+		"": false, "-us": false, "us-": false, "US-EAST-1": false, "us_east_1": false,
+		"us-east-1/x": false, "a.b": false, "abcdefghijklmnopqrstuvwxyz0123456789": false,
+	} {
+		if got := fleetcert.ValidRegion(s); got != want {
+			t.Errorf("ValidRegion(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

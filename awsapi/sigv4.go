@@ -173,7 +173,7 @@ func parseAuthorization(header string) (*sigV4Auth, error) {
 		return nil, fleetcert.Errorf(codeInvalidSignature,
 			"Credential should be scoped to correct service: '%s'.", sigV4Service)
 	}
-	if !validRegion(a.region) {
+	if !fleetcert.ValidRegion(a.region) {
 		return nil, fleetcert.Errorf(codeInvalidSignature, "Credential should be scoped to a valid region.")
 	}
 	a.scope = credential[len(a.accessKeyID)+1:]
@@ -380,21 +380,6 @@ func appendURIEncoded(b []byte, s string, encodeSlash bool) []byte {
 func unreserved(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '_' || c == '.' || c == '~'
-}
-
-// validRegion reports whether s looks like an AWS region name
-// (us-east-1, eu-central-2, us-gov-west-1, …): it becomes part of ARNs.
-func validRegion(s string) bool {
-	if len(s) == 0 || len(s) > 32 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // truncate shortens a caller-supplied value echoed in an error message.

@@ -63,7 +63,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.showSignIn(w, r, http.StatusTooManyRequests, d)
 		return
 	}
-	if !validRegion(d.Region) {
+	if !fleetcert.ValidRegion(d.Region) {
 		d.Error = "The region is not a valid AWS region name, such as us-east-1."
 		h.showSignIn(w, r, http.StatusBadRequest, d)
 		return
@@ -118,20 +118,4 @@ func isConsolePath(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil &&
 		strings.HasPrefix(s, Prefix) && !strings.Contains(s, "//") && !strings.Contains(s, "\\")
-}
-
-// validRegion reports whether s looks like an AWS region name (us-east-1,
-// us-gov-west-1, …), as the API checks a SigV4 scope's region: it becomes
-// part of ARNs.
-func validRegion(s string) bool {
-	if len(s) == 0 || len(s) > 32 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
