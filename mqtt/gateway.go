@@ -65,9 +65,12 @@
 // of it is kept in memory: a restart loses retained messages and offline
 // sessions. Devices may not publish to topics beginning with "$" ($aws/…
 // is the service's), and may subscribe to $aws/events/… (the lifecycle and
-// registration events) but to no other $ topic. The topic space is shared
-// by every account on the gateway: per-account isolation comes with
-// authorization policies.
+// registration events) but to no other $ topic. As on AWS, each account
+// and region has a topic space of its own: messages, retained messages,
+// last wills, shared subscriptions and the $aws/events/… events (those of
+// the account and region of the certificate or session they are about)
+// stay in it; inside the broker a topic is prefixed with its scope, which
+// devices never see (see topics.go).
 package mqtt
 
 import (

@@ -15,9 +15,10 @@ import (
 )
 
 // authHook is the gateway's one mochi hook: admission on CONNECT, topic
-// authorization, and the session index and presence events. Authorization
-// by IoT policies will plug into OnACLCheck (and OnConnectAuthenticate for
-// iot:Connect) once certificates have attached policies.
+// authorization, each scope's topic space (see topics.go), and the session
+// index and presence events. Authorization by IoT policies will plug into
+// OnACLCheck (and OnConnectAuthenticate for iot:Connect) once certificates
+// have attached policies.
 type authHook struct {
 	mochi.HookBase
 	g *Gateway
@@ -27,7 +28,8 @@ func (h *authHook) ID() string { return "fleetcert-auth" }
 
 func (h *authHook) Provides(b byte) bool {
 	switch b {
-	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect:
+	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect,
+		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPublish, mochi.OnWill, mochi.OnPacketEncode:
 		return true
 	}
 	return false
@@ -115,7 +117,7 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 			g.metrics.autoRegistered.Add(1)
 			g.Logger.Info("device registered just in time", "certificateId", reg.Certificate.ID,
 				"caCertificateId", reg.CA.ID, "account", reg.Certificate.AccountID, "region", reg.Certificate.Region)
-			g.publish(TopicRegisteredPrefix+reg.CA.ID, registeredPayload(reg, time.Now()))
+			g.publish(reg.Certificate.Scope, TopicRegisteredPrefix+reg.CA.ID, registeredPayload(reg, time.Now()))
 			refusal = &fleetcert.DeviceRefusal{Reason: fleetcert.ReasonPendingActivation,
 				CertificateID: reg.Certificate.ID, Scope: reg.Certificate.Scope}
 		}
@@ -140,12 +142,25 @@ func (g *Gateway) refuseConnect(cl *mochi.Client) {
 }
 
 // OnACLCheck authorizes a publish (write) to a topic, or a subscription to
-// a filter and each delivery to the subscriber (read).
+// a filter and each delivery to the subscriber (read). mochi checks a
+// publish on the device's own topic, before OnPublish, but a subscription
+// and a delivery on the internal filter or topic (after OnSubscribe): it
+// must be of the device's scope.
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
-	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
-		if _, filter, ok := strings.Cut(rest, "/"); ok {
-			topic = filter
+	if _, filter, ok := splitShared(topic); ok {
+		topic = filter
+	}
+	if !write {
+		scope, t, ok := deviceTopic(topic)
+		if !ok {
+			return false
 		}
+		// A session no longer indexed (a persistent one, offline) keeps
+		// the subscriptions it made in its scope.
+		if own, known := h.g.scopeOf(cl); known && own != scope {
+			return false
+		}
+		topic = t
 	}
 	if !strings.HasPrefix(topic, "$") {
 		return true
@@ -175,7 +190,7 @@ func (h *authHook) established(cl *mochi.Client) {
 		"account", scope.AccountID, "region", scope.Region, "remote", cl.Net.Remote,
 		"protocolVersion", cl.Properties.ProtocolVersion)
 	if presenceTopicOK(cl.ID) {
-		g.publish(TopicConnectedPrefix+cl.ID, connectedPayload(s, time.Now()))
+		g.publish(scope, TopicConnectedPrefix+cl.ID, connectedPayload(s, time.Now()))
 	}
 }
 
@@ -186,13 +201,14 @@ func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 	if s == nil {
 		return
 	}
-	if _, established := s.state(); !established {
+	scope, established := s.state()
+	if !established {
 		return
 	}
 	reason := disconnectReason(s, cl, err)
 	g.Logger.Info("device disconnected", "certificateId", s.certificateID, "clientId", cl.ID, "reason", reason)
 	if presenceTopicOK(cl.ID) {
-		g.publish(TopicDisconnectedPrefix+cl.ID, disconnectedPayload(s, reason, time.Now()))
+		g.publish(scope, TopicDisconnectedPrefix+cl.ID, disconnectedPayload(s, reason, time.Now()))
 	}
 }
 
@@ -223,10 +239,13 @@ func disconnectReason(s *session, cl *mochi.Client, err error) string {
 	return DisconnectConnectionLost
 }
 
-// publish sends an event as the broker, at QoS 1 for subscribers that ask
-// for it.
-func (g *Gateway) publish(topic string, payload []byte) {
-	if err := g.server.Publish(topic, payload, false, 1); err != nil {
+// publish sends an event about scope as the broker, to the devices of
+// scope (on its internal topic), at QoS 1 for subscribers that ask for it.
+func (g *Gateway) publish(scope fleetcert.Scope, topic string, payload []byte) {
+	if scope == (fleetcert.Scope{}) {
+		return // not admitted: no topic space
+	}
+	if err := g.server.Publish(internalTopic(scope, topic), payload, false, 1); err != nil {
 		g.Logger.Warn("publish event failed", "topic", topic, "err", err)
 	}
 }
