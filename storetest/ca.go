@@ -49,18 +49,7 @@ func newCA(scope fleetcert.Scope, name string, created time.Time) *fleetcert.CAC
 // createCAs stores cas in one Update, setting their Seq.
 func createCAs(tb testing.TB, s fleetcert.Store, cas ...*fleetcert.CACertificate) {
 	tb.Helper()
-	ctx := context.Background()
-	err := s.Update(ctx, func(tx fleetcert.Tx) error {
-		for _, ca := range cas {
-			if err := tx.CreateCACertificate(ctx, ca); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		tb.Fatalf("create CA certificates: %v", err)
-	}
+	createEach(tb, s, "CA certificates", fleetcert.Tx.CreateCACertificate, cas)
 }
 
 // getCA returns the CA certificate id of scope, or the store's error.

@@ -130,17 +130,23 @@ func newCertificate(scope fleetcert.Scope, name string, created time.Time) *flee
 // create stores certs in one Update, setting their Seq.
 func create(tb testing.TB, s fleetcert.Store, certs ...*fleetcert.Certificate) {
 	tb.Helper()
+	createEach(tb, s, "certificates", fleetcert.Tx.CreateCertificate, certs)
+}
+
+// createEach stores items in one Update with the Tx method add.
+func createEach[T any](tb testing.TB, s fleetcert.Store, what string, add func(fleetcert.Tx, context.Context, T) error, items []T) {
+	tb.Helper()
 	ctx := context.Background()
 	err := s.Update(ctx, func(tx fleetcert.Tx) error {
-		for _, c := range certs {
-			if err := tx.CreateCertificate(ctx, c); err != nil {
+		for _, item := range items {
+			if err := add(tx, ctx, item); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		tb.Fatalf("create certificates: %v", err)
+		tb.Fatalf("create %s: %v", what, err)
 	}
 }
 
