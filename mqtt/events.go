@@ -81,7 +81,7 @@ func connectedPayload(s *session, now time.Time) []byte {
 		host = s.cl.Net.Remote
 	}
 	b, _ := json.Marshal(presenceEvent{
-		ClientID: s.cl.ID, Timestamp: now.UnixMilli(), EventType: "connected",
+		ClientID: s.clientID, Timestamp: now.UnixMilli(), EventType: "connected",
 		SessionIdentifier: s.sessionID, PrincipalIdentifier: s.certificateID,
 		IPAddress: host, VersionNumber: s.version,
 	})
@@ -91,7 +91,7 @@ func connectedPayload(s *session, now time.Time) []byte {
 func disconnectedPayload(s *session, reason string, now time.Time) []byte {
 	clientInitiated := reason == DisconnectClientInitiated
 	b, _ := json.Marshal(presenceEvent{
-		ClientID: s.cl.ID, Timestamp: now.UnixMilli(), EventType: "disconnected",
+		ClientID: s.clientID, Timestamp: now.UnixMilli(), EventType: "disconnected",
 		SessionIdentifier: s.sessionID, PrincipalIdentifier: s.certificateID,
 		ClientInitiatedDisconnect: &clientInitiated, DisconnectReason: reason,
 		VersionNumber: s.version,

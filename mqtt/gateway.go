@@ -70,7 +70,9 @@
 // last wills, shared subscriptions and the $aws/events/… events (those of
 // the account and region of the certificate or session they are about)
 // stay in it; inside the broker a topic is prefixed with its scope, which
-// devices never see (see topics.go).
+// devices never see (see topics.go). Client ids are per scope as well: the
+// same id in two accounts names two sessions, neither taking over nor
+// resuming the other.
 package mqtt
 
 import (

@@ -133,8 +133,9 @@ func (e *env) registerCA(ca *testpki.Cert, scope fleetcert.Scope, active, auto b
 // device is a paho MQTT 3.1.1 client and what it observed.
 type device struct {
 	paho.Client
-	lost     chan error
-	messages chan paho.Message
+	lost           chan error
+	messages       chan paho.Message
+	sessionPresent bool // the CONNACK's session present flag
 }
 
 type dialOptions struct {
@@ -185,6 +186,7 @@ func (e *env) dial(cert *testpki.Cert, o dialOptions) (*device, error) {
 	if err := tok.Error(); err != nil {
 		return nil, err
 	}
+	d.sessionPresent = tok.(*paho.ConnectToken).SessionPresent()
 	e.t.Cleanup(func() { d.Disconnect(0) })
 	return d, nil
 }
@@ -824,5 +826,77 @@ func TestAccountTopicSpaces(t *testing.T) {
 		watchB.next(t, "$aws/events/presence/connected/iso-1")
 		watchA.quiet(t)
 		d.Disconnect(100)
+	})
+}
+
+// stillConnected fails if d loses its connection within a short while.
+func (d *device) stillConnected(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-d.lost:
+		t.Fatalf("connection lost: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestClientIDsPerAccount: as on AWS, a client id names a session within
+// one account and region; the same id in another account is another
+// session. The first two subtests fail when the broker shares client ids
+// across accounts; the third checks that events still carry the id the
+// device sent.
+func TestClientIDsPerAccount(t *testing.T) {
+	e := newEnv(t)
+	shared := testpki.Leaf(t)
+	e.register(shared, scopeA, fleetcert.StatusActive)
+	e.register(shared, scopeB, fleetcert.StatusActive)
+	epA, _ := mqtt.EndpointAddress("localhost", scopeA, mqtt.EndpointDataATS)
+	epB, _ := mqtt.EndpointAddress("localhost", scopeB, mqtt.EndpointDataATS)
+	dialA := func(o dialOptions) *device { o.serverName = epA; return e.mustDial(shared, o) }
+	dialB := func(o dialOptions) *device { o.serverName = epB; return e.mustDial(shared, o) }
+	persistent := false
+
+	t.Run("ok/no-takeover-across-accounts", func(t *testing.T) {
+		a := dialA(dialOptions{clientID: "same-1"})
+		b := dialB(dialOptions{clientID: "same-1"})
+		a.stillConnected(t)
+		b.stillConnected(t)
+		if got := len(e.gw.Sessions(scopeA)); got != 1 {
+			t.Fatalf("sessions in A: %d", got)
+		}
+		if s := e.gw.Sessions(scopeB); len(s) != 1 || s[0].ClientID != "same-1" {
+			t.Fatalf("sessions in B: %+v", s)
+		}
+		// Within one account the id still takes the session over.
+		dialA(dialOptions{clientID: "same-1"})
+		a.waitLost(t)
+		b.stillConnected(t)
+		b.Disconnect(100)
+	})
+	t.Run("ok/persistent-session-stays-in-its-account", func(t *testing.T) {
+		a := dialA(dialOptions{clientID: "same-2", clean: &persistent})
+		a.mustSubscribe(t, "fleet/offline", 1)
+		a.Disconnect(100)
+		dialA(dialOptions{}).mustPublish(t, "fleet/offline", 1, false, "for A")
+		b := dialB(dialOptions{clientID: "same-2", clean: &persistent})
+		if b.sessionPresent {
+			t.Fatal("B resumed A's session")
+		}
+		b.quiet(t)
+		b.Disconnect(100)
+		a = dialA(dialOptions{clientID: "same-2", clean: &persistent})
+		if !a.sessionPresent {
+			t.Fatal("A's session is gone")
+		}
+		a.expect(t, "fleet/offline", "for A")
+	})
+	t.Run("ok/presence-events-name-the-device-id", func(t *testing.T) {
+		w := dialB(dialOptions{})
+		w.mustSubscribe(t, "$aws/events/presence/connected/+", 1)
+		dialB(dialOptions{clientID: "same-3"})
+		m := w.next(t, "$aws/events/presence/connected/same-3")
+		var ev map[string]any
+		if err := json.Unmarshal(m.Payload(), &ev); err != nil || ev["clientId"] != "same-3" {
+			t.Fatalf("event %s: %v", m.Payload(), err)
+		}
 	})
 }

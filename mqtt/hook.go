@@ -53,6 +53,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (o
 	}
 	s := &session{
 		cl:            cl,
+		clientID:      cl.ID,
 		certificateID: fleetcert.CertificateID(cs.PeerCertificates[0].Raw),
 		sessionID:     newSessionID(),
 		version:       g.version.Add(1),
@@ -71,6 +72,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (o
 		g.sessions.add(s)
 		if g.stillAdmitted(adm, s.certificateID) {
 			g.metrics.admitted.Add(1)
+			cl.ID = internalClientID(adm.scope, s.clientID)
 			return true
 		}
 		// Read again, the session staying indexed; until then it
@@ -97,6 +99,7 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 	if err == nil {
 		s.admitted(cert.Scope)
 		g.metrics.admitted.Add(1)
+		cl.ID = internalClientID(cert.Scope, s.clientID)
 		return true
 	}
 	g.sessions.remove(cl)
@@ -186,11 +189,11 @@ func (h *authHook) established(cl *mochi.Client) {
 	s.established = true
 	scope := s.scope
 	s.mu.Unlock()
-	g.Logger.Info("device connected", "certificateId", s.certificateID, "clientId", cl.ID,
+	g.Logger.Info("device connected", "certificateId", s.certificateID, "clientId", s.clientID,
 		"account", scope.AccountID, "region", scope.Region, "remote", cl.Net.Remote,
 		"protocolVersion", cl.Properties.ProtocolVersion)
-	if presenceTopicOK(cl.ID) {
-		g.publish(scope, TopicConnectedPrefix+cl.ID, connectedPayload(s, time.Now()))
+	if presenceTopicOK(s.clientID) {
+		g.publish(scope, TopicConnectedPrefix+s.clientID, connectedPayload(s, time.Now()))
 	}
 }
 
@@ -206,9 +209,9 @@ func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 		return
 	}
 	reason := disconnectReason(s, cl, err)
-	g.Logger.Info("device disconnected", "certificateId", s.certificateID, "clientId", cl.ID, "reason", reason)
-	if presenceTopicOK(cl.ID) {
-		g.publish(scope, TopicDisconnectedPrefix+cl.ID, disconnectedPayload(s, reason, time.Now()))
+	g.Logger.Info("device disconnected", "certificateId", s.certificateID, "clientId", s.clientID, "reason", reason)
+	if presenceTopicOK(s.clientID) {
+		g.publish(scope, TopicDisconnectedPrefix+s.clientID, disconnectedPayload(s, reason, time.Now()))
 	}
 }
 

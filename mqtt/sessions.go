@@ -14,6 +14,7 @@ import (
 // session is one device connection the gateway admitted or is admitting.
 type session struct {
 	cl            *mochi.Client
+	clientID      string // as the device sent it (cl.ID is internalClientID's once admitted)
 	certificateID string
 	sessionID     string
 	version       int64 // lifecycle events' versionNumber
@@ -150,7 +151,7 @@ func (x *sessions) list(scope fleetcert.Scope, keep func(*session) bool) []Sessi
 	var out []Session
 	for _, s := range found {
 		if sc, ok := s.state(); ok && sc == scope && !s.cl.Closed() {
-			out = append(out, Session{ClientID: s.cl.ID, CertificateID: s.certificateID,
+			out = append(out, Session{ClientID: s.clientID, CertificateID: s.certificateID,
 				RemoteAddr: s.cl.Net.Remote, ConnectedAt: s.connectedAt})
 		}
 	}

@@ -31,6 +31,20 @@ const (
 	droppedTopic = "$fc-dropped"
 )
 
+// Client ids are per scope too: on AWS the same client id in two accounts
+// names two sessions. Once a device is admitted, the id mochi keys its
+// session by (Client.ID) is internalClientID of the device's; a session
+// of one scope never takes over, nor resumes, a session of another. The
+// id the device sent stays in session.clientID (logs, lifecycle events,
+// listings); mochi answers an id it assigned from its own copy
+// (Properties.Props.AssignedClientID).
+
+// internalClientID returns the id mochi keys the session of a device of
+// scope that connected with clientID by.
+func internalClientID(scope fleetcert.Scope, clientID string) string {
+	return scope.AccountID + "/" + scope.Region + "/" + clientID
+}
+
 // internalTopic returns the internal topic (or filter) of scope for a
 // device's topic.
 func internalTopic(scope fleetcert.Scope, topic string) string {

@@ -118,6 +118,6 @@ func (g *Gateway) drop(s *session, c *fleetcert.Change) {
 	if status == "" {
 		status = "DELETED"
 	}
-	g.Logger.Info("device disconnected by status change", "certificateId", s.certificateID, "clientId", cl.ID,
+	g.Logger.Info("device disconnected by status change", "certificateId", s.certificateID, "clientId", s.clientID,
 		"account", c.Scope.AccountID, "region", c.Scope.Region, "status", status, "latency", latency)
 }
