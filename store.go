@@ -42,7 +42,9 @@ type Tx interface {
 
 	// CertificatesByID returns the registrations of client certificate id
 	// in every account and region (the device gateway's lookup by
-	// fingerprint).
+	// fingerprint, once per connection). Only the fields admission reads
+	// are filled: ID, AccountID, Region, CACertificateID, Status,
+	// NotBefore, NotAfter and Seq.
 	CertificatesByID(ctx context.Context, id string) ([]*Certificate, error)
 
 	// CreateCertificate stores a new client certificate and sets its Seq.

@@ -171,3 +171,29 @@ func BenchmarkListScan100k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCertificatesByID is the device gateway's lookup by fingerprint,
+// once per TLS handshake.
+func BenchmarkCertificatesByID(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	seed(b, db, n)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = benchCertificate(i).ID
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		err := db.View(ctx, func(tx fleetcert.Tx) error {
+			regs, err := tx.CertificatesByID(ctx, ids[rng.IntN(n)])
+			if err == nil && len(regs) != 1 {
+				err = fmt.Errorf("%d registrations", len(regs))
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
