@@ -101,6 +101,11 @@ const (
 	// connection (AWS IoT: "persistent session expiry period", 1 hour by
 	// default).
 	DefaultSessionExpiry = time.Hour
+	// DefaultMaxPendingWrites is above what AWS IoT lets wait for one
+	// connection: 100 unacknowledged outbound QoS 1 messages and 100
+	// outbound publishes per second (AWS IoT Core quotas, "Message broker
+	// limits": https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits).
+	DefaultMaxPendingWrites = 128
 )
 
 // clientReadBufferSize is the size of the buffer mochi reads each
@@ -139,9 +144,8 @@ type Gateway struct {
 	SessionExpiry time.Duration
 
 	// MaxPendingWrites is how many outbound packets may wait for one
-	// client before new ones are dropped; 256 when zero (AWS IoT allows
-	// 100 unacknowledged QoS 1 messages per connection). Each connection
-	// allocates a queue of this many pointers.
+	// client before new ones are dropped; DefaultMaxPendingWrites when
+	// zero. Each connection allocates a queue of this many pointers.
 	MaxPendingWrites int
 
 	Registry *fleetcert.Registry
@@ -191,7 +195,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.SessionExpiry = DefaultSessionExpiry
 	}
 	if g.MaxPendingWrites <= 0 {
-		g.MaxPendingWrites = 256
+		g.MaxPendingWrites = DefaultMaxPendingWrites
 	}
 	cert, err := tls.LoadX509KeyPair(g.CertFile, g.KeyFile)
 	if err != nil {

@@ -120,7 +120,8 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 			g.metrics.autoRegistered.Add(1)
 			g.Logger.Info("device registered just in time", "certificateId", reg.Certificate.ID,
 				"caCertificateId", reg.CA.ID, "account", reg.Certificate.AccountID, "region", reg.Certificate.Region)
-			g.publish(reg.Certificate.Scope, TopicRegisteredPrefix+reg.CA.ID, registeredPayload(reg, time.Now()))
+			now := time.Now()
+			g.publish(reg.Certificate.Scope, TopicRegisteredPrefix+reg.CA.ID, func() []byte { return registeredPayload(reg, now) })
 			refusal = &fleetcert.DeviceRefusal{Reason: fleetcert.ReasonPendingActivation,
 				CertificateID: reg.Certificate.ID, Scope: reg.Certificate.Scope}
 		}
@@ -176,10 +177,6 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 // OnSessionEstablished publishes the connected event once the CONNACK is
 // sent.
 func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
-	onShortStack(func() { h.established(cl) })
-}
-
-func (h *authHook) established(cl *mochi.Client) {
 	g := h.g
 	s := g.sessions.get(cl)
 	if s == nil {
@@ -193,7 +190,8 @@ func (h *authHook) established(cl *mochi.Client) {
 		"account", scope.AccountID, "region", scope.Region, "remote", cl.Net.Remote,
 		"protocolVersion", cl.Properties.ProtocolVersion)
 	if presenceTopicOK(s.clientID) {
-		g.publish(scope, TopicConnectedPrefix+s.clientID, connectedPayload(s, time.Now()))
+		now := time.Now()
+		g.publish(scope, TopicConnectedPrefix+s.clientID, func() []byte { return connectedPayload(s, now) })
 	}
 }
 
@@ -211,7 +209,8 @@ func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 	reason := disconnectReason(s, cl, err)
 	g.Logger.Info("device disconnected", "certificateId", s.certificateID, "clientId", s.clientID, "reason", reason)
 	if presenceTopicOK(s.clientID) {
-		g.publish(scope, TopicDisconnectedPrefix+s.clientID, disconnectedPayload(s, reason, time.Now()))
+		now := time.Now()
+		g.publish(scope, TopicDisconnectedPrefix+s.clientID, func() []byte { return disconnectedPayload(s, reason, now) })
 	}
 }
 
@@ -244,13 +243,30 @@ func disconnectReason(s *session, cl *mochi.Client, err error) string {
 
 // publish sends an event about scope as the broker, to the devices of
 // scope (on its internal topic), at QoS 1 for subscribers that ask for it.
-func (g *Gateway) publish(scope fleetcert.Scope, topic string, payload []byte) {
+// Events are not retained: one that no session subscribes to is neither
+// built nor published (most connections have no one watching their
+// lifecycle events). The publish runs on a short stack (mochi's publish
+// path is deep).
+func (g *Gateway) publish(scope fleetcert.Scope, topic string, payload func() []byte) {
 	if scope == (fleetcert.Scope{}) {
 		return // not admitted: no topic space
 	}
-	if err := g.server.Publish(internalTopic(scope, topic), payload, false, 1); err != nil {
-		g.Logger.Warn("publish event failed", "topic", topic, "err", err)
+	internal := internalTopic(scope, topic)
+	if !g.subscribed(internal) {
+		return
 	}
+	onShortStack(func() {
+		if err := g.server.Publish(internal, payload(), false, 1); err != nil {
+			g.Logger.Warn("publish event failed", "topic", topic, "err", err)
+		}
+	})
+}
+
+// subscribed reports whether a session or the broker itself subscribes to
+// a filter matching topic.
+func (g *Gateway) subscribed(topic string) bool {
+	s := g.server.Topics.Subscribers(topic)
+	return len(s.Subscriptions) > 0 || len(s.Shared) > 0 || len(s.InlineSubscriptions) > 0
 }
 
 // onShortStack runs fn on a goroutine of its own and waits for it. The
