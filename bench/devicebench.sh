@@ -11,6 +11,8 @@
 #
 # Settings (environment):
 #   DURATION=10s  CONCURRENCY=8  ROUNDS=2  HOLD=19900  REVOKE=200  KEEP_TMP=1
+#   FLEETCERT_GOMEMLIMIT=900MiB  runs fleetcert (only) with Go's soft memory
+#                                limit GOMEMLIMIT
 #
 # The connect loads run ROUNDS times, one target after the other in each
 # round, so that a change in the machine's load hits every target.
@@ -47,7 +49,8 @@ B="$T/devicebench"
 "$B" certs --out "$T/certs" || exit 1
 
 export AWS_ACCESS_KEY_ID=AKIADEVICEBENCH00001 AWS_SECRET_ACCESS_KEY=devicebench-secret-0123456789abcdefghijk
-FLEETCERT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID FLEETCERT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+env ${FLEETCERT_GOMEMLIMIT:+GOMEMLIMIT=$FLEETCERT_GOMEMLIMIT} \
+  FLEETCERT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID FLEETCERT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
   "$T/fleetcert" serve --data-dir "$T/data" --api-addr 127.0.0.1:0 --mqtt-addr 127.0.0.1:0 \
   --region us-east-1 >"$T/fleetcert.log" 2>&1 &
 FPID=$!; PIDS+=("$FPID")
@@ -55,10 +58,14 @@ for _ in $(seq 200); do grep -q 'msg="fleetcert ready"' "$T/fleetcert.log" && br
 API=$(sed -nE 's/.*msg="fleetcert ready" api=([^ ]+).*/\1/p' "$T/fleetcert.log")
 MQTT=$(sed -nE 's/.*msg="mqtt gateway ready" mqtt=([^ ]+).*/\1/p' "$T/fleetcert.log")
 [ -n "$API" ] && [ -n "$MQTT" ] || { echo "fleetcert did not start:"; cat "$T/fleetcert.log"; exit 1; }
-echo "== fleetcert pid $FPID api $API mqtt $MQTT"
+echo "== fleetcert pid $FPID api $API mqtt $MQTT${FLEETCERT_GOMEMLIMIT:+ GOMEMLIMIT=$FLEETCERT_GOMEMLIMIT}"
 "$B" register --api "http://$API" --cert "$T/certs/device.pem" || exit 1
 
-"$B" bare --listen 127.0.0.1:0 --dir "$T/certs" >"$T/bare.log" 2>&1 &
+# The same handshake everywhere: the ceiling and mosquitto present the
+# gateway's own server certificate (the one devices see: a name for each AWS
+# region, signed by mqtt-ca.pem), and every client trusts mqtt-ca.pem.
+SRV_CERT=$T/data/mqtt-server.pem SRV_KEY=$T/data/mqtt-server.key SRV_CA=$T/data/mqtt-ca.pem
+"$B" bare --listen 127.0.0.1:0 --dir "$T/certs" --cert "$SRV_CERT" --key "$SRV_KEY" >"$T/bare.log" 2>&1 &
 PIDS+=("$!")
 for _ in $(seq 100); do grep -q listening "$T/bare.log" && break; sleep 0.05; done
 BARE=$(sed -nE 's/^listening (.*)/\1/p' "$T/bare.log")
@@ -69,8 +76,8 @@ if command -v mosquitto >/dev/null 2>&1; then
   cat >"$T/mosquitto.conf" <<CONF
 listener $PORT 127.0.0.1
 cafile $T/certs/ca.pem
-certfile $T/certs/server.pem
-keyfile $T/certs/server.key
+certfile $SRV_CERT
+keyfile $SRV_KEY
 require_certificate true
 allow_anonymous true
 max_connections -1
@@ -92,9 +99,9 @@ echo; echo "== connect: $DURATION each, concurrency $CONCURRENCY, $ROUNDS rounds
 for round in $(seq "$ROUNDS"); do
   echo "-- round $round"
   load
-  "$B" connect --label bare-tls --addr "$BARE" --cafile "$T/certs/ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+  "$B" connect --label bare-tls --addr "$BARE" --cafile "$SRV_CA" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
   "$B" connect --label fleetcert --addr "$MQTT" --cafile "$T/data/mqtt-ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
-  [ -n "$MOSQ" ] && "$B" connect --label mosquitto --addr "$MOSQ" --cafile "$T/certs/ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+  [ -n "$MOSQ" ] && "$B" connect --label mosquitto --addr "$MOSQ" --cafile "$SRV_CA" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
 done
 load
 

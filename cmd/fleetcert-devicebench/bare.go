@@ -19,13 +19,18 @@ func runBare(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
 	dir := fs.String("dir", "", "directory written by the certs command (required)")
+	certFile := fs.String("cert", "", "PEM server certificate (default: server.pem in --dir); give the gateway's to do its handshake")
+	keyFile := fs.String("key", "", "PEM key of --cert (default: server.key in --dir)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *certFile == "" {
+		*certFile, *keyFile = filepath.Join(*dir, "server.pem"), filepath.Join(*dir, "server.key")
 	}
 	if err := checkLoopback(*listen); err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(*dir, "server.pem"), filepath.Join(*dir, "server.key"))
+	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@
 // and a duration, and every connection has a deadline.
 //
 //	fleetcert-devicebench certs --out DIR
-//	fleetcert-devicebench bare --listen 127.0.0.1:0 --dir DIR
+//	fleetcert-devicebench bare --listen 127.0.0.1:0 --dir DIR [--cert PEM --key PEM]
 //	fleetcert-devicebench connect --addr 127.0.0.1:8883 --cafile CA --cert C --key K
 //	fleetcert-devicebench hold --addr … --count 20000 --pid PID
 //	fleetcert-devicebench revoke --addr … --api http://127.0.0.1:8080 --count 200
