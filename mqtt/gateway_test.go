@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpki"
@@ -899,4 +902,75 @@ func TestClientIDsPerAccount(t *testing.T) {
 			t.Fatalf("event %s: %v", m.Payload(), err)
 		}
 	})
+}
+
+// connack5 connects with cert over MQTT 5 with clientID (and stays
+// connected until the test ends) and returns the CONNACK.
+func (e *env) connack5(t *testing.T, cert *testpki.Cert, clientID string) packets.Packet {
+	t.Helper()
+	tlsCert := tls.Certificate{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key}
+	c, err := tls.Dial("tcp", e.gw.ListenAddr(), &tls.Config{RootCAs: e.roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{tlsCert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: clientID}}
+	var buf bytes.Buffer
+	if err := connect.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	hb, err := r.ReadByte()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := packets.Packet{ProtocolVersion: 5}
+	if err := ack.FixedHeader.Decode(hb); err != nil || ack.FixedHeader.Type != packets.Connack {
+		t.Fatalf("not a CONNACK: %x %v", hb, err)
+	}
+	n, _, err := packets.DecodeLength(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := ack.ConnackDecode(body); err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+// TestAssignedClientID: an MQTT 5 device that sends no client id gets
+// the id the broker assigned, as it is named in lifecycle events and
+// listings, never the internal per-account one.
+func TestAssignedClientID(t *testing.T) {
+	e := newEnv(t)
+	c := testpki.Leaf(t)
+	e.register(c, scopeA, fleetcert.StatusActive)
+	ack := e.connack5(t, c, "")
+	id := ack.Properties.AssignedClientID
+	if ack.ReasonCode != 0 || id == "" || strings.Contains(id, accountA) {
+		t.Fatalf("CONNACK reason %#x, assigned client id %q", ack.ReasonCode, id)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := e.gw.Sessions(scopeA)
+		if len(s) == 1 && s[0].ClientID == id {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions: %+v, want client id %q", s, id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ack := e.connack5(t, c, "dev-5"); ack.ReasonCode != 0 || ack.Properties.AssignedClientID != "" {
+		t.Fatalf("CONNACK reason %#x, assigned client id %q", ack.ReasonCode, ack.Properties.AssignedClientID)
+	}
 }
