@@ -32,8 +32,9 @@ func benchCertificate(i int) *fleetcert.Certificate {
 	}
 }
 
-// seed stores n benchmark certificates in transactions of 10,000.
-func seed(b *testing.B, db *sqlite.DB, n int) {
+// seed stores n benchmark certificates in transactions of 10,000 and
+// returns their ids.
+func seed(b *testing.B, db *sqlite.DB, n int) (ids []string) {
 	b.Helper()
 	ctx := context.Background()
 	for start := 0; start < n; start += 10_000 {
@@ -48,7 +49,11 @@ func seed(b *testing.B, db *sqlite.DB, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		for i := start; i < min(n, start+10_000); i++ {
+			ids = append(ids, benchCertificate(i).ID)
+		}
 	}
+	return ids
 }
 
 // create registers c as Registry.create does: the certificate and its
@@ -101,11 +106,7 @@ func BenchmarkCertificate(b *testing.B) {
 	const n = 10_000
 	ctx := context.Background()
 	db := MustOpenDB(b)
-	seed(b, db, n)
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = benchCertificate(i).ID
-	}
+	ids := seed(b, db, n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for b.Loop() {
 		if err := describe(ctx, db, ids[rng.IntN(n)]); err != nil {
@@ -118,11 +119,7 @@ func BenchmarkCertificateParallel(b *testing.B) {
 	const n = 10_000
 	ctx := context.Background()
 	db := MustOpenDB(b)
-	seed(b, db, n)
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = benchCertificate(i).ID
-	}
+	ids := seed(b, db, n)
 	var seedN atomic.Uint64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -178,11 +175,7 @@ func BenchmarkCertificatesByID(b *testing.B) {
 	const n = 10_000
 	ctx := context.Background()
 	db := MustOpenDB(b)
-	seed(b, db, n)
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = benchCertificate(i).ID
-	}
+	ids := seed(b, db, n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for b.Loop() {
 		err := db.View(ctx, func(tx fleetcert.Tx) error {
