@@ -71,8 +71,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (o
 		s.scope = adm.scope
 		g.sessions.add(s)
 		if g.stillAdmitted(adm, s.certificateID) {
-			g.metrics.admitted.Add(1)
-			cl.ID = internalClientID(adm.scope, s.clientID)
+			g.admit(s, adm.scope)
 			return true
 		}
 		// Read again, the session staying indexed; until then it
@@ -98,8 +97,7 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 	cert, err := g.Registry.AdmitDevice(ctx, q)
 	if err == nil {
 		s.admitted(cert.Scope)
-		g.metrics.admitted.Add(1)
-		cl.ID = internalClientID(cert.Scope, s.clientID)
+		g.admit(s, cert.Scope)
 		return true
 	}
 	g.sessions.remove(cl)
@@ -129,6 +127,13 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 	g.refused("connect", refusal, cl.ID, cl.Net.Remote)
 	g.refuseConnect(cl)
 	return false
+}
+
+// admit counts an admitted session and moves it into its scope's client
+// ids (see internalClientID) before mochi looks for a session to take over.
+func (g *Gateway) admit(s *session, scope fleetcert.Scope) {
+	g.metrics.admitted.Add(1)
+	s.cl.ID = internalClientID(scope, s.clientID)
 }
 
 // refuseConnect answers CONNACK "not authorized" and closes the
