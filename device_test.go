@@ -26,8 +26,6 @@ func refusal(err error) string {
 func TestAdmitDevice(t *testing.T) {
 	ctx := context.Background()
 	reg, clk := mustOpenRegistry(t)
-	clk.t = time.Now().UTC() // testpki certificates are valid around now
-	reg.Now = clk.now
 	q := func(c *testpki.Cert, account string) fleetcert.DeviceQuery {
 		return fleetcert.DeviceQuery{Chain: []*x509.Certificate{c.Cert}, Region: scope.Region, AccountID: account}
 	}
