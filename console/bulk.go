@@ -283,5 +283,7 @@ func (h *Handler) bulkProgress(w http.ResponseWriter, r *http.Request) {
 	if j.Target == fleetcert.StatusRevoked {
 		verb = "Revoking"
 	}
-	h.render(w, r, http.StatusOK, "bulk", &page{Title: verb + " certificates", Nav: "cas", Data: bulkData{Job: j, Verb: verb, Progress: j.snapshot()}})
+	progress := j.snapshot()
+	h.render(w, r, http.StatusOK, "bulk", &page{Title: verb + " certificates", Nav: "cas", Refresh: !progress.Finished,
+		Data: bulkData{Job: j, Verb: verb, Progress: progress}})
 }

@@ -186,7 +186,15 @@ func TestBulkActions(t *testing.T) {
 			t.Fatalf("bulk action answered at %s", r.URL.Path)
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(text(r.Body), "Finished:") {
+		for {
+			// The progress page reloads itself until the job finishes.
+			finished := strings.Contains(text(r.Body), "Finished:")
+			if refresh := strings.Contains(r.Body, `<meta http-equiv="refresh" content="1">`); refresh == finished {
+				t.Fatalf("progress page: finished %v, reloads itself %v", finished, refresh)
+			}
+			if finished {
+				break
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("bulk action not finished: %s", text(r.Body))
 			}

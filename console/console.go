@@ -92,7 +92,7 @@ type Handler struct {
 	FailedSignInWindow time.Duration
 
 	mux     *http.ServeMux
-	pages   map[string]*template.Template
+	pages   *template.Template // each page by name, see parsePages
 	logins  loginStore
 	limiter signInLimiter
 	jobs    jobStore
@@ -202,7 +202,9 @@ type page struct {
 	Login *login
 	CSRF  string
 	Flash *flash
-	Data  any
+	// Refresh makes the browser load the page again after a second.
+	Refresh bool
+	Data    any
 }
 
 // flash is a one-time message shown on the next page.
@@ -214,8 +216,7 @@ type flash struct {
 // render executes the page template name with data and writes it with
 // status.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
-	t, ok := h.pages[name]
-	if !ok {
+	if h.pages.Lookup(name) == nil {
 		panic("console: no page template " + name)
 	}
 	if l := loginFrom(r); l != nil && p.Login == nil {
@@ -226,7 +227,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 		}
 	}
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+	if err := h.pages.ExecuteTemplate(&buf, name, p); err != nil {
 		h.Logger.Error("console: render page", "page", name, "err", err)
 		http.Error(w, "An internal error occurred; it has been logged.", http.StatusInternalServerError)
 		return

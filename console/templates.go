@@ -87,21 +87,21 @@ func pemDER(s string) []byte {
 	return b.Bytes
 }
 
-// parsePages parses each page template together with the layout and the
-// shared partials.
-func parsePages() map[string]*template.Template {
-	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/_*.html"))
+// parsePages parses every template into one set: the layout's "top" and
+// "bottom", the shared partials, and each page, defined under its file's
+// name (see _layout.html). One set holds the layout once, where a copy of
+// it per page held a copy of its parse tree per page.
+func parsePages() *template.Template {
+	t := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		panic(err)
 	}
-	pages := map[string]*template.Template{}
 	for _, n := range names {
 		name := strings.TrimSuffix(path.Base(n), ".html")
-		if strings.HasPrefix(name, "_") {
-			continue
+		if !strings.HasPrefix(name, "_") && t.Lookup(name) == nil {
+			panic("console: " + n + " does not define the template " + name)
 		}
-		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, n))
 	}
-	return pages
+	return t
 }
