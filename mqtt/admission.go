@@ -3,7 +3,9 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/fleetcert/fleetcert"
@@ -24,9 +26,46 @@ import (
 // the change, which the watcher read from it). The store assigns sequence
 // numbers in commit order (one writer).
 type admission struct {
-	scope    fleetcert.Scope
-	notAfter time.Time
-	seq      int64
+	certificateID string
+	scope         fleetcert.Scope
+	notAfter      time.Time
+	seq           int64
+}
+
+// handshakeAdmissions holds the admissions decided in TLS handshakes until
+// their CONNECT takes them. They are keyed by the device's parsed leaf
+// certificate: each handshake parses its own, so the pointer names one
+// connection (tls.Conn.ConnectionState returns the same one later). This
+// spares each connection a copy of the tls.Config whose VerifyConnection
+// would know the connection.
+type handshakeAdmissions struct {
+	mu sync.Mutex
+	m  map[*x509.Certificate]*admission
+}
+
+func (h *handshakeAdmissions) put(leaf *x509.Certificate, a *admission) {
+	h.mu.Lock()
+	if h.m == nil {
+		h.m = map[*x509.Certificate]*admission{}
+	}
+	h.m[leaf] = a
+	h.mu.Unlock()
+}
+
+// take removes and returns the admission of the connection that presented
+// the leaf certificate of cs, if any.
+func (h *handshakeAdmissions) take(cs tls.ConnectionState) *admission {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	leaf := cs.PeerCertificates[0]
+	h.mu.Lock()
+	a := h.m[leaf]
+	if a != nil {
+		delete(h.m, leaf)
+	}
+	h.mu.Unlock()
+	return a
 }
 
 // changeBuckets is how many buckets of certificate ids dropSeq has. Two ids
@@ -70,16 +109,16 @@ func (g *Gateway) stillAdmitted(a *admission, certificateID string) bool {
 
 // verifyConnection refuses in the TLS handshake every device that
 // AdmitDevice refuses, except one that may still be registered just in
-// time: that happens on its MQTT CONNECT. An admission is kept on dc for
-// the CONNECT.
-func (g *Gateway) verifyConnection(dc *deviceConn, cs tls.ConnectionState) error {
+// time: that happens on its MQTT CONNECT. An admission is kept in
+// g.handshakes for the CONNECT.
+func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
 	q := g.query(cs.PeerCertificates, cs.ServerName)
 	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
 	defer cancel()
 	seq := g.seen.Load()
 	cert, err := g.Registry.AdmitDevice(ctx, q)
 	if err == nil {
-		dc.admission = &admission{scope: cert.Scope, notAfter: cert.NotAfter, seq: seq}
+		g.handshakes.put(cs.PeerCertificates[0], &admission{certificateID: cert.ID, scope: cert.Scope, notAfter: cert.NotAfter, seq: seq})
 		return nil
 	}
 	var refusal *fleetcert.DeviceRefusal

@@ -154,3 +154,47 @@ func TestStatusChangeBetweenHandshakeAndConnect(t *testing.T) {
 		}
 	})
 }
+
+// An admission waits from the handshake to the CONNECT only: a connection
+// that ends before sending CONNECT leaves none behind.
+func TestHandshakeAdmissionsDoNotOutliveTheirConnection(t *testing.T) {
+	e := newEnv(t)
+	waitNone := func(t *testing.T) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); e.gw.PendingHandshakes() != 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d handshake admissions left behind", e.gw.PendingHandshakes())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Run("taken-by-connect", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		e.register(c, scopeA, fleetcert.StatusActive)
+		conn := e.handshake(t, c)
+		if n := e.gw.PendingHandshakes(); n != 1 {
+			t.Fatalf("%d handshake admissions before CONNECT, want 1", n)
+		}
+		if rc := connect(t, conn, "takes-its-admission"); rc != 0 {
+			t.Fatalf("CONNACK return code %d, want 0", rc)
+		}
+		if n := e.gw.PendingHandshakes(); n != 0 {
+			t.Fatalf("%d handshake admissions after CONNACK, want 0", n)
+		}
+	})
+	t.Run("closed-before-connect", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		e.register(c, scopeA, fleetcert.StatusActive)
+		conn := e.handshake(t, c)
+		conn.Close()
+		waitNone(t)
+	})
+	t.Run("not-mqtt", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		e.register(c, scopeA, fleetcert.StatusActive)
+		conn := e.handshake(t, c)
+		conn.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		waitClosed(t, conn)
+		waitNone(t)
+	})
+}

@@ -2,8 +2,8 @@ package mqtt
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -82,7 +82,7 @@ func connectedPayload(s *session, now time.Time) []byte {
 	}
 	b, _ := json.Marshal(presenceEvent{
 		ClientID: s.clientID, Timestamp: now.UnixMilli(), EventType: "connected",
-		SessionIdentifier: s.sessionID, PrincipalIdentifier: s.certificateID,
+		SessionIdentifier: s.sessionID.String(), PrincipalIdentifier: s.certificateID,
 		IPAddress: host, VersionNumber: s.version,
 	})
 	return b
@@ -92,7 +92,7 @@ func disconnectedPayload(s *session, reason string, now time.Time) []byte {
 	clientInitiated := reason == DisconnectClientInitiated
 	b, _ := json.Marshal(presenceEvent{
 		ClientID: s.clientID, Timestamp: now.UnixMilli(), EventType: "disconnected",
-		SessionIdentifier: s.sessionID, PrincipalIdentifier: s.certificateID,
+		SessionIdentifier: s.sessionID.String(), PrincipalIdentifier: s.certificateID,
 		ClientInitiatedDisconnect: &clientInitiated, DisconnectReason: reason,
 		VersionNumber: s.version,
 	})
@@ -107,10 +107,28 @@ func presenceTopicOK(clientID string) bool {
 }
 
 // newSessionID returns a random UUID, AWS's shape of sessionIdentifier.
-func newSessionID() string {
-	var b [16]byte
+func newSessionID() sessionID {
+	var b sessionID
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+	return b
+}
+
+// sessionID is a random (version 4) UUID naming one connection in its
+// lifecycle events; it is formatted only for an event someone receives.
+type sessionID [16]byte
+
+func (id sessionID) String() string {
+	var out [36]byte
+	hex.Encode(out[0:8], id[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], id[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], id[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], id[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], id[10:])
+	return string(out[:])
 }

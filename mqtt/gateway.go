@@ -79,7 +79,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -168,6 +167,8 @@ type Gateway struct {
 	// out of ACTIVE. See admission.
 	seen    atomic.Int64
 	dropSeq [changeBuckets]atomic.Int64
+
+	handshakes handshakeAdmissions
 }
 
 // NewGateway returns a Gateway admitting devices by reg, logging to
@@ -229,33 +230,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return err
 	}
 	// Any certificate is requested and none is checked against a trust
-	// store: VerifyConnection asks the registry. Each connection gets a
-	// copy of this configuration whose VerifyConnection knows the
-	// connection, to hand the admission on to the CONNECT (session
-	// tickets still use the listener configuration's keys).
-	perConn := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAnyClientCert,
-	}
+	// store: VerifyConnection asks the registry.
 	g.listener = &tlsListener{
 		id: "mtls", address: g.Addr, timeout: g.HandshakeTimeout, logger: g.Logger,
+		handshakes: &g.handshakes,
 		config: &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{cert},
-			ClientAuth:   tls.RequireAnyClientCert,
-			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-				dc, ok := hello.Conn.(*deviceConn)
-				if !ok {
-					return nil, errors.New("mqtt: connection not from the gateway's listener")
-				}
-				c := perConn.Clone()
-				c.VerifyConnection = func(cs tls.ConnectionState) error { return g.verifyConnection(dc, cs) }
-				return c, nil
-			},
-			VerifyConnection: func(tls.ConnectionState) error {
-				return errors.New("mqtt: no per-connection configuration") // not reached
-			},
+			MinVersion:       tls.VersionTLS12,
+			Certificates:     []tls.Certificate{cert},
+			ClientAuth:       tls.RequireAnyClientCert,
+			VerifyConnection: g.verifyConnection,
 		},
 	}
 	if err := g.server.AddListener(g.listener); err != nil {

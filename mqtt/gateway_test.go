@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -541,19 +542,24 @@ func TestPresenceEvents(t *testing.T) {
 		}
 		return ev
 	}
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	d := e.mustDial(c, dialOptions{clientID: "thermostat-1"})
 	ev := event("connected")
+	session, _ := ev["sessionIdentifier"].(string)
 	if ev["clientId"] != "thermostat-1" || ev["eventType"] != "connected" || ev["principalIdentifier"] != cert.ID ||
-		ev["ipAddress"] != "127.0.0.1" || ev["sessionIdentifier"] == "" || ev["timestamp"] == nil {
+		ev["ipAddress"] != "127.0.0.1" || !uuid.MatchString(session) || ev["timestamp"] == nil {
 		t.Errorf("connected event %v", ev)
 	}
 	d.Disconnect(100)
 	ev = event("disconnected")
-	if ev["disconnectReason"] != "CLIENT_INITIATED_DISCONNECT" || ev["clientInitiatedDisconnect"] != true || ev["principalIdentifier"] != cert.ID {
-		t.Errorf("disconnected event %v", ev)
+	if ev["disconnectReason"] != "CLIENT_INITIATED_DISCONNECT" || ev["clientInitiatedDisconnect"] != true || ev["principalIdentifier"] != cert.ID ||
+		ev["sessionIdentifier"] != session {
+		t.Errorf("disconnected event %v, want sessionIdentifier %s", ev, session)
 	}
 	d = e.mustDial(c, dialOptions{clientID: "thermostat-1"})
-	event("connected")
+	if ev := event("connected"); ev["sessionIdentifier"] == session || !uuid.MatchString(ev["sessionIdentifier"].(string)) {
+		t.Errorf("second connection's sessionIdentifier %v, want a new UUID", ev["sessionIdentifier"])
+	}
 	e.setStatus(scopeA, cert.ID, fleetcert.StatusRevoked)
 	ev = event("disconnected")
 	if ev["disconnectReason"] != "AUTH_ERROR" || ev["clientInitiatedDisconnect"] != false {

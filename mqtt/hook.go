@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -52,23 +53,18 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (o
 		return false
 	}
 	s := &session{
-		cl:            cl,
-		clientID:      cl.ID,
-		certificateID: fleetcert.CertificateID(cs.PeerCertificates[0].Raw),
-		sessionID:     newSessionID(),
-		version:       g.version.Add(1),
-		connectedAt:   time.Now(),
+		cl:          cl,
+		clientID:    cl.ID,
+		sessionID:   newSessionID(),
+		version:     g.version.Add(1),
+		connectedAt: time.Now(),
 	}
-	var adm *admission
-	if dc, _ := tc.NetConn().(*deviceConn); dc != nil {
-		adm, dc.admission = dc.admission, nil
-	}
-	if adm != nil {
+	if adm := g.handshakes.take(cs); adm != nil {
 		// Admitted in the handshake: indexed with its scope, then the
 		// admission is checked against the changes read since (see
 		// admission). The store is read again only when one of them may
 		// concern this certificate.
-		s.scope = adm.scope
+		s.certificateID, s.scope = adm.certificateID, adm.scope
 		g.sessions.add(s)
 		if g.stillAdmitted(adm, s.certificateID) {
 			g.admit(s, adm.scope)
@@ -77,6 +73,8 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (o
 		// Read again, the session staying indexed; until then it
 		// matches changes in any scope, as one being admitted does.
 		s.admitted(fleetcert.Scope{})
+	} else {
+		s.certificateID = fleetcert.CertificateID(cs.PeerCertificates[0].Raw)
 	}
 	onShortStack(func() { ok = h.authenticate(cl, cs, s) })
 	return ok
@@ -191,9 +189,12 @@ func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	s.established = true
 	scope := s.scope
 	s.mu.Unlock()
-	g.Logger.Info("device connected", "certificateId", s.certificateID, "clientId", s.clientID,
-		"account", scope.AccountID, "region", scope.Region, "remote", cl.Net.Remote,
-		"protocolVersion", cl.Properties.ProtocolVersion)
+	// Typed attributes: this line and the disconnected one are written for
+	// every connection.
+	g.Logger.LogAttrs(context.Background(), slog.LevelInfo, "device connected",
+		slog.String("certificateId", s.certificateID), slog.String("clientId", s.clientID),
+		slog.String("account", scope.AccountID), slog.String("region", scope.Region),
+		slog.String("remote", cl.Net.Remote), slog.Int("protocolVersion", int(cl.Properties.ProtocolVersion)))
 	if presenceTopicOK(s.clientID) {
 		now := time.Now()
 		g.publish(scope, TopicConnectedPrefix+s.clientID, func() []byte { return connectedPayload(s, now) })
@@ -212,7 +213,8 @@ func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 		return
 	}
 	reason := disconnectReason(s, cl, err)
-	g.Logger.Info("device disconnected", "certificateId", s.certificateID, "clientId", s.clientID, "reason", reason)
+	g.Logger.LogAttrs(context.Background(), slog.LevelInfo, "device disconnected",
+		slog.String("certificateId", s.certificateID), slog.String("clientId", s.clientID), slog.String("reason", reason))
 	if presenceTopicOK(s.clientID) {
 		now := time.Now()
 		g.publish(scope, TopicDisconnectedPrefix+s.clientID, func() []byte { return disconnectedPayload(s, reason, now) })

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -22,6 +21,10 @@ type tlsListener struct {
 	config  *tls.Config
 	timeout time.Duration
 	logger  *slog.Logger
+
+	// handshakes holds what the handshakes decided until CONNECT takes it;
+	// a connection that ends before that must not leave it behind.
+	handshakes *handshakeAdmissions
 
 	ln     net.Listener
 	closed atomic.Bool
@@ -68,31 +71,18 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-// deviceConn is the TCP connection under a device's TLS session. It
-// carries what the handshake decided (the registry's admission, see
-// Gateway.verifyConnection) to the MQTT CONNECT, which finds it through
-// tls.Conn.NetConn. It is what tls.ClientHelloInfo.Conn is in
-// tls.Config.GetConfigForClient.
-type deviceConn struct {
-	net.Conn
-	// admission is set by the handshake's VerifyConnection when the
-	// registry admitted the device, and taken (set to nil) by its CONNECT:
-	// the handshake happens before the goroutine that reads CONNECT starts.
-	admission *admission
-}
-
 func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) {
-	tc := tls.Server(&deviceConn{Conn: conn}, l.config)
+	tc := tls.Server(conn, l.config)
 	// The deadline covers the handshake and reading CONNECT; mochi replaces
-	// it by the keepalive deadline once CONNECT is read.
+	// it by the keepalive deadline once CONNECT is read. (A handshake
+	// context would bound the same wait with a goroutine and a timer more
+	// per connection.)
 	tc.SetDeadline(time.Now().Add(l.timeout))
-	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-	err := tc.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
+	if err := tc.Handshake(); err != nil {
 		// Refusals by the registry are logged by VerifyConnection; the rest
 		// (scanners, clients that distrust the server certificate) are noise.
 		l.logger.Debug("mqtt tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		l.handshakes.take(tc.ConnectionState()) // admitted before a later step failed
 		tc.Close()
 		return
 	}
@@ -103,6 +93,7 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		if err := establish(l.id, tc); err != nil {
 			l.logger.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 		}
+		l.handshakes.take(tc.ConnectionState()) // ended before its CONNECT took it
 	}()
 }
 

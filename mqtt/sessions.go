@@ -16,7 +16,7 @@ type session struct {
 	cl            *mochi.Client
 	clientID      string // as the device sent it (cl.ID is internalClientID's once admitted)
 	certificateID string
-	sessionID     string
+	sessionID     sessionID
 	version       int64 // lifecycle events' versionNumber
 	connectedAt   time.Time
 
@@ -27,6 +27,11 @@ type session struct {
 	// dropReason is set when the gateway closes the session itself: the
 	// disconnectReason of its lifecycle event.
 	dropReason atomic.Pointer[string]
+
+	// The other sessions of the same certificate, in sessions.byCert;
+	// guarded by sessions.mu. A device mostly has one, and a list costs
+	// nothing per certificate where a map of its sessions would.
+	prevOfCert, nextOfCert *session
 }
 
 func (s *session) admitted(scope fleetcert.Scope) {
@@ -47,13 +52,13 @@ func (s *session) state() (fleetcert.Scope, bool) {
 // change committed after that read always finds it.
 type sessions struct {
 	mu       sync.Mutex
-	byCert   map[string]map[*mochi.Client]*session
+	byCert   map[string]*session // the first of the certificate's sessions
 	byClient map[*mochi.Client]*session
 }
 
 func newSessions() *sessions {
 	return &sessions{
-		byCert:   map[string]map[*mochi.Client]*session{},
+		byCert:   map[string]*session{},
 		byClient: map[*mochi.Client]*session{},
 	}
 }
@@ -61,13 +66,15 @@ func newSessions() *sessions {
 func (x *sessions) add(s *session) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	m := x.byCert[s.certificateID]
-	if m == nil {
-		m = map[*mochi.Client]*session{}
-		x.byCert[s.certificateID] = m
+	if x.byClient[s.cl] == s {
+		return
 	}
-	m[s.cl] = s
 	x.byClient[s.cl] = s
+	if first := x.byCert[s.certificateID]; first != nil {
+		first.prevOfCert = s
+		s.nextOfCert = first
+	}
+	x.byCert[s.certificateID] = s
 }
 
 func (x *sessions) get(cl *mochi.Client) *session {
@@ -84,12 +91,18 @@ func (x *sessions) remove(cl *mochi.Client) *session {
 		return nil
 	}
 	delete(x.byClient, cl)
-	if m := x.byCert[s.certificateID]; m != nil {
-		delete(m, cl)
-		if len(m) == 0 {
-			delete(x.byCert, s.certificateID)
-		}
+	switch {
+	case s.prevOfCert != nil:
+		s.prevOfCert.nextOfCert = s.nextOfCert
+	case s.nextOfCert != nil:
+		x.byCert[s.certificateID] = s.nextOfCert
+	default:
+		delete(x.byCert, s.certificateID)
 	}
+	if s.nextOfCert != nil {
+		s.nextOfCert.prevOfCert = s.prevOfCert
+	}
+	s.prevOfCert, s.nextOfCert = nil, nil
 	return s
 }
 
@@ -99,7 +112,7 @@ func (x *sessions) forCertificate(scope fleetcert.Scope, id string) []*session {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var out []*session
-	for _, s := range x.byCert[id] {
+	for s := x.byCert[id]; s != nil; s = s.nextOfCert {
 		if sc, _ := s.state(); sc == scope || sc == (fleetcert.Scope{}) {
 			out = append(out, s)
 		}
