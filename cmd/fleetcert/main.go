@@ -6,6 +6,7 @@
 //
 //	fleetcert serve [--data-dir D] [--api-addr A] [--mqtt-addr M] [--database-url URL]
 //	                [--mqtt-hostname NAME]... [--mqtt-cert PEM --mqtt-key PEM] [--region R]
+//	                [--memory-limit SIZE]
 //	fleetcert keys create --account-id ID [--data-dir D]
 package main
 
@@ -35,6 +36,7 @@ func main() {
 const usage = `usage:
   fleetcert serve [--data-dir D] [--api-addr HOST:PORT] [--mqtt-addr HOST:PORT] [--database-url URL]
                   [--mqtt-hostname NAME]... [--mqtt-cert PEM --mqtt-key PEM] [--region R]
+                  [--memory-limit SIZE]
   fleetcert keys create --account-id ID [--data-dir D]
 
 Every flag can also be set in the environment as FLEETCERT_<FLAG>, e.g.
@@ -77,11 +79,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&hostnameList{names: &m.Config.MQTTHostnames}, "mqtt-hostname", "host name devices reach the gateway by; repeatable or comma-separated; the first names DescribeEndpoint's endpoints (default localhost)")
 	fs.StringVar(&m.Config.Region, "region", envOr("FLEETCERT_REGION", "us-east-1"), "region of devices whose TLS server name names none")
 	fs.StringVar(&m.Config.DatabaseURL, "database-url", os.Getenv("FLEETCERT_DATABASE_URL"), "postgres:// URL of a shared database (default: embedded SQLite in --data-dir)")
+	memLimit := fs.String("memory-limit", os.Getenv("FLEETCERT_MEMORY_LIMIT"), "soft memory limit of the process, e.g. 900MiB, or off (default: GOMEMLIMIT, else 90% of the container's memory limit)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
+		return err
 	}
 	m.Config.AccessKeyID = os.Getenv("FLEETCERT_ACCESS_KEY_ID")
 	m.Config.SecretAccessKey = os.Getenv("FLEETCERT_SECRET_ACCESS_KEY")
