@@ -3,16 +3,18 @@
 # (CONNECT→CONNACK) against fleetcert's gateway, a bare Go crypto/tls server
 # doing the same handshake (the ceiling) and mosquitto with
 # require_certificate true (when the Debian package is installed); then
-# HOLD idle devices on fleetcert with its RSS, and REVOKE revocations timed
-# from the API's 200 response to the device seeing its TCP connection close.
+# HOLD idle devices (each with a certificate of its own) on fleetcert with
+# its RSS, and REVOKE revocations timed from the API's 200 response to the
+# device seeing its TCP connection close.
 #
 # Everything runs on loopback; every load is bounded in count and time;
 # every server is stopped by PID when the script exits.
 #
 # Settings (environment):
 #   DURATION=10s  CONCURRENCY=8  ROUNDS=2  HOLD=19900  REVOKE=200  KEEP_TMP=1
-#   FLEETCERT_GOMEMLIMIT=900MiB  runs fleetcert (only) with Go's soft memory
-#                                limit GOMEMLIMIT
+#   MEMORY_LIMIT=920MiB  runs fleetcert with --memory-limit (Go's soft memory
+#                        limit; 920MiB is what it derives from a 1 GiB
+#                        container); unset: none, Go's defaults
 #
 # The connect loads run ROUNDS times, one target after the other in each
 # round, so that a change in the machine's load hits every target.
@@ -49,7 +51,7 @@ B="$T/devicebench"
 "$B" certs --out "$T/certs" || exit 1
 
 export AWS_ACCESS_KEY_ID=AKIADEVICEBENCH00001 AWS_SECRET_ACCESS_KEY=devicebench-secret-0123456789abcdefghijk
-env ${FLEETCERT_GOMEMLIMIT:+GOMEMLIMIT=$FLEETCERT_GOMEMLIMIT} \
+env FLEETCERT_MEMORY_LIMIT="${MEMORY_LIMIT:-off}" \
   FLEETCERT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID FLEETCERT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
   "$T/fleetcert" serve --data-dir "$T/data" --api-addr 127.0.0.1:0 --mqtt-addr 127.0.0.1:0 \
   --region us-east-1 >"$T/fleetcert.log" 2>&1 &
@@ -58,7 +60,7 @@ for _ in $(seq 200); do grep -q 'msg="fleetcert ready"' "$T/fleetcert.log" && br
 API=$(sed -nE 's/.*msg="fleetcert ready" api=([^ ]+).*/\1/p' "$T/fleetcert.log")
 MQTT=$(sed -nE 's/.*msg="mqtt gateway ready" mqtt=([^ ]+).*/\1/p' "$T/fleetcert.log")
 [ -n "$API" ] && [ -n "$MQTT" ] || { echo "fleetcert did not start:"; cat "$T/fleetcert.log"; exit 1; }
-echo "== fleetcert pid $FPID api $API mqtt $MQTT${FLEETCERT_GOMEMLIMIT:+ GOMEMLIMIT=$FLEETCERT_GOMEMLIMIT}"
+echo "== fleetcert pid $FPID api $API mqtt $MQTT memory limit ${MEMORY_LIMIT:-off}"
 "$B" register --api "http://$API" --cert "$T/certs/device.pem" || exit 1
 
 # The same handshake everywhere: the ceiling and mosquitto present the
@@ -106,7 +108,9 @@ done
 load
 
 echo; echo "== hold $HOLD idle devices on fleetcert"
-"$B" hold --label fleetcert --addr "$MQTT" --cafile "$T/data/mqtt-ca.pem" "${DEV[@]}" --count "$HOLD" --pid "$FPID"
+# As in a fleet, every device has a certificate of its own, registered
+# through the API just before it connects.
+"$B" hold --label fleetcert --addr "$MQTT" --cafile "$T/data/mqtt-ca.pem" --api "http://$API" --count "$HOLD" --pid "$FPID"
 load
 
 echo; echo "== revoke $REVOKE devices on fleetcert"

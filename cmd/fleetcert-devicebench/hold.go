@@ -8,10 +8,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/iot"
 )
 
 // runHold opens count idle connections (keepalive 0: the broker sets no
 // deadline), reports the broker's RSS with them all open, then closes them.
+// With --api, every device has a certificate of its own, registered ACTIVE
+// through the API before it connects, as in a fleet; otherwise they all
+// present --cert.
 func runHold(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
 	var df deviceFlags
@@ -22,13 +27,25 @@ func runHold(ctx context.Context, args []string) error {
 	holdFor := fs.Duration("hold", 5*time.Second, "how long to keep them open after the last one connected")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	label := fs.String("label", "", "name printed with the result")
+	api := fs.String("api", "", "fleetcert API endpoint (loopback): register a certificate of its own for each device")
+	region := fs.String("region", "us-east-1", "region to register the devices' certificates in (with --api)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := checkLoopback(df.addr); err != nil {
 		return err
 	}
-	cfg, err := clientConfig(df.caFile, df.certFile, df.keyFile, df.serverName)
+	var cfg *tls.Config
+	var err error
+	var client *iot.Client
+	if *api != "" {
+		if client, err = apiClient(*api, *region); err != nil {
+			return err
+		}
+		cfg, err = serverRoots(df.caFile, df.serverName)
+	} else {
+		cfg, err = clientConfig(df.caFile, df.certFile, df.keyFile, df.serverName)
+	}
 	if err != nil {
 		return err
 	}
@@ -51,7 +68,18 @@ func runHold(ctx context.Context, args []string) error {
 				if i >= int64(*count) {
 					return
 				}
-				c, err := dialMQTT(df.addr, cfg, fmt.Sprintf("idle-%d", i), 0, 30*time.Second)
+				devCfg := cfg
+				if client != nil {
+					cert, _, err := registerNew(ctx, client, fmt.Sprintf("idle-%d", i))
+					if err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+						continue
+					}
+					devCfg = cfg.Clone()
+					devCfg.Certificates = []tls.Certificate{cert}
+				}
+				c, err := dialMQTT(df.addr, devCfg, fmt.Sprintf("idle-%d", i), 0, 30*time.Second)
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())

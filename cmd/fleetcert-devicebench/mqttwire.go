@@ -41,6 +41,17 @@ func clientConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, er
 	if err != nil {
 		return nil, err
 	}
+	cfg, err := serverRoots(caFile, serverName)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
+}
+
+// serverRoots is a device's TLS configuration without its certificate:
+// the broker's CA and name.
+func serverRoots(caFile, serverName string) (*tls.Config, error) {
 	pemBytes, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
@@ -49,10 +60,7 @@ func clientConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, er
 	if !roots.AppendCertsFromPEM(pemBytes) {
 		return nil, fmt.Errorf("no certificate in %s", caFile)
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: serverName,
-		MinVersion: tls.VersionTLS12,
-	}, nil
+	return &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}, nil
 }
 
 // dialMQTT opens a TLS connection, sends CONNECT and reads a successful

@@ -41,17 +41,10 @@ func runRevoke(ctx context.Context, args []string) error {
 	if err := checkLoopback(*addr); err != nil {
 		return err
 	}
-	u, err := url.Parse(*api)
+	client, err := apiClient(*api, *region)
 	if err != nil {
 		return err
 	}
-	if err := checkLoopback(u.Host); err != nil {
-		return err
-	}
-	client := iot.New(iot.Options{
-		Region: *region, BaseEndpoint: aws.String(*api), Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), ""),
-	})
 	caPEM, err := os.ReadFile(*caFile)
 	if err != nil {
 		return err
@@ -71,23 +64,16 @@ func runRevoke(ctx context.Context, args []string) error {
 		}
 	}()
 	for i := 0; i < *count && ctx.Err() == nil; i++ {
-		cert, err := selfSigned(fmt.Sprintf("revoke-bench-%d", i))
+		cert, id, err := registerNew(ctx, client, fmt.Sprintf("revoke-bench-%d", i))
 		if err != nil {
 			return err
-		}
-		out, err := client.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
-			CertificatePem: aws.String(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}))),
-			Status:         types.CertificateStatusActive,
-		})
-		if err != nil {
-			return fmt.Errorf("register: %w", err)
 		}
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "127.0.0.1"}
 		c, err := dialMQTT(*addr, cfg, fmt.Sprintf("revoke-%d", i), 0, 10*time.Second)
 		if err != nil {
 			return fmt.Errorf("connect device %d: %w", i, err)
 		}
-		d := &device{id: aws.ToString(out.CertificateId), conn: c, closed: make(chan time.Time, 1)}
+		d := &device{id: id, conn: c, closed: make(chan time.Time, 1)}
 		go func() {
 			io.Copy(io.Discard, c) // returns when the gateway closes the connection
 			d.closed <- time.Now()
@@ -115,6 +101,39 @@ func runRevoke(ctx context.Context, args []string) error {
 	fmt.Printf("  200 response → TCP close: %s (0 when the close came first)\n", summary(fromResponse))
 	fmt.Printf("  request start → TCP close: %s\n", summary(fromRequest))
 	return nil
+}
+
+// apiClient is an AWS SDK IoT client of fleetcert's API at api (a loopback
+// address), signing with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+func apiClient(api, region string) (*iot.Client, error) {
+	u, err := url.Parse(api)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLoopback(u.Host); err != nil {
+		return nil, err
+	}
+	return iot.New(iot.Options{
+		Region: region, BaseEndpoint: aws.String(api), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), ""),
+	}), nil
+}
+
+// registerNew makes a self-signed device certificate named cn and registers
+// it ACTIVE without a CA; it returns the certificate and its id.
+func registerNew(ctx context.Context, client *iot.Client, cn string) (tls.Certificate, string, error) {
+	cert, err := selfSigned(cn)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	out, err := client.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
+		CertificatePem: aws.String(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}))),
+		Status:         types.CertificateStatusActive,
+	})
+	if err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("register: %w", err)
+	}
+	return cert, aws.ToString(out.CertificateId), nil
 }
 
 func selfSigned(cn string) (tls.Certificate, error) {
@@ -146,21 +165,14 @@ func runRegister(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	u, err := url.Parse(*api)
+	client, err := apiClient(*api, *region)
 	if err != nil {
-		return err
-	}
-	if err := checkLoopback(u.Host); err != nil {
 		return err
 	}
 	pemBytes, err := os.ReadFile(*certFile)
 	if err != nil {
 		return err
 	}
-	client := iot.New(iot.Options{
-		Region: *region, BaseEndpoint: aws.String(*api), Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), ""),
-	})
 	out, err := client.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
 		CertificatePem: aws.String(string(pemBytes)), Status: types.CertificateStatusActive,
 	})
