@@ -39,11 +39,18 @@ func (r *Registry) ChangeSignal() <-chan struct{} {
 	return r.signal.wait()
 }
 
+// Commits returns how many mutations made through this Registry have
+// committed. Each is counted after its commit and before its caller
+// returns, so a read of the change feed that begins after Commits returned
+// n sees the changes of all n.
+func (r *Registry) Commits() int64 { return r.commits.Load() }
+
 // update runs fn in a store transaction and wakes the feed's consumers
 // when it commits.
 func (r *Registry) update(ctx context.Context, fn func(Tx) error) error {
 	err := r.Store.Update(ctx, fn)
 	if err == nil {
+		r.commits.Add(1)
 		r.signal.notify()
 	}
 	return err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +24,8 @@ type Registry struct {
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 
-	signal changeSignal
+	signal  changeSignal
+	commits atomic.Int64 // see Commits
 }
 
 // NewRegistry returns a Registry on store that issues with iss.

@@ -47,6 +47,12 @@ type Tx interface {
 	// NotBefore, NotAfter and Seq.
 	CertificatesByID(ctx context.Context, id string) ([]*Certificate, error)
 
+	// CertificatesAfter returns up to limit registrations of client
+	// certificates, in every account and region, whose Seq is above
+	// afterSeq, in Seq order (the device gateway's view of the registry
+	// at start). The fields filled are CertificatesByID's.
+	CertificatesAfter(ctx context.Context, afterSeq int64, limit int) ([]*Certificate, error)
+
 	// CreateCertificate stores a new client certificate and sets its Seq.
 	// Errors: ResourceAlreadyExistsException when (scope, id) exists.
 	CreateCertificate(ctx context.Context, c *Certificate) error

@@ -7,3 +7,9 @@ func (g *Gateway) PendingHandshakes() int {
 	defer g.handshakes.mu.Unlock()
 	return len(g.handshakes.m)
 }
+
+// ViewCaughtUp reports whether the gateway has read every change made
+// through its registry, so that admission may use its view.
+func (g *Gateway) ViewCaughtUp() bool {
+	return g.caughtUp.Load() == g.Registry.Commits()
+}

@@ -9,7 +9,10 @@
 // is registered and ACTIVE, and within its validity period
 // (fleetcert.Registry.AdmitDevice). The registry is asked in the TLS
 // handshake (tls.Config.VerifyConnection, so a refused device gets a TLS
-// alert, as on AWS), and the answer is carried to the MQTT CONNECT with the
+// alert, as on AWS): for the common case, a registered ACTIVE certificate,
+// through the gateway's view of the registry (loaded at start, kept current
+// by the change feed, see registryView), otherwise by reading the store.
+// The answer is carried to the MQTT CONNECT with the
 // sequence number of the change feed it reflects. On CONNECT the session
 // is entered in the gateway's index first, so that the change watcher
 // finds it from then on; the store is read again only if the watcher has
@@ -169,6 +172,12 @@ type Gateway struct {
 	dropSeq [changeBuckets]atomic.Int64
 
 	handshakes handshakeAdmissions
+
+	// view answers the common handshake without reading the store (see
+	// registryView). caughtUp is the Registry.Commits value as of which
+	// the watcher has read every change of this process.
+	view     *registryView
+	caughtUp atomic.Int64
 }
 
 // NewGateway returns a Gateway admitting devices by reg, logging to
@@ -177,7 +186,7 @@ func NewGateway(reg *fleetcert.Registry, logger *slog.Logger) *Gateway {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Gateway{Registry: reg, Logger: logger, sessions: newSessions()}
+	return &Gateway{Registry: reg, Logger: logger, sessions: newSessions(), view: newRegistryView()}
 }
 
 // Start listens on Addr and serves devices until Close (or until ctx ends,
@@ -207,6 +216,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	// Read the feed to its end first: changes before now are reflected in
 	// the statuses that admission reads.
 	if err := g.skipChanges(g.ctx); err != nil {
+		g.cancel()
+		return err
+	}
+	if err := g.loadView(g.ctx); err != nil {
 		g.cancel()
 		return err
 	}

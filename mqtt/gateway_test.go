@@ -46,9 +46,32 @@ type env struct {
 	t      *testing.T
 	reg    *fleetcert.Registry
 	gw     *mqtt.Gateway
+	files  mqtt.ServerFiles
 	roots  *x509.CertPool
 	offset atomic.Int64 // added to the registry's clock
 	logs   *syncBuffer
+	reads  atomic.Int64 // read transactions (Store.View) on the store
+	// feedDelay delays each read of the change feed: the gateway then
+	// learns of changes that late.
+	feedDelay atomic.Int64
+}
+
+// countingStore counts the read transactions of a store, and delays reads
+// of its change feed by *feedDelay.
+type countingStore struct {
+	fleetcert.Store
+	reads     *atomic.Int64
+	feedDelay *atomic.Int64
+}
+
+func (s countingStore) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	s.reads.Add(1)
+	return s.Store.View(ctx, fn)
+}
+
+func (s countingStore) Changes(ctx context.Context, afterSeq int64, limit int) ([]fleetcert.Change, error) {
+	time.Sleep(time.Duration(s.feedDelay.Load()))
+	return s.Store.Changes(ctx, afterSeq, limit)
 }
 
 type syncBuffer struct {
@@ -77,33 +100,41 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &env{t: t, logs: &syncBuffer{}}
-	e.reg = fleetcert.NewRegistry(db, nil)
+	e.reg = fleetcert.NewRegistry(countingStore{Store: db, reads: &e.reads, feedDelay: &e.feedDelay}, nil)
 	e.reg.Now = func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
 	files, err := mqtt.LoadOrCreateServerFiles(dir, nil, region, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.files = *files
 	caPEM, err := os.ReadFile(files.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.roots = x509.NewCertPool()
 	e.roots.AppendCertsFromPEM(caPEM)
-	e.gw = mqtt.NewGateway(e.reg, slog.New(slog.NewTextHandler(e.logs, nil)))
-	e.gw.Addr = "127.0.0.1:0"
-	e.gw.CertFile, e.gw.KeyFile = files.CertFile, files.KeyFile
-	e.gw.Region = region
-	e.gw.PollInterval = 50 * time.Millisecond
-	if err := e.gw.Start(context.Background()); err != nil {
+	e.gw = e.startGateway()
+	return e
+}
+
+// startGateway starts a gateway on e's registry, closed at the test's end.
+func (e *env) startGateway() *mqtt.Gateway {
+	t := e.t
+	gw := mqtt.NewGateway(e.reg, slog.New(slog.NewTextHandler(e.logs, nil)))
+	gw.Addr = "127.0.0.1:0"
+	gw.CertFile, gw.KeyFile = e.files.CertFile, e.files.KeyFile
+	gw.Region = region
+	gw.PollInterval = 50 * time.Millisecond
+	if err := gw.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		e.gw.Close()
+		gw.Close()
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", e.logs.String())
 		}
 	})
-	return e
+	return gw
 }
 
 func (e *env) register(c *testpki.Cert, scope fleetcert.Scope, status fleetcert.Status) *fleetcert.Certificate {

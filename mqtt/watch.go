@@ -15,6 +15,7 @@ const changePage = 1000
 
 // skipChanges moves past the end of the change feed.
 func (g *Gateway) skipChanges(ctx context.Context) error {
+	commits := g.Registry.Commits()
 	for {
 		changes, err := g.Registry.Store.Changes(ctx, g.lastSeq, changePage)
 		if err != nil {
@@ -25,6 +26,7 @@ func (g *Gateway) skipChanges(ctx context.Context) error {
 		}
 		if len(changes) < changePage {
 			g.seen.Store(g.lastSeq)
+			g.caughtUp.Store(commits)
 			return nil
 		}
 	}
@@ -55,7 +57,12 @@ func (g *Gateway) watchChanges(ctx context.Context) {
 	}
 }
 
+// readChanges applies the changes after lastSeq. A certificate a change
+// concerns leaves the admission view before the change is recorded as read
+// (noteChange), and comes back from a read of the store after its sessions
+// were dealt with (see registryView).
 func (g *Gateway) readChanges(ctx context.Context) {
+	commits := g.Registry.Commits()
 	for {
 		changes, err := g.Registry.Store.Changes(ctx, g.lastSeq, changePage)
 		if err != nil {
@@ -65,11 +72,22 @@ func (g *Gateway) readChanges(ctx context.Context) {
 			return
 		}
 		for i := range changes {
-			g.noteChange(&changes[i])
-			g.applyChange(&changes[i])
-			g.lastSeq = changes[i].Seq
+			c := &changes[i]
+			certificate := isCertificateChange(c)
+			if certificate {
+				g.view.remove(c.CertificateID)
+			}
+			g.noteChange(c)
+			g.applyChange(c)
+			if certificate {
+				g.refreshView(ctx, c.CertificateID)
+			}
+			g.lastSeq = c.Seq
 		}
 		if len(changes) < changePage {
+			// Every change committed in this process before commits was
+			// read above.
+			g.caughtUp.Store(commits)
 			return
 		}
 	}

@@ -13,6 +13,48 @@ import (
 const certificatesByIDSQL = `SELECT account_id, region, ca_certificate_id, status, not_before, not_after, seq
 	FROM certificates INDEXED BY certificates_by_id WHERE certificate_id = ?1 ORDER BY seq`
 
+// certificatesAfterSQL scans the table in rowid (seq) order, reading what
+// certificatesByIDSQL reads.
+const certificatesAfterSQL = `SELECT certificate_id, account_id, region, ca_certificate_id, status, not_before, not_after, seq
+	FROM certificates WHERE seq > ?1 ORDER BY seq LIMIT ?2`
+
+// CertificatesAfter returns up to limit registrations with a seq above
+// afterSeq, with the fields the Tx contract names.
+func (tx *Tx) CertificatesAfter(ctx context.Context, afterSeq int64, limit int) ([]*fleetcert.Certificate, error) {
+	rows, err := tx.stmt(ctx, tx.stmts.certificatesAfter).QueryContext(ctx, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("certificates after %d: %w", afterSeq, err)
+	}
+	defer rows.Close()
+	var certs []*fleetcert.Certificate
+	for rows.Next() {
+		c := &fleetcert.Certificate{}
+		if err := scanAdmission(rows, c, &c.ID); err != nil {
+			return nil, fmt.Errorf("certificates after %d: %w", afterSeq, err)
+		}
+		certs = append(certs, c)
+	}
+	return certs, rows.Err()
+}
+
+// scanAdmission reads a row of certificatesByIDSQL (id nil) or
+// certificatesAfterSQL (id set) into c.
+func scanAdmission(rows *sql.Rows, c *fleetcert.Certificate, id *string) error {
+	var status string
+	var notBefore, notAfter sql.NullInt64
+	dest := []any{&c.AccountID, &c.Region, &c.CACertificateID, &status, &notBefore, &notAfter, &c.Seq}
+	if id != nil {
+		dest = append([]any{id}, dest...)
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	c.Status = fleetcert.Status(status)
+	c.NotBefore = fromMicros(notBefore)
+	c.NotAfter = fromMicros(notAfter)
+	return nil
+}
+
 // CertificatesByID returns the registrations of client certificate id in
 // every account and region, with the fields the Tx contract names.
 func (tx *Tx) CertificatesByID(ctx context.Context, id string) ([]*fleetcert.Certificate, error) {
@@ -24,14 +66,9 @@ func (tx *Tx) CertificatesByID(ctx context.Context, id string) ([]*fleetcert.Cer
 	var certs []*fleetcert.Certificate
 	for rows.Next() {
 		c := &fleetcert.Certificate{ID: id}
-		var status string
-		var notBefore, notAfter sql.NullInt64
-		if err := rows.Scan(&c.AccountID, &c.Region, &c.CACertificateID, &status, &notBefore, &notAfter, &c.Seq); err != nil {
+		if err := scanAdmission(rows, c, nil); err != nil {
 			return nil, fmt.Errorf("certificates by id: %w", err)
 		}
-		c.Status = fleetcert.Status(status)
-		c.NotBefore = fromMicros(notBefore)
-		c.NotAfter = fromMicros(notAfter)
 		certs = append(certs, c)
 	}
 	return certs, rows.Err()

@@ -378,10 +378,11 @@ type statements struct {
 	putTransfer    *sql.Stmt
 	latestTransfer *sql.Stmt
 
-	accessKey        *sql.Stmt
-	certificatesByID *sql.Stmt
-	insertAccessKey  *sql.Stmt
-	countAccessKeys  *sql.Stmt
+	accessKey         *sql.Stmt
+	certificatesByID  *sql.Stmt
+	certificatesAfter *sql.Stmt
+	insertAccessKey   *sql.Stmt
+	countAccessKeys   *sql.Stmt
 
 	insertChange *sql.Stmt
 	changes      *sql.Stmt
@@ -411,6 +412,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.latestTransfer, latestTransferSQL},
 		{&s.accessKey, selectAccessKeySQL},
 		{&s.certificatesByID, certificatesByIDSQL},
+		{&s.certificatesAfter, certificatesAfterSQL},
 		{&s.insertAccessKey, insertAccessKeySQL},
 		{&s.countAccessKeys, countAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,57 @@ func testCertificatesByID(t *testing.T, s fleetcert.Store) {
 	})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("unknown id: %v %v", got, err)
+	}
+}
+
+// testCertificatesAfter: the scan in Seq order finds every registration of
+// every account and region once, page after page, with the fields of
+// CertificatesByID.
+func testCertificatesAfter(t *testing.T, s fleetcert.Store) {
+	var all []*fleetcert.Certificate
+	for i := 0; i < 25; i++ {
+		scope := []fleetcert.Scope{scopeA, scopeB, scopeARegion}[i%3]
+		all = append(all, newCertificate(scope, fmt.Sprint("scan-", i/2), baseTime.Add(time.Duration(i)*time.Millisecond)))
+	}
+	create(t, s, all...)
+	want := map[fleetcert.Scope]map[string]*fleetcert.Certificate{}
+	for _, c := range all {
+		if want[c.Scope] == nil {
+			want[c.Scope] = map[string]*fleetcert.Certificate{}
+		}
+		want[c.Scope][c.ID] = c
+	}
+	after, found := int64(0), 0
+	for page := 0; ; page++ {
+		var got []*fleetcert.Certificate
+		err := s.View(context.Background(), func(tx fleetcert.Tx) error {
+			var err error
+			got, err = tx.CertificatesAfter(context.Background(), after, 10)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range got {
+			if c.Seq <= after {
+				t.Fatalf("page %d: seq %d after %d", page, c.Seq, after)
+			}
+			after = c.Seq
+			w := want[c.Scope][c.ID]
+			if w == nil {
+				t.Fatalf("unexpected or repeated registration %s in %v", c.ID, c.Scope)
+			}
+			delete(want[c.Scope], c.ID)
+			found++
+			equalCertificate(t, c, &fleetcert.Certificate{ID: w.ID, Scope: w.Scope, CACertificateID: w.CACertificateID,
+				Status: w.Status, NotBefore: w.NotBefore, NotAfter: w.NotAfter, Seq: w.Seq})
+		}
+		if len(got) < 10 {
+			break
+		}
+	}
+	if found != len(all) {
+		t.Fatalf("scan found %d registrations, want %d", found, len(all))
 	}
 }
 

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/list-status-filter-follows-updates", testListStatusFilterFollowsUpdates},
 		{"ok/list-id-prefix", testListIDPrefix},
 		{"ok/certificates-by-id", testCertificatesByID},
+		{"ok/certificates-after", testCertificatesAfter},
 		{"ok/ca-create-and-get", testCACreateAndGet},
 		{"ok/ca-create-and-get-zero-fields", testCACreateAndGetZeroFields},
 		{"fail/ca-duplicate", testCADuplicate},

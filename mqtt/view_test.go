@@ -1,0 +1,139 @@
+package mqtt_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/mqtt"
+)
+
+// waitCaughtUp waits until gw has read every change made so far.
+func waitCaughtUp(t *testing.T, gw *mqtt.Gateway) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !gw.ViewCaughtUp(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not read the change feed")
+		}
+	}
+}
+
+// connectTo opens a connection to addr as cert and sends CONNECT; it
+// returns the CONNACK's return code, or -1 when the gateway refused the
+// handshake or closed the connection first.
+func (e *env) connectTo(t *testing.T, addr string, cert *testpki.Cert, clientID string) int {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{
+		RootCAs: e.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key}},
+	})
+	if err != nil {
+		return -1
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return connect(t, c, clientID)
+}
+
+// The common connection, a registered ACTIVE certificate, is admitted from
+// the gateway's view of the registry without a read of the store; every
+// other case still reads it, and the view follows every change.
+func TestAdmissionView(t *testing.T) {
+	e := newEnv(t)
+	t.Run("ok/no-store-read", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		e.register(c, scopeA, fleetcert.StatusActive)
+		waitCaughtUp(t, e.gw)
+		before := e.reads.Load()
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "from-view"); rc != 0 {
+			t.Fatalf("CONNACK return code %d, want 0", rc)
+		}
+		if n := e.reads.Load() - before; n != 0 {
+			t.Errorf("%d store reads for an ACTIVE certificate, want 0", n)
+		}
+	})
+	t.Run("ok/loaded-at-start", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		e.register(c, scopeA, fleetcert.StatusActive)
+		gw := e.startGateway()
+		before := e.reads.Load()
+		if rc := e.connectTo(t, gw.ListenAddr(), c, "loaded"); rc != 0 {
+			t.Fatalf("CONNACK return code %d, want 0", rc)
+		}
+		if n := e.reads.Load() - before; n != 0 {
+			t.Errorf("%d store reads for a certificate registered before the start, want 0", n)
+		}
+	})
+	// Right after the API's answer, before the watcher has read the change
+	// (it reads the feed 20 ms late here): the view must not admit what the
+	// store refuses.
+	for _, status := range []fleetcert.Status{fleetcert.StatusRevoked, fleetcert.StatusInactive} {
+		t.Run("refused/at-once-after-"+string(status), func(t *testing.T) {
+			e.feedDelay.Store(int64(20 * time.Millisecond))
+			defer e.feedDelay.Store(0)
+			for i := 0; i < 5; i++ {
+				c := testpki.Leaf(t)
+				cert := e.register(c, scopeA, fleetcert.StatusActive)
+				waitCaughtUp(t, e.gw)
+				e.setStatus(scopeA, cert.ID, status)
+				if rc := e.connectTo(t, e.gw.ListenAddr(), c, fmt.Sprint("at-once-", i)); rc == 0 {
+					t.Fatalf("attempt %d: admitted right after UpdateCertificate %s", i, status)
+				}
+			}
+		})
+	}
+	t.Run("refused/deleted", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		cert := e.register(c, scopeA, fleetcert.StatusInactive)
+		if err := e.reg.DeleteCertificate(t.Context(), scopeA, cert.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "deleted"); rc == 0 {
+			t.Fatal("a deleted certificate was admitted")
+		}
+	})
+	t.Run("ok/reactivated", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		cert := e.register(c, scopeA, fleetcert.StatusInactive)
+		waitCaughtUp(t, e.gw)
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "inactive"); rc == 0 {
+			t.Fatal("an INACTIVE certificate was admitted")
+		}
+		e.setStatus(scopeA, cert.ID, fleetcert.StatusActive)
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "reactivated"); rc != 0 {
+			t.Fatalf("CONNACK return code %d after activation, want 0", rc)
+		}
+		waitCaughtUp(t, e.gw)
+		before := e.reads.Load()
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "reactivated-again"); rc != 0 {
+			t.Fatalf("CONNACK return code %d, want 0", rc)
+		}
+		if n := e.reads.Load() - before; n != 0 {
+			t.Errorf("%d store reads once the view has the activation, want 0", n)
+		}
+	})
+	t.Run("refused/expired", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		e.register(c, scopeA, fleetcert.StatusActive)
+		waitCaughtUp(t, e.gw)
+		e.offset.Store(int64(c.Cert.NotAfter.Sub(time.Now()) + time.Hour))
+		defer e.offset.Store(0)
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "expired"); rc == 0 {
+			t.Fatal("an expired certificate was admitted")
+		}
+	})
+	// Registered in two accounts: without a server name naming one, the
+	// store refuses it as ambiguous, and so must the view.
+	t.Run("refused/two-accounts", func(t *testing.T) {
+		c := testpki.Leaf(t)
+		e.register(c, scopeA, fleetcert.StatusActive)
+		e.register(c, scopeB, fleetcert.StatusInactive)
+		waitCaughtUp(t, e.gw)
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "ambiguous"); rc == 0 {
+			t.Fatal("a certificate registered in two accounts was admitted without a server name")
+		}
+	})
+}
