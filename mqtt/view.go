@@ -35,7 +35,9 @@ type registryView struct {
 	scopes map[fleetcert.Scope]*fleetcert.Scope // one copy of each scope
 }
 
-// viewRegistration is one registration of a certificate: 32 bytes.
+// viewRegistration is one registration of a certificate: 32 bytes (with
+// its key and the map's overhead, a certificate registered once costs the
+// view about 116 bytes).
 type viewRegistration struct {
 	scope               *fleetcert.Scope
 	notBefore, notAfter int64 // Unix microseconds
