@@ -25,7 +25,8 @@ import (
 // that. The view therefore reflects at least every change up to seen, which
 // is what an admission's seq promises. Changes committed but not yet read
 // by the watcher are what a read of the store would have seen: for those
-// made in this process the handshake reads the store until the watcher has
+// made through the gateway's Registry (the API's and the console's, in
+// fleetcert serve) the handshake reads the store until the watcher has
 // caught up (Registry.Commits); those of other processes (cluster nodes)
 // reach the view within PollInterval, and a session admitted in between is
 // dropped then, as one admitted just before the change would be.
