@@ -120,6 +120,8 @@ func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
 	commits := g.Registry.Commits()
 	seq := g.seen.Load()
 	if len(q.Chain) > 0 && g.caughtUp.Load() == commits {
+		// The fingerprint once, as bytes for the view and in
+		// fleetcert.CertificateID's hex form for the session.
 		leaf := q.Chain[0]
 		key := sha256.Sum256(leaf.Raw)
 		if scope, notAfter, ok := g.view.admit(key, q, g.Registry.Now()); ok {

@@ -38,6 +38,19 @@ func (e *env) connectTo(t *testing.T, addr string, cert *testpki.Cert, clientID 
 	return connect(t, c, clientID)
 }
 
+// admittedFromView connects to addr as cert and checks that it was admitted
+// without a read of the store.
+func (e *env) admittedFromView(t *testing.T, addr string, cert *testpki.Cert, clientID string) {
+	t.Helper()
+	before := e.reads.Load()
+	if rc := e.connectTo(t, addr, cert, clientID); rc != 0 {
+		t.Fatalf("CONNACK return code %d, want 0", rc)
+	}
+	if n := e.reads.Load() - before; n != 0 {
+		t.Errorf("%d store reads to admit an ACTIVE certificate, want 0", n)
+	}
+}
+
 // The common connection, a registered ACTIVE certificate, is admitted from
 // the gateway's view of the registry without a read of the store; every
 // other case still reads it, and the view follows every change.
@@ -47,25 +60,13 @@ func TestAdmissionView(t *testing.T) {
 		c := testpki.Leaf(t)
 		e.register(c, scopeA, fleetcert.StatusActive)
 		waitCaughtUp(t, e.gw)
-		before := e.reads.Load()
-		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "from-view"); rc != 0 {
-			t.Fatalf("CONNACK return code %d, want 0", rc)
-		}
-		if n := e.reads.Load() - before; n != 0 {
-			t.Errorf("%d store reads for an ACTIVE certificate, want 0", n)
-		}
+		e.admittedFromView(t, e.gw.ListenAddr(), c, "from-view")
 	})
 	t.Run("ok/loaded-at-start", func(t *testing.T) {
 		c := testpki.Leaf(t)
 		e.register(c, scopeA, fleetcert.StatusActive)
 		gw := e.startGateway()
-		before := e.reads.Load()
-		if rc := e.connectTo(t, gw.ListenAddr(), c, "loaded"); rc != 0 {
-			t.Fatalf("CONNACK return code %d, want 0", rc)
-		}
-		if n := e.reads.Load() - before; n != 0 {
-			t.Errorf("%d store reads for a certificate registered before the start, want 0", n)
-		}
+		e.admittedFromView(t, gw.ListenAddr(), c, "loaded")
 	})
 	// Right after the API's answer, before the watcher has read the change
 	// (it reads the feed 20 ms late here): the view must not admit what the
@@ -107,13 +108,7 @@ func TestAdmissionView(t *testing.T) {
 			t.Fatalf("CONNACK return code %d after activation, want 0", rc)
 		}
 		waitCaughtUp(t, e.gw)
-		before := e.reads.Load()
-		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "reactivated-again"); rc != 0 {
-			t.Fatalf("CONNACK return code %d, want 0", rc)
-		}
-		if n := e.reads.Load() - before; n != 0 {
-			t.Errorf("%d store reads once the view has the activation, want 0", n)
-		}
+		e.admittedFromView(t, e.gw.ListenAddr(), c, "reactivated-again")
 	})
 	t.Run("refused/expired", func(t *testing.T) {
 		c := testpki.Leaf(t)
