@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
 // chromiumPath is Debian's chromium; FLEETCERT_CHROMIUM overrides it.
@@ -310,11 +310,11 @@ func certStatus(t *testing.T, api *iot.Client, id string) string {
 	return string(out.CertificateDescription.Status)
 }
 
-// browserWait calls cond until it reports true, for up to 20 seconds. Errors
-// (such as evaluating while one page replaces another) are retried; the
-// last one is returned at the deadline.
+// browserWait calls cond until it reports true, for up to testwait.Hang.
+// Errors (such as evaluating while one page replaces another) are retried;
+// the last one is returned at the deadline.
 func browserWait(ctx context.Context, cond func() (bool, error)) error {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := testwait.Deadline()
 	for {
 		ok, err := cond()
 		if err == nil && ok {
@@ -322,7 +322,7 @@ func browserWait(ctx context.Context, cond func() (bool, error)) error {
 		}
 		if time.Now().After(deadline) {
 			if err == nil {
-				err = errors.New("condition still false after 20s")
+				err = fmt.Errorf("condition still false after %s", testwait.Hang)
 			}
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/smithy-go"
+
+	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
 // binary is the fleetcert binary built once by TestMain.
@@ -30,7 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "fleetcert")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	// -buildvcs=true: fleetcert version reports the commit (GOFLAGS may turn it off).
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build fleetcert:", err)
@@ -53,8 +58,11 @@ type server struct {
 	t       *testing.T
 	dataDir string
 	env     []string
+	args    []string     // more flags for fleetcert serve
+	http    *http.Client // how the test reaches the API (nil: http.DefaultClient)
 	cmd     *exec.Cmd
 	addr    string // API host:port
+	url     string // API base URL
 	stdout  *syncBuffer
 	stderr  *syncBuffer
 	exited  chan error
@@ -91,14 +99,17 @@ func startServer(t *testing.T) *server {
 	return s
 }
 
-var readyLine = regexp.MustCompile(`msg="fleetcert ready" api=(\S+)`)
+var readyLine = regexp.MustCompile(`msg="fleetcert ready" api=(\S+) url=(\S+)`)
 
-// start runs the binary and waits for readiness, bounded in time.
-func (s *server) start() {
+// launch runs the binary without waiting for it.
+func (s *server) launch() {
 	s.t.Helper()
 	s.stdout, s.stderr = &syncBuffer{}, &syncBuffer{}
-	s.cmd = exec.Command(binary, "serve", "--data-dir", s.dataDir,
-		"--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0")
+	args := []string{"serve", "--data-dir", s.dataDir, "--api-addr", "127.0.0.1:0"}
+	if !slices.ContainsFunc(s.env, func(v string) bool { return strings.HasPrefix(v, "FLEETCERT_MQTT_ADDR=") }) {
+		args = append(args, "--mqtt-addr", "127.0.0.1:0") // unless the test's environment sets it
+	}
+	s.cmd = exec.Command(binary, append(args, s.args...)...)
 	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout = s.stdout
 	s.cmd.Stderr = s.stderr
@@ -107,26 +118,59 @@ func (s *server) start() {
 	}
 	s.exited = make(chan error, 1)
 	go func() { s.exited <- s.cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
+}
+
+// start runs the binary and waits for readiness, bounded in time.
+func (s *server) start() {
+	s.t.Helper()
+	s.launch()
+	deadline := testwait.Deadline()
 	for {
 		if m := readyLine.FindStringSubmatch(s.stderr.String()); m != nil {
-			s.addr = m[1]
+			s.addr, s.url = m[1], m[2]
 			break
 		}
 		select {
 		case err := <-s.exited:
 			s.t.Fatalf("fleetcert exited before ready: %v\n%s", err, s.stderr.String())
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(testwait.Poll):
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("fleetcert not ready after 20s:\n%s", s.stderr.String())
+			s.t.Fatalf("fleetcert not ready after %s:\n%s", testwait.Hang, s.stderr.String())
 		}
 	}
-	resp, err := http.Get("http://" + s.addr + "/healthz")
+	resp, err := s.httpClient().Get(s.url + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		s.t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// exit waits for a process that is to end by itself, and returns its exit
+// code.
+func (s *server) exit() int {
+	s.t.Helper()
+	select {
+	case err := <-s.exited:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		} else if err != nil {
+			s.t.Fatal(err)
+		}
+		return 0
+	case <-time.After(testwait.Hang):
+		s.cmd.Process.Kill()
+		s.t.Fatalf("fleetcert still running after %s:\n%s", testwait.Hang, s.stderr.String())
+		return -1
+	}
+}
+
+func (s *server) httpClient() *http.Client {
+	if s.http != nil {
+		return s.http
+	}
+	return http.DefaultClient
 }
 
 // stop sends SIGTERM and waits for a clean exit, then kills by PID if
@@ -138,7 +182,7 @@ func (s *server) stop() {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
-	case <-time.After(15 * time.Second):
+	case <-time.After(testwait.Hang):
 		s.cmd.Process.Kill()
 		<-s.exited
 	}
@@ -153,7 +197,8 @@ func (s *server) kill() {
 func (s *server) client(keyID, secret, region string) *iot.Client {
 	return iot.New(iot.Options{
 		Region:       region,
-		BaseEndpoint: aws.String("http://" + s.addr),
+		BaseEndpoint: aws.String(s.url),
+		HTTPClient:   s.httpClient(),
 		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
 		Retryer:      aws.NopRetryer{},
 	})

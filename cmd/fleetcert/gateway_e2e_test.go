@@ -22,6 +22,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
 var mqttReadyLine = regexp.MustCompile(`msg="mqtt gateway ready" mqtt=(\S+)`)
@@ -160,8 +161,8 @@ func TestGatewayMosquitto(t *testing.T) {
 			if err == nil || !strings.Contains(out.String(), "connection was lost") {
 				t.Fatalf("mosquitto_sub exit %v:\n%s", err, out.String())
 			}
-		case <-time.After(15 * time.Second):
-			t.Fatalf("mosquitto_sub still connected 15s after revocation:\n%s", out.String())
+		case <-time.After(testwait.Hang):
+			t.Fatalf("mosquitto_sub still connected %s after revocation:\n%s", testwait.Hang, out.String())
 		}
 	})
 
@@ -185,16 +186,10 @@ func TestGatewayMosquitto(t *testing.T) {
 	})
 }
 
-// waitFor polls cond until it holds, for at most 15 s.
+// waitFor polls cond until it holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, what, cond)
 }
 
 func TestGatewayDescribeEndpoint(t *testing.T) {
@@ -230,13 +225,13 @@ func TestGatewayDescribeEndpoint(t *testing.T) {
 	roots.AppendCertsFromPEM(caPEM)
 	connect := func(serverName string) error {
 		opts := paho.NewClientOptions().AddBroker("ssl://" + addr).SetClientID("sni-" + serverName).
-			SetAutoReconnect(false).SetConnectTimeout(10 * time.Second).
+			SetAutoReconnect(false).SetConnectTimeout(testwait.Hang).
 			SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: serverName, Certificates: []tls.Certificate{{
 				Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key,
 			}}})
 		cl := paho.NewClient(opts)
 		tok := cl.Connect()
-		if !tok.WaitTimeout(15 * time.Second) {
+		if !tok.WaitTimeout(testwait.Hang) {
 			return errors.New("connect timed out")
 		}
 		if tok.Error() == nil {

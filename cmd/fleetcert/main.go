@@ -1,18 +1,19 @@
 // Command fleetcert runs the fleetcert service: the AWS IoT-compatible
-// certificate API today, with the console and the MQTT device gateway on the
-// same registry as later issues add them.
+// certificate API, the web console and the MQTT device gateway on one
+// registry, and the commands that administer it.
 //
 // Usage:
 //
-//	fleetcert serve [--data-dir D] [--api-addr A] [--mqtt-addr M] [--database-url URL]
-//	                [--mqtt-hostname NAME]... [--mqtt-cert PEM --mqtt-key PEM] [--region R]
-//	                [--memory-limit SIZE]
+//	fleetcert serve [flags]             run the service
+//	fleetcert wait [flags]              wait until a server answers /healthz
 //	fleetcert keys create --account-id ID [--data-dir D]
+//	fleetcert version
+//
+// Every command answers --help with its flags.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,121 +25,86 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "fleetcert:", err)
-		}
-		os.Exit(2)
-	}
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-const usage = `usage:
-  fleetcert serve [--data-dir D] [--api-addr HOST:PORT] [--mqtt-addr HOST:PORT] [--database-url URL]
-                  [--mqtt-hostname NAME]... [--mqtt-cert PEM --mqtt-key PEM] [--region R]
-                  [--memory-limit SIZE]
-  fleetcert keys create --account-id ID [--data-dir D]
+// exitCode reports err on stderr and returns the process's exit status: 0
+// for success and for help asked for, 2 for a command line that cannot be
+// run, 1 for a command that failed.
+func exitCode(err error, stderr io.Writer) int {
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		fmt.Fprintln(stderr, "fleetcert:", err)
+		return 2
+	}
+	fmt.Fprintln(stderr, "fleetcert:", err)
+	return 1
+}
 
-Every flag can also be set in the environment as FLEETCERT_<FLAG>, e.g.
-FLEETCERT_DATA_DIR. The bootstrap access key comes from
-FLEETCERT_ACCESS_KEY_ID, FLEETCERT_SECRET_ACCESS_KEY and FLEETCERT_ACCOUNT_ID.`
+// usageError is a command line that cannot be run: an unknown command or
+// flag, a missing or malformed value. The command's usage has been shown.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// command is one of fleetcert's commands.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands are fleetcert's commands, in the order help lists them.
+var commands = []command{
+	{"serve", "run the AWS IoT certificate API, the web console and the MQTT device gateway", runServe},
+	{"wait", "wait until a fleetcert server answers GET /healthz with 200", runWait},
+	{"keys", "manage the access keys of accounts", runKeys},
+	{"version", "print fleetcert's version, commit and Go version", runVersion},
+}
+
+func writeUsage(w io.Writer) {
+	fmt.Fprint(w, "usage: fleetcert <command> [flags]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+"fleetcert <command> --help" lists a command's flags. Every flag can also be
+set in the environment as FLEETCERT_<FLAG>, e.g. FLEETCERT_DATA_DIR for
+--data-dir; a flag on the command line wins over the environment.
+`)
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return flag.ErrHelp
+		writeUsage(stderr)
+		return usagef("no command given")
 	}
 	switch args[0] {
-	case "serve":
-		return runServe(ctx, args[1:], stdout, stderr)
-	case "keys":
-		if len(args) < 2 || args[1] != "create" {
-			fmt.Fprintln(stderr, usage)
-			return fmt.Errorf("unknown keys subcommand; use: fleetcert keys create --account-id ID")
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			// "fleetcert help serve" is "fleetcert serve --help".
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
 		}
-		return runKeysCreate(ctx, args[2:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return nil
+		writeUsage(stdout)
+		return flag.ErrHelp
+	case "-version", "--version":
+		return runVersion(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintln(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
-}
-
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	m := NewMain()
-	m.Stdout = stdout
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&m.Config.DataDir, "data-dir", envOr("FLEETCERT_DATA_DIR", "./fleetcert-data"), "directory of the embedded store and keys")
-	fs.StringVar(&m.Config.APIAddr, "api-addr", envOr("FLEETCERT_API_ADDR", "127.0.0.1:8080"), "address of the AWS API and console (HTTP)")
-	fs.StringVar(&m.Config.MQTTAddr, "mqtt-addr", envOr("FLEETCERT_MQTT_ADDR", "127.0.0.1:8883"), "address of the MQTT device gateway (mutual TLS); empty disables it")
-	fs.StringVar(&m.Config.MQTTCert, "mqtt-cert", os.Getenv("FLEETCERT_MQTT_CERT"), "PEM server certificate (and chain) of the MQTT gateway (default: generated in --data-dir)")
-	fs.StringVar(&m.Config.MQTTKey, "mqtt-key", os.Getenv("FLEETCERT_MQTT_KEY"), "PEM key of --mqtt-cert")
-	(&hostnameList{names: &m.Config.MQTTHostnames}).Set(os.Getenv("FLEETCERT_MQTT_HOSTNAME"))
-	fs.Var(&hostnameList{names: &m.Config.MQTTHostnames}, "mqtt-hostname", "host name devices reach the gateway by; repeatable or comma-separated; the first names DescribeEndpoint's endpoints (default localhost)")
-	fs.StringVar(&m.Config.Region, "region", envOr("FLEETCERT_REGION", "us-east-1"), "region of devices whose TLS server name names none")
-	fs.StringVar(&m.Config.DatabaseURL, "database-url", os.Getenv("FLEETCERT_DATABASE_URL"), "postgres:// URL of a shared database (default: embedded SQLite in --data-dir)")
-	memLimit := fs.String("memory-limit", os.Getenv("FLEETCERT_MEMORY_LIMIT"), "soft memory limit of the process, e.g. 900MiB, or off (default: GOMEMLIMIT, else 90% of the container's memory limit)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
-	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
-		return err
-	}
-	m.Config.AccessKeyID = os.Getenv("FLEETCERT_ACCESS_KEY_ID")
-	m.Config.SecretAccessKey = os.Getenv("FLEETCERT_SECRET_ACCESS_KEY")
-	m.Config.AccountID = os.Getenv("FLEETCERT_ACCOUNT_ID")
-
-	if err := m.Run(ctx); err != nil {
-		m.Close()
-		return err
-	}
-	<-ctx.Done()
-	m.Logger.Info("shutting down")
-	return m.Close()
-}
-
-func runKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", envOr("FLEETCERT_DATA_DIR", "./fleetcert-data"), "directory of the embedded store")
-	accountID := fs.String("account-id", "", "12-digit account the key belongs to (required)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *accountID == "" {
-		return fmt.Errorf("keys create: --account-id is required")
-	}
-	if _, err := os.Stat(*dataDir); err != nil {
-		return fmt.Errorf("keys create: data dir %s: %w (start fleetcert serve with it first, or pass --data-dir)", *dataDir, err)
-	}
-	db, err := openStore(*dataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	reg := newRegistry(db, nil)
-	k, err := reg.CreateAccessKey(ctx, *accountID)
-	if err != nil {
-		return fmt.Errorf("keys create: %s", errorText(err))
-	}
-	return json.NewEncoder(stdout).Encode(keyJSON{AccessKeyID: k.ID, SecretAccessKey: k.Secret, AccountID: k.AccountID})
-}
-
-// keyJSON is how an access key is printed, once, to its owner.
-type keyJSON struct {
-	AccessKeyID     string `json:"accessKeyId"`
-	SecretAccessKey string `json:"secretAccessKey"`
-	AccountID       string `json:"accountId"`
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
+	writeUsage(stderr)
+	return usagef("unknown command %q", args[0])
 }

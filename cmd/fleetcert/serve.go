@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,12 +22,59 @@ import (
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
+// runServe is "fleetcert serve": it runs until ctx ends (SIGINT, SIGTERM).
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	m := NewMain()
+	m.Stdout = stdout
+	c := &m.Config
+	fs := newFlagSet("serve", "fleetcert serve [flags]", `
+Runs the AWS IoT certificate API and the web console (HTTP, or HTTPS with
+--api-cert) and the MQTT device gateway (mutual TLS) on one registry. The
+bootstrap access key comes from FLEETCERT_ACCESS_KEY_ID,
+FLEETCERT_SECRET_ACCESS_KEY and FLEETCERT_ACCOUNT_ID; without them the first
+start generates one and prints it once. GET /healthz answers 200 when ready.`)
+	fs.StringVar(&c.DataDir, "data-dir", "./fleetcert-data", "directory of the embedded store and keys")
+	fs.StringVar(&c.APIAddr, "api-addr", "127.0.0.1:8080", "address of the AWS API and the console")
+	fs.StringVar(&c.APICert, "api-cert", "", "PEM server certificate (and chain) for the API and the console: they then\nserve HTTPS only (empty: plain HTTP)")
+	fs.StringVar(&c.APIKey, "api-key", "", "PEM key of --api-cert")
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", "127.0.0.1:8883", "address of the MQTT device gateway (mutual TLS); empty disables it")
+	fs.StringVar(&c.MQTTCert, "mqtt-cert", "", "PEM server certificate (and chain) of the MQTT gateway (empty: generated in --data-dir)")
+	fs.StringVar(&c.MQTTKey, "mqtt-key", "", "PEM key of --mqtt-cert")
+	fs.Var(&hostnameList{names: &c.MQTTHostnames}, "mqtt-hostname", "host name devices reach the gateway by; repeatable or comma-separated; the first\nnames DescribeEndpoint's endpoints (empty: localhost)")
+	fs.StringVar(&c.Region, "region", "us-east-1", "region of devices whose TLS server name names none")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres:// URL of a shared database (empty: embedded SQLite in --data-dir)")
+	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
+	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
+	if err := fs.parse(args, stdout, stderr); err != nil {
+		return err
+	}
+	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
+		return err
+	}
+	c.AccessKeyID = os.Getenv("FLEETCERT_ACCESS_KEY_ID")
+	c.SecretAccessKey = os.Getenv("FLEETCERT_SECRET_ACCESS_KEY")
+	c.AccountID = os.Getenv("FLEETCERT_ACCOUNT_ID")
+
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	<-ctx.Done()
+	m.Logger.Info("shutting down")
+	return m.Close()
+}
+
 // Config is what `fleetcert serve` is told by flags and environment.
 type Config struct {
 	DataDir     string
 	APIAddr     string
 	MQTTAddr    string
 	DatabaseURL string
+
+	// APICert and APIKey, when set, make the API and the console serve
+	// HTTPS only.
+	APICert string
+	APIKey  string
 
 	// Device gateway: host names for endpoints and the server certificate,
 	// the certificate to use instead of a generated one, and the region of
@@ -91,14 +139,24 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("issuing CA: %w", err)
 	}
 	m.Registry = newRegistry(db, iss)
-	if err := m.bootstrapKey(ctx); err != nil {
+
+	// Every listener is bound before the bootstrap key is made: a start
+	// that fails on a taken port must not spend the key it would print.
+	var apiTLS *tls.Config
+	if apiTLS, err = m.apiTLSConfig(); err != nil {
 		return err
 	}
-
+	if m.apiListener, err = net.Listen("tcp", m.Config.APIAddr); err != nil {
+		return fmt.Errorf("api listener: %w", err)
+	}
 	api := awsapi.NewHandler(m.Registry, m.Logger)
 	if err := m.startGateway(ctx, api); err != nil {
 		return err
 	}
+	if err := m.bootstrapKey(ctx); err != nil {
+		return err
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", m.healthz)
 	mux.HandleFunc("GET /metrics", m.metrics)
@@ -112,6 +170,7 @@ func (m *Main) Run(ctx context.Context) error {
 	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	m.apiServer = &http.Server{
 		Handler:           mux,
+		TLSConfig:         apiTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -119,17 +178,45 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
-	if m.apiListener, err = net.Listen("tcp", m.Config.APIAddr); err != nil {
-		return fmt.Errorf("api listener: %w", err)
-	}
 	go func() {
-		if err := m.apiServer.Serve(m.apiListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if apiTLS != nil {
+			err = m.apiServer.ServeTLS(m.apiListener, "", "") // the certificate is in TLSConfig
+		} else {
+			err = m.apiServer.Serve(m.apiListener)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("api server stopped", "err", err)
 		}
 	}()
 	m.ready.Store(true)
-	m.Logger.Info("fleetcert ready", "api", m.APIAddr(), "dataDir", m.Config.DataDir)
+	m.Logger.Info("fleetcert ready", "api", m.APIAddr(), "url", m.APIURL(), "dataDir", m.Config.DataDir)
 	return nil
+}
+
+// apiTLSConfig loads --api-cert and --api-key; nil when neither is set.
+func (m *Main) apiTLSConfig() (*tls.Config, error) {
+	c := m.Config
+	switch {
+	case c.APICert == "" && c.APIKey == "":
+		return nil, nil
+	case c.APICert == "" || c.APIKey == "":
+		return nil, errors.New("set both --api-cert and --api-key, or neither to serve plain HTTP")
+	}
+	cert, err := tls.LoadX509KeyPair(c.APICert, c.APIKey)
+	if err != nil {
+		return nil, fmt.Errorf("--api-cert/--api-key: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// APIURL returns the base URL of the API and the console, once Run has
+// returned.
+func (m *Main) APIURL() string {
+	if m.Config.APICert != "" {
+		return "https://" + m.APIAddr()
+	}
+	return "http://" + m.APIAddr()
 }
 
 // Close stops accepting requests, lets running ones finish (up to 10 s) and
@@ -142,6 +229,8 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		errs = append(errs, m.apiServer.Shutdown(ctx))
+	} else if m.apiListener != nil {
+		m.apiListener.Close() // Run failed after binding it
 	}
 	if m.Console != nil {
 		errs = append(errs, m.Console.Close()) // ends running bulk actions
@@ -193,9 +282,12 @@ func (m *Main) bootstrapKey(ctx context.Context) error {
 	return json.NewEncoder(m.Stdout).Encode(keyJSON{AccessKeyID: k.ID, SecretAccessKey: k.Secret, AccountID: k.AccountID})
 }
 
-// openStore opens the embedded store in dataDir.
+// storeFile is the embedded store's file in the data dir.
+const storeFile = "fleetcert.db"
+
+// openStore opens the embedded store in dataDir, creating it if needed.
 func openStore(dataDir string) (*sqlite.DB, error) {
-	db := sqlite.NewDB(filepath.Join(dataDir, "fleetcert.db"))
+	db := sqlite.NewDB(filepath.Join(dataDir, storeFile))
 	if err := db.Open(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ type Options struct {
 	IsCA       bool
 	Parent     *Cert         // signer; nil means self-signed
 	Key        crypto.Signer // reuse a key; nil means a new one
+	// Hosts makes a TLS server certificate for these DNS names and IP
+	// addresses.
+	Hosts []string
 }
 
 // New generates a certificate as opts describes.
@@ -72,6 +76,14 @@ func New(tb testing.TB, opts Options) *Cert {
 	} else {
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	for _, h := range opts.Hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
 	parent, signer := tmpl, key
 	if opts.Parent != nil {
