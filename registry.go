@@ -182,8 +182,10 @@ func duplicate(err error, scope Scope, id string) error {
 	var e *Error
 	if errors.As(err, &e) && e.Code == EResourceAlreadyExists && e.ResourceID == "" {
 		return &Error{
-			Code:        EResourceAlreadyExists,
-			Message:     "The certificate is already registered in this account.",
+			Code: EResourceAlreadyExists,
+			// AWS's message, as quoted from its answer in getmoto/moto#3320:
+			// scripts match on it.
+			Message:     "The certificate is already provisioned or registered",
 			ResourceID:  id,
 			ResourceARN: CertificateARN(scope, id),
 		}
@@ -263,7 +265,7 @@ func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string
 		if err != nil {
 			return err
 		}
-		if err := CanDelete(c.Status); err != nil {
+		if err := CanDelete(id, c.Status); err != nil {
 			return err
 		}
 		if err := tx.DeleteCertificate(ctx, scope, id); err != nil {

@@ -137,6 +137,10 @@ func TestRegistryDuplicateNamesExisting(t *testing.T) {
 	if fleetcert.ErrorCode(err) != fleetcert.EResourceAlreadyExists || !errors.As(err, &e) || e.ResourceID != c.ID || e.ResourceARN != c.ARN() {
 		t.Fatalf("duplicate: %#v", err)
 	}
+	// AWS's message, quoted in getmoto/moto#3320.
+	if msg := fleetcert.ErrorMessage(err); msg != "The certificate is already provisioned or registered" {
+		t.Errorf("duplicate message %q, want AWS's", msg)
+	}
 	if got, _ := reg.DescribeCertificate(ctx, scope, c.ID); got.Status != fleetcert.StatusActive {
 		t.Fatal("duplicate changed the stored record")
 	}

@@ -41,8 +41,10 @@ func (s Status) normalize() Status {
 // idempotent, so that is a success that changes nothing.
 //
 // Errors: InvalidRequestException when to is a status only the system sets;
-// CertificateStateException when from does not allow the move.
+// CertificateStateException when from does not allow the move. Messages
+// name the status as the caller sent it (REGISTER_INACTIVE, not INACTIVE).
 func CheckTransition(from, to Status) (changed bool, err error) {
+	sent := to
 	from, to = from.normalize(), to.normalize()
 	switch to {
 	case StatusPendingTransfer, StatusPendingActivation:
@@ -50,10 +52,10 @@ func CheckTransition(from, to Status) (changed bool, err error) {
 		// PENDING_ACTIVATION will result in an exception being thrown"; AWS does
 		// not name it, aws-behaviour-notes.md picks InvalidRequestException.
 		return false, Errorf(EInvalidRequest,
-			"The status %s is used internally by AWS IoT and cannot be set with UpdateCertificate.", to)
+			"The status %s is used internally by AWS IoT and cannot be set with UpdateCertificate.", sent)
 	case StatusActive, StatusInactive, StatusRevoked:
 	default:
-		return false, Errorf(EInvalidRequest, "Unknown certificate status %q.", to)
+		return false, Errorf(EInvalidRequest, "Unknown certificate status %q.", sent)
 	}
 	if from == to {
 		return false, nil
@@ -63,42 +65,48 @@ func CheckTransition(from, to Status) (changed bool, err error) {
 		// AWS IoT (Revoke a client certificate): once revoked, a certificate's
 		// status can't be changed to Active or any other status.
 		return false, Errorf(ECertificateState,
-			"The certificate is revoked; a revoked certificate cannot be set to %s.", to)
+			"The certificate is revoked; a revoked certificate cannot be set to %s.", sent)
 	case StatusPendingTransfer:
 		// A certificate in transfer is settled only by accepting, rejecting or
 		// cancelling the transfer (AWS: UpdateCertificate to ACTIVE is refused
 		// while PENDING_TRANSFER).
 		return false, Errorf(ECertificateState,
-			"The certificate is pending transfer; cancel or reject the transfer before setting it to %s.", to)
+			"The certificate is pending transfer; cancel or reject the transfer before setting it to %s.", sent)
 	}
 	return true, nil
 }
 
 // CheckRegistrationStatus validates the status requested when a certificate
-// is registered: ACTIVE, INACTIVE (the default) or REVOKED.
+// is registered: ACTIVE, INACTIVE (the default; REGISTER_INACTIVE is AWS's
+// older name for it) or REVOKED.
 func CheckRegistrationStatus(s Status) (Status, error) {
-	switch s = s.normalize(); s {
+	switch n := s.normalize(); n {
 	case "":
 		return StatusInactive, nil
 	case StatusActive, StatusInactive, StatusRevoked:
-		return s, nil
+		return n, nil
 	case StatusPendingTransfer, StatusPendingActivation:
 		return "", Errorf(EInvalidRequest,
-			"A certificate cannot be registered with status %s; use ACTIVE, INACTIVE or REVOKED.", s)
+			"A certificate cannot be registered with status %s; use %s.", s, registrationStatuses)
 	}
-	return "", Errorf(EInvalidRequest, "Unknown certificate status %q; use ACTIVE, INACTIVE or REVOKED.", s)
+	return "", Errorf(EInvalidRequest, "Unknown certificate status %q; use %s.", s, registrationStatuses)
 }
 
-// CanDelete reports whether a client certificate in status s may be deleted.
+// registrationStatuses lists what a registration may ask for.
+const registrationStatuses = "ACTIVE, INACTIVE, REGISTER_INACTIVE or REVOKED"
+
+// CanDelete reports whether client certificate id, in status s, may be
+// deleted.
 //
 // Errors: CertificateStateException while ACTIVE or PENDING_TRANSFER.
-func CanDelete(s Status) error {
+func CanDelete(id string, s Status) error {
 	switch s {
 	case StatusActive:
 		// AWS IoT (DeleteCertificate): a certificate cannot be deleted while its
-		// status is ACTIVE.
+		// status is ACTIVE. The message is AWS's, as quoted from its answer in
+		// rebuy-de/aws-nuke#374: tools match on it.
 		return Errorf(ECertificateState,
-			"The certificate is ACTIVE; deactivate it before deleting it.")
+			"Certificate must be deactivated (not ACTIVE) before deletion. Id: %s", id)
 	case StatusPendingTransfer:
 		return Errorf(ECertificateState,
 			"The certificate is pending transfer; cancel the transfer before deleting it.")

@@ -1,6 +1,7 @@
 package fleetcert_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/fleetcert/fleetcert"
@@ -102,7 +103,7 @@ func TestCanDelete(t *testing.T) {
 		{fleetcert.StatusPendingActivation, ""},
 	}
 	for _, tt := range tests {
-		if code := fleetcert.ErrorCode(fleetcert.CanDelete(tt.s)); code != tt.code {
+		if code := fleetcert.ErrorCode(fleetcert.CanDelete("c0ffee", tt.s)); code != tt.code {
 			t.Errorf("CanDelete(%s) = %q, want %q", tt.s, code, tt.code)
 		}
 	}
@@ -132,3 +133,36 @@ func TestValidRegion(t *testing.T) {
 		}
 	}
 }
+
+// Every refusal names the status as the caller sent it, and where AWS's
+// own message is known it is AWS's, word for word: scripts match on it.
+func TestMessages(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"revoked-to-register-inactive", second(fleetcert.CheckTransition(fleetcert.StatusRevoked, fleetcert.StatusRegisterInactive)),
+			"The certificate is revoked; a revoked certificate cannot be set to REGISTER_INACTIVE."},
+		{"pending-transfer-to-register-inactive", second(fleetcert.CheckTransition(fleetcert.StatusPendingTransfer, fleetcert.StatusRegisterInactive)),
+			"cancel or reject the transfer before setting it to REGISTER_INACTIVE."},
+		{"unknown-update", second(fleetcert.CheckTransition(fleetcert.StatusActive, "active")), `Unknown certificate status "active".`},
+		{"register-pending-transfer", second(fleetcert.CheckRegistrationStatus(fleetcert.StatusPendingTransfer)),
+			"A certificate cannot be registered with status PENDING_TRANSFER; use ACTIVE, INACTIVE, REGISTER_INACTIVE or REVOKED."},
+		{"register-unknown", second(fleetcert.CheckRegistrationStatus("ENABLED")),
+			`Unknown certificate status "ENABLED"; use ACTIVE, INACTIVE, REGISTER_INACTIVE or REVOKED.`},
+		// AWS's text, quoted in rebuy-de/aws-nuke#374.
+		{"delete-active", fleetcert.CanDelete(id, fleetcert.StatusActive),
+			"Certificate must be deactivated (not ACTIVE) before deletion. Id: " + id},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fleetcert.ErrorMessage(tt.err); !strings.Contains(got, tt.want) {
+				t.Errorf("message %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

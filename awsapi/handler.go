@@ -214,11 +214,11 @@ func (h *Handler) serveUnknown(c *call, r *http.Request) {
 	if allow := h.allowedMethods(r); len(allow) > 0 {
 		c.Header().Set("Allow", strings.Join(allow, ", "))
 		h.writeError(c, &statusError{http.StatusMethodNotAllowed, fleetcert.Errorf(codeUnknownOperation,
-			"No operation of this API accepts %s %s; the path accepts %s.", r.Method, truncate(r.URL.Path), strings.Join(allow, ", "))})
+			"fleetcert does not support %s %s; the path accepts %s.", r.Method, truncate(r.URL.Path), strings.Join(allow, ", "))})
 		return
 	}
 	h.writeError(c, fleetcert.Errorf(codeUnknownOperation,
-		"No operation of this API is at %s %s.", truncate(r.Method), truncate(r.URL.Path)))
+		"fleetcert does not support %s %s: it serves the AWS IoT certificate operations, and none is at this path.", truncate(r.Method), truncate(r.URL.Path)))
 }
 
 // allowedMethods returns the methods for which r's path names an operation.

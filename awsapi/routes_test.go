@@ -94,17 +94,18 @@ func TestRoutes_Unknown(t *testing.T) {
 		status               int
 		code                 string
 		allow                string
+		msg                  string // part of the message
 	}{
-		{"fail/unknown path", "GET", "/things", true, 404, "UnknownOperationException", ""},
-		{"fail/root", "GET", "/", true, 404, "UnknownOperationException", ""},
-		{"fail/trailing slash", "GET", "/certificates/", true, 404, "UnknownOperationException", ""},
-		{"fail/extra segment", "GET", "/certificates/" + strings.Repeat("a", 64) + "/x", true, 404, "UnknownOperationException", ""},
-		{"fail/unclean path", "GET", "/x/../certificates", true, 404, "UnknownOperationException", ""},
-		{"fail/double slash", "GET", "//certificates", true, 404, "UnknownOperationException", ""},
-		{"fail/wrong method", "PATCH", "/certificates", true, 405, "UnknownOperationException", "GET, POST"},
-		{"fail/wrong method on id", "POST", "/certificates/" + strings.Repeat("a", 64), true, 405, "UnknownOperationException", "GET, PUT, DELETE"},
-		{"fail/unknown path unauthenticated", "GET", "/things", false, 403, "MissingAuthenticationTokenException", ""},
-		{"fail/wrong method unauthenticated", "PATCH", "/certificates", false, 403, "MissingAuthenticationTokenException", ""},
+		{"fail/unknown path", "GET", "/things", true, 404, "UnknownOperationException", "", "fleetcert does not support GET /things"},
+		{"fail/root", "GET", "/", true, 404, "UnknownOperationException", "", ""},
+		{"fail/trailing slash", "GET", "/certificates/", true, 404, "UnknownOperationException", "", ""},
+		{"fail/extra segment", "GET", "/certificates/" + strings.Repeat("a", 64) + "/x", true, 404, "UnknownOperationException", "", ""},
+		{"fail/unclean path", "GET", "/x/../certificates", true, 404, "UnknownOperationException", "", ""},
+		{"fail/double slash", "GET", "//certificates", true, 404, "UnknownOperationException", "", ""},
+		{"fail/wrong method", "PATCH", "/certificates", true, 405, "UnknownOperationException", "GET, POST", ""},
+		{"fail/wrong method on id", "POST", "/certificates/" + strings.Repeat("a", 64), true, 405, "UnknownOperationException", "GET, PUT, DELETE", ""},
+		{"fail/unknown path unauthenticated", "GET", "/things", false, 403, "MissingAuthenticationTokenException", "", ""},
+		{"fail/wrong method unauthenticated", "PATCH", "/certificates", false, 403, "MissingAuthenticationTokenException", "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var r *http.Request
@@ -117,6 +118,9 @@ func TestRoutes_Unknown(t *testing.T) {
 			w := readError(t, resp)
 			if w.Status != tt.status || w.Code != tt.code || w.ContentType != "application/json" || w.Message == "" {
 				t.Fatalf("got %d %s %q (%s), want %d %s", w.Status, w.Code, w.Message, w.ContentType, tt.status, tt.code)
+			}
+			if !strings.Contains(w.Message, tt.msg) {
+				t.Errorf("message %q, want %q", w.Message, tt.msg)
 			}
 			if got := resp.Header.Get("Allow"); got != tt.allow {
 				t.Errorf("Allow %q, want %q", got, tt.allow)

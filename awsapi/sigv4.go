@@ -121,6 +121,28 @@ func (h *Handler) authenticate(c *call, r *http.Request) error {
 	return nil
 }
 
+// otherIoTServices are the AWS IoT APIs besides the control plane that
+// clients sign under their own names, and what to do instead.
+var otherIoTServices = map[string]string{
+	"iotdata":       "the AWS IoT data plane (aws iot-data: Publish, device shadows, retained messages); devices and clients publish over MQTT to fleetcert's device gateway",
+	"iot-jobs-data": "the AWS IoT jobs data plane (aws iot-jobs-data)",
+}
+
+// unsupportedService answers a request signed for another service than
+// AWS IoT's control plane: a client given fleetcert's --endpoint-url for
+// an API fleetcert does not serve, such as aws iot-data publish. AWS would
+// answer InvalidSignatureException ("Credential should be scoped to
+// correct service"), which sends the user looking for a key problem; the
+// API is what is missing.
+func unsupportedService(service string) error {
+	what := "the '" + truncate(service) + "' API"
+	if s, ok := otherIoTServices[service]; ok {
+		what = s
+	}
+	return fleetcert.Errorf(codeUnknownOperation,
+		"fleetcert does not support %s; it serves the AWS IoT certificate API (requests signed for service 'iot').", what)
+}
+
 // parseAuthorization parses
 // "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/iot/aws4_request,
 // SignedHeaders=host;x-amz-date, Signature=hex".
@@ -170,8 +192,7 @@ func parseAuthorization(header string) (*sigV4Auth, error) {
 			"Credential date must be in YYYYMMDD format, got '%s'.", truncate(a.date))
 	}
 	if parts[3] != sigV4Service {
-		return nil, fleetcert.Errorf(codeInvalidSignature,
-			"Credential should be scoped to correct service: '%s'.", sigV4Service)
+		return nil, unsupportedService(parts[3])
 	}
 	if !fleetcert.ValidRegion(a.region) {
 		return nil, fleetcert.Errorf(codeInvalidSignature, "Credential should be scoped to a valid region.")

@@ -71,7 +71,7 @@ func TestAuthenticate(t *testing.T) {
 			r.ContentLength = -1 // chunked: content-length is not signed
 			signRequest(t, r, e.KeyA.ID, e.KeyA.Secret, testRegion, "iot", registerBody, now)
 			return r
-		}, want{409, "ResourceAlreadyExistsException", "already registered"}},
+		}, want{409, "ResourceAlreadyExistsException", "already provisioned or registered"}},
 		{"fail/Date header tampered", func() *http.Request {
 			r := newRequest("GET", "/certificates/"+target, nil)
 			signWithDate(r, e.KeyA, testRegion, now)
@@ -141,11 +141,17 @@ func TestAuthenticate(t *testing.T) {
 		{"fail/future date", func() *http.Request {
 			return e.Request(e.KeyA, testRegion, "GET", "/certificates/"+target, nil, now.Add(16*time.Minute))
 		}, want{403, "InvalidSignatureException", "Signature not yet current: "}},
-		{"fail/wrong service", func() *http.Request {
+		{"fail/other service", func() *http.Request {
 			r := newRequest("GET", "/certificates/"+target, nil)
 			signRequest(t, r, e.KeyA.ID, e.KeyA.Secret, testRegion, "s3", nil, now)
 			return r
-		}, want{403, "InvalidSignatureException", "Credential should be scoped to correct service: 'iot'."}},
+		}, want{404, "UnknownOperationException", "fleetcert does not support the 's3' API; it serves the AWS IoT certificate API"}},
+		// What aws iot-data publish sends.
+		{"fail/iot data plane", func() *http.Request {
+			r := newRequest("POST", "/topics/fleet%2Fx?qos=1", []byte("hi"))
+			signRequest(t, r, e.KeyA.ID, e.KeyA.Secret, testRegion, "iotdata", []byte("hi"), now)
+			return r
+		}, want{404, "UnknownOperationException", "fleetcert does not support the AWS IoT data plane (aws iot-data: Publish"}},
 		{"fail/invalid region", func() *http.Request {
 			return e.Request(e.KeyA, "US_EAST_1", "GET", "/certificates/"+target, nil, now)
 		}, want{403, "InvalidSignatureException", "valid region"}},

@@ -36,7 +36,7 @@ func allowedActions(s fleetcert.Status) actions {
 		Activate:   ok(fleetcert.StatusActive),
 		Deactivate: ok(fleetcert.StatusInactive),
 		Revoke:     ok(fleetcert.StatusRevoked),
-		Delete:     fleetcert.CanDelete(s) == nil,
+		Delete:     fleetcert.CanDelete("", s) == nil,
 	}
 }
 
@@ -413,7 +413,7 @@ func (h *Handler) confirmDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := returnTo(r, Prefix+"certificates/"+id)
-	if err := fleetcert.CanDelete(c.Status); err != nil {
+	if err := fleetcert.CanDelete(c.ID, c.Status); err != nil {
 		h.redirectFlash(w, r, back, &flash{Error: true, Message: h.errorText(r, err)})
 		return
 	}

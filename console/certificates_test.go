@@ -328,9 +328,9 @@ func TestDeleteCertificate(t *testing.T) {
 	inactive := register(t, e, scope, fleetcert.StatusInactive)
 
 	r := b.get("/console/certificates/" + active.ID + "/delete")
-	wantText(t, r, "deactivate it before deleting it")
+	wantText(t, r, "Certificate must be deactivated (not ACTIVE) before deletion. Id: "+active.ID)
 	r = b.post("/console/certificates/"+active.ID+"/delete", nil)
-	wantText(t, r, "deactivate it before deleting it")
+	wantText(t, r, "Certificate must be deactivated (not ACTIVE) before deletion. Id: "+active.ID)
 	describe(t, e, scope, active.ID)
 
 	r = b.get("/console/certificates/" + inactive.ID + "/delete?return=/console/certificates")

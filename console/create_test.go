@@ -83,7 +83,7 @@ func TestRegisterCertificates(t *testing.T) {
 		b, scope := e.signedIn("111111111111")
 		c := register(t, e, scope, fleetcert.StatusActive)
 		r := b.postMultipart("/console/certificates/register", nil, []file{{"certificates", "again.pem", c.PEM}})
-		wantText(t, r, "0 of 1 certificates registered", "already registered", c.ID)
+		wantText(t, r, "0 of 1 certificates registered", "already provisioned or registered", c.ID)
 	})
 	t.Run("fail/more than 10 files", func(t *testing.T) {
 		e := newEnv(t)

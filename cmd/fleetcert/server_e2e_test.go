@@ -198,4 +198,12 @@ func TestAWSCLI(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "ResourceNotFoundException") {
 		t.Fatalf("CLI error: %v %s", err, out)
 	}
+	// The data plane is not served: the CLI shows what is not supported,
+	// not a signature problem.
+	cmd = exec.Command(awsPath, "iot-data", "--endpoint-url", "http://"+s.addr, "--region", testRegion, "publish", "--topic", "fleet/x", "--payload", "aGk=")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+testKeyID, "AWS_SECRET_ACCESS_KEY="+testSecret, "AWS_CONFIG_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "UnknownOperationException") || !strings.Contains(string(out), "does not support the AWS IoT data plane") {
+		t.Fatalf("aws iot-data publish: %v %s", err, out)
+	}
 }
