@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,9 +20,13 @@ import (
 	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
-// chromiumPath is Debian's chromium; FLEETCERT_CHROMIUM overrides it.
+// chromiumPath is Debian's chromium, as scripts/install-tools finds it;
+// FLEETCERT_CHROMIUM overrides it.
 func chromiumPath() string {
 	if p := os.Getenv("FLEETCERT_CHROMIUM"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
 		return p
 	}
 	return "/usr/bin/chromium"

@@ -1,0 +1,92 @@
+// Package scripts_test tests the shell scripts of the test command with
+// stand-ins for the system tools they call.
+package scripts_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeAptGet is an apt-get that another apt holds the lock from: like the
+// real one, it fails at once unless told to wait for the lock
+// (DPkg::Lock::Timeout), and records each call.
+const fakeAptGet = `#!/bin/sh
+echo "$*" >> "$CALLS"
+case "$*" in
+*DPkg::Lock::Timeout=[1-9]*) exit 0 ;;
+esac
+echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)" >&2
+exit 100
+`
+
+// runInstallTools runs install-tools with only the given tools on PATH
+// (besides sh), as root or not, and returns its output and apt-get's calls.
+func runInstallTools(t *testing.T, root bool, tools ...string) (out string, calls []string, err error) {
+	t.Helper()
+	bin := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tool := range tools {
+		write(tool, "#!/bin/sh\n")
+	}
+	uid := "1000"
+	if root {
+		uid = "0"
+	}
+	write("id", "#!/bin/sh\necho "+uid+"\n")
+	write("apt-get", fakeAptGet)
+	for _, sh := range []string{"sh", "bash"} {
+		p, err := exec.LookPath(sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, sh)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	callsFile := filepath.Join(t.TempDir(), "calls")
+	cmd := exec.Command(filepath.Join(bin, "bash"), "install-tools")
+	cmd.Env = []string{"PATH=" + bin, "CALLS=" + callsFile}
+	b, err := cmd.CombinedOutput()
+	if c, readErr := os.ReadFile(callsFile); readErr == nil {
+		calls = strings.Split(strings.TrimSpace(string(c)), "\n")
+	}
+	return string(b), calls, err
+}
+
+// The test command waits for another apt's lock instead of failing, and
+// installs only the packages whose tools are missing.
+func TestInstallTools(t *testing.T) {
+	t.Run("ok/waits-for-the-lock-and-installs-only-what-is-missing", func(t *testing.T) {
+		out, calls, err := runInstallTools(t, true, "aws", "mosquitto_pub")
+		if err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if len(calls) != 2 || !strings.Contains(calls[0], "update") || !strings.HasSuffix(calls[1], "install -y mosquitto-clients chromium") {
+			t.Fatalf("apt-get calls %q, want an update and an install of mosquitto-clients and chromium only", calls)
+		}
+		for _, c := range calls {
+			if !strings.Contains(c, "DPkg::Lock::Timeout=600") {
+				t.Errorf("apt-get %q does not wait for the lock", c)
+			}
+		}
+	})
+	t.Run("ok/nothing-missing", func(t *testing.T) {
+		out, calls, err := runInstallTools(t, true, "aws", "mosquitto_pub", "mosquitto_sub", "chromium")
+		if err != nil || len(calls) != 0 {
+			t.Fatalf("err %v, apt-get calls %q, want none:\n%s", err, calls, out)
+		}
+	})
+	t.Run("ok/not-root", func(t *testing.T) {
+		out, calls, err := runInstallTools(t, false)
+		if err != nil || len(calls) != 0 || !strings.Contains(out, "WARNING: awscli mosquitto-clients chromium missing") {
+			t.Fatalf("err %v, apt-get calls %q, output %q: want a warning and no apt-get", err, calls, out)
+		}
+	})
+}
