@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
 func TestRegisterCA(t *testing.T) {
@@ -185,7 +186,7 @@ func TestBulkActions(t *testing.T) {
 		if !regexp.MustCompile(`^/console/cas/` + ca.ID + `/bulk/\w+$`).MatchString(r.URL.Path) {
 			t.Fatalf("bulk action answered at %s", r.URL.Path)
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := testwait.Deadline()
 		for {
 			// The progress page reloads itself until the job finishes.
 			finished := strings.Contains(text(r.Body), "Finished:")

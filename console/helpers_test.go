@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/console"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
@@ -85,7 +86,7 @@ type browser struct {
 
 func (e *env) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: e.t, e: e, c: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	return &browser{t: e.t, e: e, c: &http.Client{Jar: jar, Timeout: testwait.Hang}}
 }
 
 // signedIn returns a browser signed in with a new key of account.

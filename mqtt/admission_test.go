@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
 // ticketSignal is a client session cache that reports the server's TLS 1.3
@@ -42,7 +43,7 @@ func (e *env) handshake(t *testing.T, cert *testpki.Cert) *tls.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	// Reading processes the ticket; the read itself times out.
-	for deadline := time.Now().Add(10 * time.Second); len(ticket) == 0; {
+	for deadline := testwait.Deadline(); len(ticket) == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("no session ticket: the gateway did not admit the device in the handshake")
 		}
@@ -51,7 +52,7 @@ func (e *env) handshake(t *testing.T, cert *testpki.Cert) *tls.Conn {
 			t.Fatalf("waiting for the session ticket: %v", err)
 		}
 	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(testwait.Deadline())
 	return c
 }
 
@@ -77,7 +78,7 @@ func connect(t *testing.T, c *tls.Conn, clientID string) int {
 // waitClosed waits for the server to close c.
 func waitClosed(t *testing.T, c *tls.Conn) {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(testwait.Deadline())
 	if _, err := io.Copy(io.Discard, c); err != nil {
 		t.Fatalf("connection still open after the status change: %v", err)
 	}
@@ -161,12 +162,7 @@ func TestHandshakeAdmissionsDoNotOutliveTheirConnection(t *testing.T) {
 	e := newEnv(t)
 	waitNone := func(t *testing.T) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); e.gw.PendingHandshakes() != 0; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d handshake admissions left behind", e.gw.PendingHandshakes())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testwait.For(t, "no handshake admission left behind", func() bool { return e.gw.PendingHandshakes() == 0 })
 	}
 	t.Run("taken-by-connect", func(t *testing.T) {
 		c := testpki.Leaf(t)

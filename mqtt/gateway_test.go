@@ -25,6 +25,7 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 	"github.com/fleetcert/fleetcert/mqtt"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
@@ -200,7 +201,7 @@ func (e *env) dial(cert *testpki.Cert, o dialOptions) (*device, error) {
 		SetProtocolVersion(4).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
-		SetConnectTimeout(10 * time.Second).
+		SetConnectTimeout(testwait.Hang).
 		SetKeepAlive(30 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { d.lost <- err }).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { d.messages <- m })
@@ -215,7 +216,7 @@ func (e *env) dial(cert *testpki.Cert, o dialOptions) (*device, error) {
 	}
 	d.Client = paho.NewClient(opts)
 	tok := d.Connect()
-	if !tok.WaitTimeout(15 * time.Second) {
+	if !tok.WaitTimeout(testwait.Hang) {
 		return nil, errors.New("connect timed out")
 	}
 	if err := tok.Error(); err != nil {
@@ -238,7 +239,7 @@ func (e *env) mustDial(cert *testpki.Cert, o dialOptions) *device {
 func (d *device) mustSubscribe(t *testing.T, filter string, qos byte) byte {
 	t.Helper()
 	tok := d.Subscribe(filter, qos, nil)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
 		t.Fatalf("subscribe %s: %v", filter, tok.Error())
 	}
 	return tok.(*paho.SubscribeToken).Result()[filter]
@@ -247,7 +248,7 @@ func (d *device) mustSubscribe(t *testing.T, filter string, qos byte) byte {
 func (d *device) mustPublish(t *testing.T, topic string, qos byte, retained bool, payload string) {
 	t.Helper()
 	tok := d.Publish(topic, qos, retained, payload)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
 		t.Fatalf("publish %s: %v", topic, tok.Error())
 	}
 }
@@ -257,15 +258,15 @@ func (d *device) waitLost(t *testing.T) {
 	t.Helper()
 	select {
 	case <-d.lost:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the device is still connected after 10s")
+	case <-time.After(testwait.Hang):
+		t.Fatalf("the device is still connected after %s", testwait.Hang)
 	}
 }
 
 // next returns the next message on topic, skipping others.
 func (d *device) next(t *testing.T, topic string) paho.Message {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(testwait.Hang)
 	for {
 		select {
 		case m := <-d.messages:
@@ -393,18 +394,11 @@ func TestRevokeAndDeactivateWhileConnected(t *testing.T) {
 	// The drop is observed into the histogram after the connection is
 	// closed, so the device may see the close first: wait for the count.
 	var b bytes.Buffer
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	testwait.For(t, "two drops in the latency histogram", func() bool {
 		b.Reset()
 		e.gw.WriteMetrics(&b)
-		if strings.Contains(b.String(), "fleetcert_mqtt_revocation_drop_seconds_count 2\n") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("drop latency histogram:\n%s", b.String())
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return strings.Contains(b.String(), "fleetcert_mqtt_revocation_drop_seconds_count 2\n")
+	})
 	t.Run("ok/delete-other-account-keeps-session", func(t *testing.T) {
 		// The same certificate in two accounts: deleting it in B does not
 		// drop the device connected to A.
@@ -698,13 +692,7 @@ func TestSessionsList(t *testing.T) {
 	c := testpki.Leaf(t)
 	cert := e.register(c, scopeA, fleetcert.StatusActive)
 	d := e.mustDial(c, dialOptions{clientID: "thermostat-7"})
-	deadline := time.Now().Add(5 * time.Second)
-	for len(e.gw.SessionsOf(scopeA, cert.ID)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("session not listed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, "the session listed", func() bool { return len(e.gw.SessionsOf(scopeA, cert.ID)) != 0 })
 	got := e.gw.SessionsOf(scopeA, cert.ID)
 	if len(got) != 1 || got[0].ClientID != "thermostat-7" || got[0].CertificateID != cert.ID || got[0].RemoteAddr == "" || got[0].ConnectedAt.IsZero() {
 		t.Fatalf("sessions of the certificate: %+v", got)
@@ -716,12 +704,7 @@ func TestSessionsList(t *testing.T) {
 		t.Fatalf("another account sees the session: %+v", other)
 	}
 	d.Disconnect(0)
-	for len(e.gw.Sessions(scopeA)) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("closed session still listed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, "the closed session unlisted", func() bool { return len(e.gw.Sessions(scopeA)) == 0 })
 }
 
 // expect fails unless the next message d receives is payload on topic.
@@ -732,8 +715,8 @@ func (d *device) expect(t *testing.T, topic, payload string) {
 		if m.Topic() != topic || string(m.Payload()) != payload {
 			t.Fatalf("got %q on %s, want %q on %s", m.Payload(), m.Topic(), payload, topic)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no message on %s within 10s", topic)
+	case <-time.After(testwait.Hang):
+		t.Fatalf("no message on %s within %s", topic, testwait.Hang)
 	}
 }
 
@@ -951,7 +934,7 @@ func (e *env) connack5(t *testing.T, cert *testpki.Cert, clientID string) packet
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(testwait.Deadline())
 	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
 		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: clientID}}
 	var buf bytes.Buffer
@@ -996,17 +979,10 @@ func TestAssignedClientID(t *testing.T) {
 	if ack.ReasonCode != 0 || id == "" || strings.Contains(id, accountA) {
 		t.Fatalf("CONNACK reason %#x, assigned client id %q", ack.ReasonCode, id)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.For(t, "the session listed with client id "+id, func() bool {
 		s := e.gw.Sessions(scopeA)
-		if len(s) == 1 && s[0].ClientID == id {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sessions: %+v, want client id %q", s, id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(s) == 1 && s[0].ClientID == id
+	})
 	if ack := e.connack5(t, c, "dev-5"); ack.ReasonCode != 0 || ack.Properties.AssignedClientID != "" {
 		t.Fatalf("CONNACK reason %#x, assigned client id %q", ack.ReasonCode, ack.Properties.AssignedClientID)
 	}

@@ -8,17 +8,14 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 	"github.com/fleetcert/fleetcert/mqtt"
 )
 
 // waitCaughtUp waits until gw has read every change made so far.
 func waitCaughtUp(t *testing.T, gw *mqtt.Gateway) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !gw.ViewCaughtUp(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the gateway did not read the change feed")
-		}
-	}
+	testwait.For(t, "the gateway to read the change feed", gw.ViewCaughtUp)
 }
 
 // connectTo opens a connection to addr as cert and sends CONNECT; it
@@ -34,7 +31,7 @@ func (e *env) connectTo(t *testing.T, addr string, cert *testpki.Cert, clientID 
 		return -1
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(testwait.Deadline())
 	return connect(t, c, clientID)
 }
 
