@@ -253,3 +253,54 @@ func TestGatewayDescribeEndpoint(t *testing.T) {
 		t.Errorf("no ambiguous_account refusal logged:\n%s", s.stderr.String())
 	}
 }
+
+// TestDeviceEndpointByName follows the README: a device reaches an
+// account's endpoint by its DescribeEndpoint name, resolved by a hosts
+// entry, and mosquitto's clients send that name as SNI. The hosts entry is
+// made in a private mount namespace, so the machine's /etc/hosts is not
+// touched.
+func TestDeviceEndpointByName(t *testing.T) {
+	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
+		t.Skip("mosquitto_pub not installed (Debian package mosquitto-clients; scripts/test installs it)")
+	}
+	if err := exec.Command("unshare", "--mount", "true").Run(); err != nil {
+		t.Skipf("a private /etc/hosts needs unshare --mount (root): %v", err)
+	}
+	s, addr, caFile := startGatewayServer(t)
+	other := s.secondAccount(t, "444455556666")
+	ctx := context.Background()
+	out, err := other.DescribeEndpoint(ctx, &iot.DescribeEndpointInput{EndpointType: aws.String("iot:Data-ATS")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := aws.ToString(out.EndpointAddress)
+	// Registered in both accounts: only a device that names one by SNI is
+	// admitted.
+	cert, _ := registerDevice(t, s.defaultClient(), types.CertificateStatusActive)
+	if _, err := other.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
+		CertificatePem: aws.String(cert.PEM), Status: types.CertificateStatusActive,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := deviceFiles(t, cert)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("127.0.0.1 localhost\n127.0.0.1 "+endpoint+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	pub := func(host string) (string, error) {
+		args := []string{"-h", host, "-p", port, "--cafile", caFile, "--cert", certFile, "--key", keyFile, "-t", "fleet/x", "-m", "hi", "-i", "by-name"}
+		script := `mount --bind "$1" /etc/hosts && shift && exec mosquitto_pub "$@"`
+		b, err := exec.Command("unshare", append([]string{"--mount", "sh", "-c", script, "sh", hosts}, args...)...).CombinedOutput()
+		return string(b), err
+	}
+	if out, err := pub(endpoint); err != nil {
+		t.Fatalf("mosquitto_pub -h %s: %v %s", endpoint, err, out)
+	}
+	waitFor(t, "the device connected in account 444455556666", func() bool {
+		return strings.Contains(s.stderr.String(), "clientId=by-name account=444455556666")
+	})
+	if out, err := pub("127.0.0.1"); err == nil {
+		t.Fatalf("admitted by IP address though the certificate is in two accounts: %s", out)
+	}
+}
