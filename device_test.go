@@ -23,11 +23,65 @@ func refusal(err error) string {
 	return ""
 }
 
+// SelectRegistration is AWS's certificateMode rule: SNI names the account;
+// without it, DEFAULT-mode registrations first, then the default
+// account's, and never another account's SNI_ONLY copy.
+func TestSelectRegistration(t *testing.T) {
+	type reg struct {
+		account string
+		region  string
+		mode    fleetcert.CertificateMode
+	}
+	const a, b, d = "111111111111", "222222222222", "999999999999" // d: the default account
+	def, sni := fleetcert.ModeDefault, fleetcert.ModeSNIOnly
+	tests := []struct {
+		name   string
+		sni    string // account named by SNI
+		regs   []reg
+		want   int
+		reason string
+		noDflt bool // no default account configured
+	}{
+		{"ok/sni-names-account", b, []reg{{a, "r", sni}, {b, "r", sni}}, 1, "", false},
+		{"ok/sni-names-default-mode-account", a, []reg{{a, "r", def}}, 0, "", false},
+		{"fail/sni-names-other-account", b, []reg{{a, "r", def}}, -1, fleetcert.ReasonUnregistered, false},
+		{"fail/sni-names-account-other-region", a, []reg{{a, "x", sni}}, -1, fleetcert.ReasonUnregistered, false},
+		{"ok/no-sni-default-mode", "", []reg{{a, "r", def}}, 0, "", false},
+		{"ok/no-sni-default-mode-any-account", "", []reg{{b, "r", def}}, 0, "", true},
+		{"fail/no-sni-sni-only-other-account", "", []reg{{a, "r", sni}}, -1, fleetcert.ReasonUnregistered, false},
+		{"ok/no-sni-sni-only-default-account", "", []reg{{a, "r", sni}, {d, "r", sni}}, 1, "", false},
+		{"fail/no-sni-sni-only-without-default-account", "", []reg{{d, "r", sni}}, -1, fleetcert.ReasonUnregistered, true},
+		// Another account's copy never competes with a DEFAULT-mode
+		// registration, even the default account's.
+		{"ok/default-mode-wins-over-default-account-copy", "", []reg{{d, "r", sni}, {a, "r", def}}, 1, "", false},
+		{"ok/default-mode-in-default-account", "", []reg{{d, "r", def}, {b, "r", sni}}, 0, "", false},
+		{"fail/default-mode-in-two-accounts", "", []reg{{a, "r", def}, {b, "r", def}}, -1, fleetcert.ReasonAmbiguousAccount, false},
+		{"fail/other-region-only", "", []reg{{a, "x", def}, {d, "x", sni}}, -1, fleetcert.ReasonUnregistered, false},
+		{"fail/none", "", nil, -1, fleetcert.ReasonUnregistered, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := fleetcert.DeviceQuery{Region: "r", AccountID: tt.sni, DefaultAccountID: d}
+			if tt.noDflt {
+				q.DefaultAccountID = ""
+			}
+			got, reason := fleetcert.SelectRegistration(q, tt.regs, func(r reg) (fleetcert.Scope, fleetcert.CertificateMode) {
+				return fleetcert.Scope{AccountID: r.account, Region: r.region}, r.mode
+			})
+			if got != tt.want || reason != tt.reason {
+				t.Fatalf("got %d %q, want %d %q", got, reason, tt.want, tt.reason)
+			}
+		})
+	}
+}
+
 func TestAdmitDevice(t *testing.T) {
 	ctx := context.Background()
 	reg, clk := mustOpenRegistry(t)
+	// The default account is scope's: its SNI_ONLY registrations serve
+	// devices that name no account, as in fleetcert's quick start.
 	q := func(c *testpki.Cert, account string) fleetcert.DeviceQuery {
-		return fleetcert.DeviceQuery{Chain: []*x509.Certificate{c.Cert}, Region: scope.Region, AccountID: account}
+		return fleetcert.DeviceQuery{Chain: []*x509.Certificate{c.Cert}, Region: scope.Region, AccountID: account, DefaultAccountID: scope.AccountID}
 	}
 	registered := func(st fleetcert.Status) *testpki.Cert {
 		c := testpki.Leaf(t)
@@ -47,6 +101,10 @@ func TestAdmitDevice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	otherOnly := testpki.Leaf(t)
+	if _, err := reg.RegisterCertificateWithoutCA(ctx, otherAccount, otherOnly.PEM, fleetcert.StatusActive); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		q      fleetcert.DeviceQuery
@@ -55,13 +113,17 @@ func TestAdmitDevice(t *testing.T) {
 		{"ok/active", q(active, ""), ""},
 		{"ok/active-named-account", q(active, scope.AccountID), ""},
 		{"fail/other-account-named", q(active, otherAccount.AccountID), fleetcert.ReasonUnregistered},
-		{"fail/other-region", fleetcert.DeviceQuery{Chain: []*x509.Certificate{active.Cert}, Region: "eu-central-1"}, fleetcert.ReasonUnregistered},
+		{"fail/other-region", fleetcert.DeviceQuery{Chain: []*x509.Certificate{active.Cert}, Region: "eu-central-1", DefaultAccountID: scope.AccountID}, fleetcert.ReasonUnregistered},
 		{"fail/unregistered", q(testpki.Leaf(t), ""), fleetcert.ReasonUnregistered},
 		{"fail/inactive", q(registered(fleetcert.StatusInactive), ""), fleetcert.ReasonInactive},
 		{"fail/revoked", q(registered(fleetcert.StatusRevoked), ""), fleetcert.ReasonRevoked},
 		{"fail/pending-transfer", q(transferring, scope.AccountID), fleetcert.ReasonPendingTransfer},
-		{"fail/ambiguous", q(shared, ""), fleetcert.ReasonAmbiguousAccount},
+		// Without SNI, another account's copy of an SNI_ONLY certificate
+		// neither competes nor serves.
+		{"ok/shared-without-sni-is-the-default-account's", q(shared, ""), ""},
 		{"ok/shared-with-account", q(shared, otherAccount.AccountID), ""},
+		{"fail/sni-only-in-another-account-needs-sni", q(otherOnly, ""), fleetcert.ReasonUnregistered},
+		{"ok/sni-only-in-another-account-with-sni", q(otherOnly, otherAccount.AccountID), ""},
 		{"fail/no-certificate", fleetcert.DeviceQuery{Region: scope.Region}, fleetcert.ReasonNoCertificate},
 	}
 	for _, tt := range tests {
@@ -79,6 +141,73 @@ func TestAdmitDevice(t *testing.T) {
 	}
 }
 
+// What one account registers never changes whether another account's
+// device is admitted or where it is registered: the attacks of issue 12.
+func TestDeviceAccountIsolation(t *testing.T) {
+	ctx := context.Background()
+	reg, clk := mustOpenRegistry(t)
+	clk.t = time.Now().UTC()
+	victim, attacker := scope, otherAccount
+	caCert := testpki.New(t, testpki.Options{IsCA: true, CommonName: "Victim fleet CA"})
+	victimCA := registerCA(t, reg, victim, caCert, fleetcert.RegisterCAInput{SetAsActive: true, AllowAutoRegistration: true})
+	// The attacker registers the same public CA PEM in SNI_ONLY mode, with
+	// auto-registration, and is even the default account.
+	registerCA(t, reg, attacker, caCert, fleetcert.RegisterCAInput{Mode: fleetcert.ModeSNIOnly, SetAsActive: true, AllowAutoRegistration: true})
+	noSNI := func(c *testpki.Cert) fleetcert.DeviceQuery {
+		return fleetcert.DeviceQuery{Chain: []*x509.Certificate{c.Cert, caCert.Cert}, Region: victim.Region, DefaultAccountID: attacker.AccountID}
+	}
+
+	t.Run("ok/jitr-lands-in-the-default-mode-owner", func(t *testing.T) {
+		device := testpki.New(t, testpki.Options{Parent: caCert})
+		ar, err := reg.AutoRegisterDevice(ctx, noSNI(device))
+		if err != nil || ar == nil || ar.Certificate.AccountID != victim.AccountID || ar.CA.ID != victimCA.ID {
+			t.Fatalf("auto-registered %+v (%v), want in %s", ar, err, victim.AccountID)
+		}
+		if _, err := reg.DescribeCertificate(ctx, attacker, ar.Certificate.ID); fleetcert.ErrorCode(err) != fleetcert.EResourceNotFound {
+			t.Fatalf("the attacker's account holds the device: %v", err)
+		}
+	})
+	t.Run("ok/jitr-off-at-the-owner-registers-nowhere", func(t *testing.T) {
+		if err := reg.UpdateCACertificate(ctx, victim, victimCA.ID, fleetcert.UpdateCAInput{NewAutoRegistrationStatus: "DISABLE"}); err != nil {
+			t.Fatal(err)
+		}
+		defer reg.UpdateCACertificate(ctx, victim, victimCA.ID, fleetcert.UpdateCAInput{NewAutoRegistrationStatus: "ENABLE"})
+		device := testpki.New(t, testpki.Options{Parent: caCert})
+		if ar, err := reg.AutoRegisterDevice(ctx, noSNI(device)); err != nil || ar != nil {
+			t.Fatalf("registered %+v (%v) though the owner disabled auto-registration", ar, err)
+		}
+		if ok, _ := reg.AutoRegistrationCandidate(ctx, noSNI(device)); !ok {
+			t.Fatal("the owner's CA is no candidate") // refused at CONNECT, not in the handshake
+		}
+		if _, err := reg.DescribeCertificate(ctx, attacker, fleetcert.CertificateID(device.Cert.Raw)); fleetcert.ErrorCode(err) != fleetcert.EResourceNotFound {
+			t.Fatalf("the device landed in the attacker's account: %v", err)
+		}
+	})
+	t.Run("ok/attacker-copy-of-device-certificate-changes-nothing", func(t *testing.T) {
+		device := testpki.New(t, testpki.Options{Parent: caCert})
+		if _, err := reg.RegisterCertificate(ctx, victim, fleetcert.RegisterCertificateInput{CertificatePEM: device.PEM, CACertificatePEM: caCert.PEM, Status: fleetcert.StatusActive}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.RegisterCertificateWithoutCA(ctx, attacker, device.PEM, fleetcert.StatusActive); err != nil {
+			t.Fatal(err)
+		}
+		c, err := reg.AdmitDevice(ctx, noSNI(device))
+		if err != nil || c.AccountID != victim.AccountID {
+			t.Fatalf("admitted %+v (%v), want in %s", c, err, victim.AccountID)
+		}
+	})
+	// With SNI, each account reaches its own registration only.
+	t.Run("ok/sni-reaches-the-named-account", func(t *testing.T) {
+		device := testpki.New(t, testpki.Options{Parent: caCert})
+		q := noSNI(device)
+		q.AccountID = attacker.AccountID
+		ar, err := reg.AutoRegisterDevice(ctx, q)
+		if err != nil || ar == nil || ar.Certificate.AccountID != attacker.AccountID {
+			t.Fatalf("auto-registered %+v (%v), want in the named account", ar, err)
+		}
+	})
+}
+
 func TestAutoRegisterDevice(t *testing.T) {
 	ctx := context.Background()
 	reg, clk := mustOpenRegistry(t)
@@ -86,7 +215,7 @@ func TestAutoRegisterDevice(t *testing.T) {
 	caCert := testpki.New(t, testpki.Options{IsCA: true, CommonName: "JITR CA"})
 	ca := registerCA(t, reg, scope, caCert, fleetcert.RegisterCAInput{SetAsActive: true, AllowAutoRegistration: true})
 	device := testpki.New(t, testpki.Options{Parent: caCert})
-	q := fleetcert.DeviceQuery{Chain: []*x509.Certificate{device.Cert, caCert.Cert}, Region: scope.Region}
+	q := fleetcert.DeviceQuery{Chain: []*x509.Certificate{device.Cert, caCert.Cert}, Region: scope.Region, DefaultAccountID: scope.AccountID}
 
 	before := reg.ChangeSignal()
 	ar, err := reg.AutoRegisterDevice(ctx, q)

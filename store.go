@@ -43,7 +43,7 @@ type Tx interface {
 	// CertificatesByID returns the registrations of client certificate id
 	// in every account and region (the device gateway's lookup by
 	// fingerprint, once per connection). Only the fields admission reads
-	// are filled: ID, AccountID, Region, CACertificateID, Status,
+	// are filled: ID, AccountID, Region, CACertificateID, Status, Mode,
 	// NotBefore, NotAfter and Seq.
 	CertificatesByID(ctx context.Context, id string) ([]*Certificate, error)
 

@@ -129,6 +129,13 @@ type Gateway struct {
 	// are looked up; DefaultRegion when empty.
 	Region string
 
+	// DefaultAccountID is the account whose SNI_ONLY registrations (and
+	// CAs, for just-in-time registration) serve devices that name no
+	// account in their TLS server name; empty, such devices are matched by
+	// DEFAULT-mode registrations only, as on AWS (see
+	// fleetcert.SelectRegistration).
+	DefaultAccountID string
+
 	// Hostnames are the names the gateway is reached by; the first names
 	// the endpoints DescribeEndpoint returns (DefaultHostname when empty).
 	Hostnames []string
@@ -303,7 +310,7 @@ func (g *Gateway) Close() error {
 // query is what the registry is asked about a device that presented chain
 // and sent server name serverName.
 func (g *Gateway) query(chain []*x509.Certificate, serverName string) fleetcert.DeviceQuery {
-	q := fleetcert.DeviceQuery{Chain: chain, Region: g.Region}
+	q := fleetcert.DeviceQuery{Chain: chain, Region: g.Region, DefaultAccountID: g.DefaultAccountID}
 	if account, region, ok := ParseServerName(serverName); ok {
 		q.AccountID, q.Region = account, region
 	}

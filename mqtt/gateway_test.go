@@ -125,6 +125,9 @@ func (e *env) startGateway() *mqtt.Gateway {
 	gw.Addr = "127.0.0.1:0"
 	gw.CertFile, gw.KeyFile = e.files.CertFile, e.files.KeyFile
 	gw.Region = region
+	// scopeA's SNI_ONLY registrations serve devices that name no account,
+	// as the bootstrap account's do in fleetcert serve.
+	gw.DefaultAccountID = scopeA.AccountID
 	gw.PollInterval = 50 * time.Millisecond
 	if err := gw.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -274,7 +277,7 @@ func (d *device) next(t *testing.T, topic string) paho.Message {
 				return m
 			}
 		case <-deadline:
-			t.Fatalf("no message on %s within 10s", topic)
+			t.Fatalf("no message on %s within %s", topic, testwait.Hang)
 		}
 	}
 }
@@ -330,7 +333,7 @@ func TestAdmission(t *testing.T) {
 			caRec := e.registerCA(ca, scopeA, true, true)
 			leaf := testpki.New(t, testpki.Options{Parent: ca})
 			*c = *leaf
-			reg, err := e.reg.AutoRegisterDevice(ctx, fleetcert.DeviceQuery{Chain: []*x509.Certificate{leaf.Cert, ca.Cert}, Region: region})
+			reg, err := e.reg.AutoRegisterDevice(ctx, fleetcert.DeviceQuery{Chain: []*x509.Certificate{leaf.Cert, ca.Cert}, Region: region, DefaultAccountID: accountA})
 			if err != nil || reg == nil {
 				t.Fatalf("auto-register: %v %v", reg, err)
 			}
@@ -644,9 +647,16 @@ func TestServerNameSelectsAccount(t *testing.T) {
 	e.register(c, scopeB, fleetcert.StatusInactive)
 	epA, _ := mqtt.EndpointAddress("localhost", scopeA, mqtt.EndpointDataATS)
 	epB, _ := mqtt.EndpointAddress("localhost", scopeB, mqtt.EndpointData)
-	if _, err := e.dial(c, dialOptions{}); err == nil || e.refusedCount(fleetcert.ReasonAmbiguousAccount) != 1 {
-		t.Errorf("no server name: %v, ambiguous refusals %d", err, e.refusedCount(fleetcert.ReasonAmbiguousAccount))
+	// No server name: the default account's (A's) registration, which B's
+	// copy does not make ambiguous.
+	e.mustDial(c, dialOptions{})
+	// Registered in B only, SNI_ONLY: a device must name B.
+	bOnly := testpki.Leaf(t)
+	e.register(bOnly, scopeB, fleetcert.StatusActive)
+	if _, err := e.dial(bOnly, dialOptions{}); err == nil || e.refusedCount(fleetcert.ReasonUnregistered) != 1 {
+		t.Errorf("SNI_ONLY in another account without a server name: %v", err)
 	}
+	e.mustDial(bOnly, dialOptions{serverName: epB})
 	if _, err := e.dial(c, dialOptions{serverName: epB}); err == nil || e.refusedCount(fleetcert.ReasonInactive) != 1 {
 		t.Errorf("account B (INACTIVE): %v", err)
 	}
@@ -745,7 +755,7 @@ func TestAccountTopicSpaces(t *testing.T) {
 	epB, _ := mqtt.EndpointAddress("localhost", scopeB, mqtt.EndpointDataATS)
 	inA := func() *device { return e.mustDial(shared, dialOptions{serverName: epA}) }
 	inB := func() *device { return e.mustDial(shared, dialOptions{serverName: epB}) }
-	inBOnly := func() *device { return e.mustDial(bOnly, dialOptions{}) }
+	inBOnly := func() *device { return e.mustDial(bOnly, dialOptions{serverName: epB}) }
 
 	t.Run("live", func(t *testing.T) {
 		subA, subB, subB2 := inA(), inB(), inBOnly()
@@ -815,7 +825,9 @@ func TestAccountTopicSpaces(t *testing.T) {
 			ca := testpki.New(t, testpki.Options{IsCA: true})
 			caRec := e.registerCA(ca, tt.scope, true, true)
 			leaf := testpki.New(t, testpki.Options{Parent: ca})
-			if _, err := e.dial(leaf, dialOptions{chain: []*testpki.Cert{ca}}); err == nil {
+			// The CA is SNI_ONLY: the device names the account.
+			ep, _ := mqtt.EndpointAddress("localhost", tt.scope, mqtt.EndpointDataATS)
+			if _, err := e.dial(leaf, dialOptions{chain: []*testpki.Cert{ca}, serverName: ep}); err == nil {
 				t.Fatal("admitted before activation")
 			}
 			m := tt.sees.next(t, "$aws/events/certificates/registered/"+caRec.ID)
@@ -845,7 +857,7 @@ func TestAccountTopicSpaces(t *testing.T) {
 		watchB.quiet(t)
 		hashA.quiet(t)
 		// The same client id in B: its events are B's.
-		d = e.mustDial(bOnly, dialOptions{clientID: "iso-1"})
+		d = e.mustDial(bOnly, dialOptions{serverName: epB, clientID: "iso-1"})
 		watchB.next(t, "$aws/events/presence/connected/iso-1")
 		watchA.quiet(t)
 		d.Disconnect(100)

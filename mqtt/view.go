@@ -43,6 +43,14 @@ type viewRegistration struct {
 	scope               *fleetcert.Scope
 	notBefore, notAfter int64 // Unix microseconds
 	active              bool
+	sniOnly             bool // certificateMode SNI_ONLY, else DEFAULT
+}
+
+func viewKeyOf(r viewRegistration) (fleetcert.Scope, fleetcert.CertificateMode) {
+	if r.sniOnly {
+		return *r.scope, fleetcert.ModeSNIOnly
+	}
+	return *r.scope, fleetcert.ModeDefault
 }
 
 func newRegistryView() *registryView {
@@ -80,6 +88,7 @@ func (v *registryView) setLocked(k [sha256.Size]byte, regs []*fleetcert.Certific
 			v.scopes[c.Scope] = scope
 		}
 		out = append(out, viewRegistration{scope: scope, active: c.Status == fleetcert.StatusActive,
+			sniOnly:   c.Mode == fleetcert.ModeSNIOnly,
 			notBefore: c.NotBefore.UnixMicro(), notAfter: c.NotAfter.UnixMicro()})
 	}
 	v.byID[k] = out
@@ -96,23 +105,20 @@ func (v *registryView) remove(certificateID string) {
 }
 
 // admit reports whether the view admits the certificate whose DER hashes to
-// key, for a device that asked q at now: it has exactly one registration
-// that q may mean (as Registry.AdmitDevice counts them), ACTIVE and valid
-// at now. When it does not, the store decides.
+// key, for a device that asked q at now: the registration q means (chosen
+// by fleetcert.SelectRegistration, as Registry.AdmitDevice chooses it) is
+// ACTIVE and valid at now. When it is not, the store decides.
 func (v *registryView) admit(key [sha256.Size]byte, q fleetcert.DeviceQuery, now time.Time) (fleetcert.Scope, time.Time, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	var match *viewRegistration
-	for i, r := range v.byID[key] {
-		if r.scope.Region == q.Region && (q.AccountID == "" || r.scope.AccountID == q.AccountID) {
-			if match != nil {
-				return fleetcert.Scope{}, time.Time{}, false // ambiguous: the store says so
-			}
-			match = &v.byID[key][i]
-		}
+	regs := v.byID[key]
+	i, _ := fleetcert.SelectRegistration(q, regs, viewKeyOf)
+	if i < 0 {
+		return fleetcert.Scope{}, time.Time{}, false // unknown or ambiguous: the store says so
 	}
+	match := &regs[i]
 	t := now.UnixMicro()
-	if match == nil || !match.active || t > match.notAfter || t < match.notBefore {
+	if !match.active || t > match.notAfter || t < match.notBefore {
 		return fleetcert.Scope{}, time.Time{}, false
 	}
 	return *match.scope, time.UnixMicro(match.notAfter), true

@@ -121,15 +121,18 @@ func TestAdmissionView(t *testing.T) {
 			t.Fatal("an expired certificate was admitted")
 		}
 	})
-	// Registered in two accounts: without a server name naming one, the
-	// store refuses it as ambiguous, and so must the view.
-	t.Run("refused/two-accounts", func(t *testing.T) {
+	// SNI_ONLY in another account than the default one: without a server
+	// name naming it, the store refuses it, and so must the view; a copy
+	// in the default account is what such a device means.
+	t.Run("refused/sni-only-in-another-account", func(t *testing.T) {
 		c := testpki.Leaf(t)
-		e.register(c, scopeA, fleetcert.StatusActive)
-		e.register(c, scopeB, fleetcert.StatusInactive)
+		e.register(c, scopeB, fleetcert.StatusActive)
 		waitCaughtUp(t, e.gw)
-		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "ambiguous"); rc == 0 {
-			t.Fatal("a certificate registered in two accounts was admitted without a server name")
+		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "needs-sni"); rc == 0 {
+			t.Fatal("an SNI_ONLY certificate of another account was admitted without a server name")
 		}
+		e.register(c, scopeA, fleetcert.StatusActive)
+		waitCaughtUp(t, e.gw)
+		e.admittedFromView(t, e.gw.ListenAddr(), c, "default-account")
 	})
 }

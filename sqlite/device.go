@@ -10,12 +10,12 @@ import (
 
 // certificatesByIDSQL reads what admission needs, once per device
 // handshake: neither the PEM nor the transfer data.
-const certificatesByIDSQL = `SELECT account_id, region, ca_certificate_id, status, not_before, not_after, seq
+const certificatesByIDSQL = `SELECT account_id, region, ca_certificate_id, status, mode, not_before, not_after, seq
 	FROM certificates INDEXED BY certificates_by_id WHERE certificate_id = ?1 ORDER BY seq`
 
 // certificatesAfterSQL scans the table in rowid (seq) order, reading what
 // certificatesByIDSQL reads.
-const certificatesAfterSQL = `SELECT certificate_id, account_id, region, ca_certificate_id, status, not_before, not_after, seq
+const certificatesAfterSQL = `SELECT certificate_id, account_id, region, ca_certificate_id, status, mode, not_before, not_after, seq
 	FROM certificates WHERE seq > ?1 ORDER BY seq LIMIT ?2`
 
 // CertificatesAfter returns up to limit registrations with a seq above
@@ -40,9 +40,9 @@ func (tx *Tx) CertificatesAfter(ctx context.Context, afterSeq int64, limit int) 
 // scanAdmission reads a row of certificatesByIDSQL (id nil) or
 // certificatesAfterSQL (id set) into c.
 func scanAdmission(rows *sql.Rows, c *fleetcert.Certificate, id *string) error {
-	var status string
+	var status, mode string
 	var notBefore, notAfter sql.NullInt64
-	dest := []any{&c.AccountID, &c.Region, &c.CACertificateID, &status, &notBefore, &notAfter, &c.Seq}
+	dest := []any{&c.AccountID, &c.Region, &c.CACertificateID, &status, &mode, &notBefore, &notAfter, &c.Seq}
 	if id != nil {
 		dest = append([]any{id}, dest...)
 	}
@@ -50,6 +50,7 @@ func scanAdmission(rows *sql.Rows, c *fleetcert.Certificate, id *string) error {
 		return err
 	}
 	c.Status = fleetcert.Status(status)
+	c.Mode = fleetcert.CertificateMode(mode)
 	c.NotBefore = fromMicros(notBefore)
 	c.NotAfter = fromMicros(notAfter)
 	return nil

@@ -16,6 +16,7 @@ import (
 func testCertificatesByID(t *testing.T, s fleetcert.Store) {
 	a := newCertificate(scopeA, "shared", baseTime)
 	b := newCertificate(scopeB, "shared", baseTime.Add(time.Millisecond))
+	b.Mode = fleetcert.ModeSNIOnly // the gateway picks a registration by mode
 	r := newCertificate(scopeARegion, "shared", baseTime.Add(2*time.Millisecond))
 	other := newCertificate(scopeA, "other", baseTime)
 	create(t, s, a, b, r, other)
@@ -39,7 +40,7 @@ func testCertificatesByID(t *testing.T, s fleetcert.Store) {
 		seen[c.Scope] = true
 		w := map[fleetcert.Scope]*fleetcert.Certificate{scopeA: a, scopeB: b, scopeARegion: r}[c.Scope]
 		want := &fleetcert.Certificate{ID: w.ID, Scope: w.Scope, CACertificateID: w.CACertificateID,
-			Status: w.Status, NotBefore: w.NotBefore, NotAfter: w.NotAfter, Seq: w.Seq}
+			Status: w.Status, Mode: w.Mode, NotBefore: w.NotBefore, NotAfter: w.NotAfter, Seq: w.Seq}
 		equalCertificate(t, c, want)
 	}
 	if len(seen) != 3 {
@@ -61,7 +62,11 @@ func testCertificatesAfter(t *testing.T, s fleetcert.Store) {
 	var all []*fleetcert.Certificate
 	for i := 0; i < 25; i++ {
 		scope := []fleetcert.Scope{scopeA, scopeB, scopeARegion}[i%3]
-		all = append(all, newCertificate(scope, fmt.Sprint("scan-", i/2), baseTime.Add(time.Duration(i)*time.Millisecond)))
+		c := newCertificate(scope, fmt.Sprint("scan-", i/2), baseTime.Add(time.Duration(i)*time.Millisecond))
+		if i%2 == 0 {
+			c.Mode = fleetcert.ModeSNIOnly
+		}
+		all = append(all, c)
 	}
 	create(t, s, all...)
 	want := map[fleetcert.Scope]map[string]*fleetcert.Certificate{}
@@ -94,7 +99,7 @@ func testCertificatesAfter(t *testing.T, s fleetcert.Store) {
 			delete(want[c.Scope], c.ID)
 			found++
 			equalCertificate(t, c, &fleetcert.Certificate{ID: w.ID, Scope: w.Scope, CACertificateID: w.CACertificateID,
-				Status: w.Status, NotBefore: w.NotBefore, NotAfter: w.NotAfter, Seq: w.Seq})
+				Status: w.Status, Mode: w.Mode, NotBefore: w.NotBefore, NotAfter: w.NotAfter, Seq: w.Seq})
 		}
 		if len(got) < 10 {
 			break

@@ -34,7 +34,12 @@ func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
 		}
 		certFile, keyFile, caFile = files.CertFile, files.KeyFile, files.CAFile
 	}
+	defaultAccount, err := m.defaultAccount()
+	if err != nil {
+		return err
+	}
 	g := mqtt.NewGateway(m.Registry, m.Logger)
+	g.DefaultAccountID = defaultAccount
 	g.Addr = c.MQTTAddr
 	g.CertFile, g.KeyFile = certFile, keyFile
 	g.Region = c.Region

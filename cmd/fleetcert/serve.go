@@ -42,6 +42,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.MQTTKey, "mqtt-key", "", "PEM key of --mqtt-cert")
 	fs.Var(&hostnameList{names: &c.MQTTHostnames}, "mqtt-hostname", "host name devices reach the gateway by; repeatable or comma-separated; the first\nnames DescribeEndpoint's endpoints (empty: localhost)")
 	fs.StringVar(&c.Region, "region", "us-east-1", "region of devices whose TLS server name names none")
+	fs.StringVar(&c.DefaultAccount, "default-account", "", "account whose SNI_ONLY certificates and CAs serve devices that name no account in\ntheir TLS server name (empty: the bootstrap account; none: no account, as on AWS)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres:// URL of a shared database (empty: embedded SQLite in --data-dir)")
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
 	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
@@ -83,6 +84,10 @@ type Config struct {
 	MQTTCert      string
 	MQTTKey       string
 	Region        string
+	// DefaultAccount is the account whose SNI_ONLY registrations serve
+	// devices that send no account in their server name: "" for the
+	// bootstrap account, "none" for no account.
+	DefaultAccount string
 
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
@@ -254,10 +259,7 @@ func (m *Main) healthz(w http.ResponseWriter, r *http.Request) {
 // the environment, or a generated one printed once.
 func (m *Main) bootstrapKey(ctx context.Context) error {
 	c := m.Config
-	accountID := c.AccountID
-	if accountID == "" {
-		accountID = fleetcert.DefaultAccountID
-	}
+	accountID := m.bootstrapAccount()
 	if c.AccessKeyID != "" || c.SecretAccessKey != "" {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return errors.New("set both FLEETCERT_ACCESS_KEY_ID and FLEETCERT_SECRET_ACCESS_KEY, or neither")
@@ -284,6 +286,29 @@ func (m *Main) bootstrapKey(ctx context.Context) error {
 
 // storeFile is the embedded store's file in the data dir.
 const storeFile = "fleetcert.db"
+
+// bootstrapAccount is the account of the bootstrap access key.
+func (m *Main) bootstrapAccount() string {
+	if m.Config.AccountID != "" {
+		return m.Config.AccountID
+	}
+	return fleetcert.DefaultAccountID
+}
+
+// defaultAccount is the account whose SNI_ONLY registrations serve devices
+// that name none (--default-account), "" for none.
+func (m *Main) defaultAccount() (string, error) {
+	switch a := m.Config.DefaultAccount; {
+	case a == "":
+		return m.bootstrapAccount(), nil
+	case a == "none":
+		return "", nil
+	case !fleetcert.ValidAccountID(a):
+		return "", fmt.Errorf("--default-account %q: want a 12-digit account id, or none", a)
+	default:
+		return a, nil
+	}
+}
 
 // openStore opens the embedded store in dataDir, creating it if needed.
 func openStore(dataDir string) (*sqlite.DB, error) {
