@@ -134,10 +134,21 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	// waitText waits until an element matching the CSS selector contains
 	// text. Evaluation errors while a page is replaced by the next one are
-	// retried until the deadline.
+	// retried until the deadline. It first waits for such an element
+	// through chromedp's own view of the document: the page's JavaScript
+	// can show the next page before chromedp has read that page's document
+	// (DOM.documentUpdated arrives later), and an action on a node of the
+	// previous page then fails with "Could not find node with given id".
+	// Waiting for an element only the new page has (an alert after a form
+	// was sent) makes the next action see the new page.
 	waitText := func(selector, text string) chromedp.Action[chromedp.Void] {
 		expr := `Array.from(document.querySelectorAll(` + jsQuote(selector) + `)).some(e => e.textContent.includes(` + jsQuote(text) + `))`
 		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+			wctx, cancel := context.WithTimeout(ctx, testwait.Hang)
+			defer cancel()
+			if _, err := chromedp.WaitVisible(chromedp.CSS(selector))(wctx, tab); err != nil {
+				return fmt.Errorf("no %s: %w", selector, err)
+			}
 			err := browserWait(ctx, func() (bool, error) { return chromedp.Evaluate[bool](expr)(ctx, tab) })
 			if err != nil {
 				return fmt.Errorf("no %s says %q: %w", selector, text, err)
