@@ -86,10 +86,21 @@ type Handler struct {
 	IdleTimeout   time.Duration
 	MaxSessionAge time.Duration
 
-	// MaxFailedSignIns failed sign-ins from one remote address within
-	// FailedSignInWindow lock that address out until the window passes.
+	// MaxFailedSignIns failed sign-ins with one access key id from one
+	// client address within FailedSignInWindow refuse further sign-ins
+	// with that key id from that address until the window passes, whether
+	// the key exists or not. An attempt counts from before its secret is
+	// checked, so parallel attempts cannot exceed the limit; a successful
+	// one does not count, and forgives no earlier failure. An IPv6 client
+	// is counted by its /64 network. Zero or less means the default.
 	MaxFailedSignIns   int
 	FailedSignInWindow time.Duration
+
+	// MaxFailedSignInsPerAddress caps the failed sign-ins from one client
+	// address within FailedSignInWindow across all access key ids, so that
+	// one address cannot try every key id. Zero or less means 4 ×
+	// MaxFailedSignIns.
+	MaxFailedSignInsPerAddress int
 
 	mux     *http.ServeMux
 	pages   *template.Template // each page by name, see parsePages
