@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -101,6 +102,16 @@ type Handler struct {
 	// one address cannot try every key id. Zero or less means 4 ×
 	// MaxFailedSignIns.
 	MaxFailedSignInsPerAddress int
+
+	// TrustedProxies are the networks of the reverse proxies in front of
+	// the console; empty (the default) trusts none. Only for a request
+	// whose connection comes from one of them is the client address taken
+	// from X-Forwarded-For, as the rightmost address that is not itself in
+	// TrustedProxies, and the scheme from X-Forwarded-Proto, whose https
+	// makes the cookies Secure. From any other peer both headers are
+	// ignored, since anyone can set them. The client address is what the
+	// sign-in limiter counts and the log lines name.
+	TrustedProxies []netip.Prefix
 
 	mux     *http.ServeMux
 	pages   *template.Template // each page by name, see parsePages

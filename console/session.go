@@ -191,7 +191,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 		Path:     Prefix,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   h.secure(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 }
