@@ -93,7 +93,8 @@ type Handler struct {
 	// the key exists or not. An attempt counts from before its secret is
 	// checked, so parallel attempts cannot exceed the limit; a successful
 	// one does not count, and forgives no earlier failure. An IPv6 client
-	// is counted by its /64 network. Zero or less means the default.
+	// is counted by its /64 network. Zero or less, in either field, means
+	// its default (DefaultMaxFailedSignIns, DefaultFailedSignInWindow).
 	MaxFailedSignIns   int
 	FailedSignInWindow time.Duration
 
