@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -86,10 +87,32 @@ type Handler struct {
 	IdleTimeout   time.Duration
 	MaxSessionAge time.Duration
 
-	// MaxFailedSignIns failed sign-ins from one remote address within
-	// FailedSignInWindow lock that address out until the window passes.
+	// MaxFailedSignIns failed sign-ins with one access key id from one
+	// client address within FailedSignInWindow refuse further sign-ins
+	// with that key id from that address until the window passes, whether
+	// the key exists or not. An attempt counts from before its secret is
+	// checked, so parallel attempts cannot exceed the limit; a successful
+	// one does not count, and forgives no earlier failure. An IPv6 client
+	// is counted by its /64 network. Zero or less, in either field, means
+	// its default (DefaultMaxFailedSignIns, DefaultFailedSignInWindow).
 	MaxFailedSignIns   int
 	FailedSignInWindow time.Duration
+
+	// MaxFailedSignInsPerAddress caps the failed sign-ins from one client
+	// address within FailedSignInWindow across all access key ids, so that
+	// one address cannot try every key id. Zero or less means 4 ×
+	// MaxFailedSignIns.
+	MaxFailedSignInsPerAddress int
+
+	// TrustedProxies are the networks of the reverse proxies in front of
+	// the console; empty (the default) trusts none. Only for a request
+	// whose connection comes from one of them is the client address taken
+	// from X-Forwarded-For, as the rightmost address that is not itself in
+	// TrustedProxies, and the scheme from X-Forwarded-Proto, whose https
+	// makes the cookies Secure. From any other peer both headers are
+	// ignored, since anyone can set them. The client address is what the
+	// sign-in limiter counts and the log lines name.
+	TrustedProxies []netip.Prefix
 
 	mux     *http.ServeMux
 	pages   *template.Template // each page by name, see parsePages

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -277,4 +278,61 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// signInAttempt is the outcome of one sign-in sent by signInFrom or
+// signInOver.
+type signInAttempt struct {
+	Status int
+	Body   string
+	Header http.Header
+}
+
+// signInForm is a sign-in request with its own sign-in token (the cookie
+// and the form field match), so that many can be sent at once.
+func signInForm(target, keyID, secret string, hdr http.Header) *http.Request {
+	form := url.Values{"signin_token": {"test-token"}, "access_key_id": {keyID},
+		"secret_access_key": {secret}, "region": {testRegion}}
+	req := httptest.NewRequest("POST", target, strings.NewReader(form.Encode()))
+	req.RequestURI = ""
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "fleetcert_console_signin", Value: "test-token"})
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	return req
+}
+
+// signInFrom sends a sign-in straight to the handler as if it came over a
+// connection from remote ("ip:port"), with the extra headers hdr.
+func (e *env) signInFrom(remote, keyID, secret string, hdr http.Header) signInAttempt {
+	req := signInForm("/console/signin", keyID, secret, hdr)
+	req.RemoteAddr = remote
+	w := httptest.NewRecorder()
+	e.H.ServeHTTP(w, req)
+	return signInAttempt{Status: w.Code, Body: w.Body.String(), Header: w.Result().Header}
+}
+
+// client returns an HTTP client whose connections come from the loopback
+// address local (any of 127.0.0.0/8 on Linux).
+func (e *env) client(local string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	return &http.Client{
+		Transport: &http.Transport{DialContext: d.DialContext},
+		Timeout:   testwait.Hang,
+		// A sign-in answers with a redirect on success: report it as is.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// signInOver sends a sign-in to the test server with c. It calls no
+// t.Fatal, so that goroutines may use it.
+func (e *env) signInOver(c *http.Client, keyID, secret string) (signInAttempt, error) {
+	resp, err := c.Do(signInForm(e.Srv.URL+"/console/signin", keyID, secret, nil))
+	if err != nil {
+		return signInAttempt{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return signInAttempt{Status: resp.StatusCode, Body: string(body), Header: resp.Header}, err
 }

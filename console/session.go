@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -108,51 +107,6 @@ func (s *loginStore) popFlash(l *login) *flash {
 	return f
 }
 
-// signInLimiter counts failed sign-ins per remote address in fixed
-// windows.
-type signInLimiter struct {
-	mu       sync.Mutex
-	failures map[string]*failureWindow
-}
-
-type failureWindow struct {
-	start time.Time
-	count int
-}
-
-// blocked reports whether addr has used up its failed sign-ins.
-func (l *signInLimiter) blocked(addr string, now time.Time, max int, window time.Duration) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.failures[addr]
-	return f != nil && now.Sub(f.start) < window && f.count >= max
-}
-
-func (l *signInLimiter) fail(addr string, now time.Time, window time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.failures == nil {
-		l.failures = map[string]*failureWindow{}
-	}
-	for a, f := range l.failures {
-		if now.Sub(f.start) >= window {
-			delete(l.failures, a)
-		}
-	}
-	f := l.failures[addr]
-	if f == nil {
-		f = &failureWindow{start: now}
-		l.failures[addr] = f
-	}
-	f.count++
-}
-
-func (l *signInLimiter) reset(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.failures, addr)
-}
-
 type loginKey struct{}
 
 func loginFrom(r *http.Request) *login {
@@ -230,16 +184,6 @@ func isMultipart(r *http.Request) bool {
 	return len(ct) >= 19 && ct[:19] == "multipart/form-data"
 }
 
-// remoteAddr is the client's IP address as the connection shows it.
-// Forwarding headers are ignored: anyone can set them.
-func remoteAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
@@ -247,7 +191,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 		Path:     Prefix,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   h.secure(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 }

@@ -2,9 +2,12 @@ package console
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -56,16 +59,23 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.showSignIn(w, r, http.StatusForbidden, d)
 		return
 	}
-	addr, now := remoteAddr(r), h.now()
-	if h.limiter.blocked(addr, now, h.MaxFailedSignIns, h.FailedSignInWindow) {
-		h.Logger.Warn("console: sign-in refused, too many failures", "remoteAddr", addr)
-		d.Error = "Too many failed sign-ins from your address. Wait a minute, then try again."
-		h.showSignIn(w, r, http.StatusTooManyRequests, d)
-		return
-	}
 	if !fleetcert.ValidRegion(d.Region) {
 		d.Error = "The region is not a valid AWS region name, such as us-east-1."
 		h.showSignIn(w, r, http.StatusBadRequest, d)
+		return
+	}
+	// The attempt is counted before its secret is checked, and given back
+	// if the secret is right: counted after a failure, parallel attempts
+	// could all pass the check before the first failure was recorded.
+	addr, now := h.clientAddr(r), h.now()
+	attempt, wait, ok := h.limiter.reserve(d.AccessKeyID, addr, now, h.signInLimits())
+	if !ok {
+		h.Logger.Warn("console: sign-in refused, too many failures", "remoteAddr", addr.String())
+		// One message for every limit and for any key id, known or not, so
+		// that the refusal tells nothing about the key.
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		d.Error = "Too many failed sign-ins from your address. Try again in " + inWords(wait) + "."
+		h.showSignIn(w, r, http.StatusTooManyRequests, d)
 		return
 	}
 	secret := r.PostFormValue("secret_access_key")
@@ -76,22 +86,25 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		stored = key.Secret
 	case fleetcert.EResourceNotFound:
 	default:
+		h.limiter.release(attempt) // the secret was not checked
 		d.Error = h.errorText(r, err)
 		h.showSignIn(w, r, http.StatusInternalServerError, d)
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(stored)) != 1 || key == nil || d.AccessKeyID == "" {
-		h.limiter.fail(addr, now, h.FailedSignInWindow)
-		h.Logger.Info("console: failed sign-in", "remoteAddr", addr)
+		h.Logger.Info("console: failed sign-in", "remoteAddr", addr.String())
 		d.Error = badCredentials
 		h.showSignIn(w, r, http.StatusUnauthorized, d)
 		return
 	}
-	h.limiter.reset(addr)
+	// A success gives back its own attempt and forgives no other: clearing
+	// the address's count would let whoever holds one key guess at the
+	// others without limit.
+	h.limiter.release(attempt)
 	l := h.logins.create(fleetcert.Scope{AccountID: key.AccountID, Region: d.Region}, key.ID, now, h.IdleTimeout, h.MaxSessionAge)
 	h.setCookie(w, r, sessionCookie, l.token, 0)
 	h.setCookie(w, r, signInCookie, "", -1)
-	h.Logger.Info("console: signed in", "accessKeyId", key.ID, "accountId", key.AccountID, "region", d.Region, "remoteAddr", addr)
+	h.Logger.Info("console: signed in", "accessKeyId", key.ID, "accountId", key.AccountID, "region", d.Region, "remoteAddr", addr.String())
 	next := d.Next
 	if !isConsolePath(next) {
 		next = Prefix + "certificates"
@@ -118,4 +131,32 @@ func isConsolePath(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil &&
 		strings.HasPrefix(s, Prefix) && !strings.Contains(s, "//") && !strings.Contains(s, "\\")
+}
+
+// inWords is d, rounded up, for a sentence: "1 second", "45 seconds",
+// "15 minutes".
+func inWords(d time.Duration) string {
+	n, unit := (d+time.Second-1)/time.Second, "second"
+	if d > 2*time.Minute {
+		n, unit = (d+time.Minute-1)/time.Minute, "minute"
+	}
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// signInLimits are the Handler's sign-in limits, defaults applied.
+func (h *Handler) signInLimits() limits {
+	l := limits{perKey: h.MaxFailedSignIns, perAddr: h.MaxFailedSignInsPerAddress, window: h.FailedSignInWindow}
+	if l.perKey <= 0 {
+		l.perKey = DefaultMaxFailedSignIns
+	}
+	if l.perAddr <= 0 {
+		l.perAddr = 4 * l.perKey
+	}
+	if l.window <= 0 {
+		l.window = DefaultFailedSignInWindow
+	}
+	return l
 }

@@ -115,7 +115,7 @@ func TestSignIn(t *testing.T) {
 		wantStatus(t, r, http.StatusForbidden)
 		noText(t, r, "Sign out")
 	})
-	t.Run("fail/rate limited per address", func(t *testing.T) {
+	t.Run("fail/rate limited per key id and address", func(t *testing.T) {
 		e := newEnv(t)
 		e.H.MaxFailedSignIns = 3
 		k := e.key("111111111111")
