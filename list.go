@@ -32,6 +32,9 @@ type CertificatePage struct {
 // without misreading old markers.
 const markerVersion = 1
 
+// markerLen is the length of every marker: 17 bytes in base64.
+var markerLen = base64.StdEncoding.EncodedLen(17)
+
 // EncodeMarker returns the opaque marker for cursor c: standard base64, as
 // the model's Marker pattern requires.
 func EncodeMarker(c Cursor) string {
@@ -49,8 +52,11 @@ func DecodeMarker(m string) (*Cursor, error) {
 	if m == "" {
 		return nil, nil
 	}
-	b, err := base64.StdEncoding.DecodeString(m)
-	if len(m) > 1024 || err != nil || len(b) != 17 || b[0] != markerVersion {
+	b, err := base64.StdEncoding.Strict().DecodeString(m)
+	// Strict, and only the form EncodeMarker writes: base64 would also take
+	// line breaks and other unused padding bits, so one page would have
+	// several markers.
+	if len(m) != markerLen || err != nil || len(b) != 17 || b[0] != markerVersion {
 		return nil, Errorf(EInvalidRequest, "The marker is not valid; pass the nextMarker of a previous response.")
 	}
 	return &Cursor{
