@@ -13,11 +13,13 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -199,7 +201,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("X-Frame-Options", "DENY")
 	hdr.Set("Referrer-Policy", "same-origin")
+	defer h.recoverPanic(w, r)
 	h.mux.ServeHTTP(w, r)
+}
+
+// recoverPanic turns a panic of a page into the generic error page and a
+// log line, instead of a connection dropped in the browser's face.
+func (h *Handler) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v) // net/http's own way to abort a response
+	}
+	h.Logger.Error("console: panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong",
+		"Something went wrong inside fleetcert; the details have been logged for the administrator. Try again in a moment.")
 }
 
 // Close stops running bulk actions and waits for them to end.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/console"
 	"github.com/fleetcert/fleetcert/internal/testpki"
 )
 
@@ -234,5 +235,25 @@ func TestAccountIsolation(t *testing.T) {
 	other.signIn(k.ID, k.Secret, "us-west-2")
 	if strings.Contains(other.get("/console/certificates").Body, c.ID) {
 		t.Error("a certificate of eu-west-1 is listed in us-west-2")
+	}
+}
+
+// panickingSessions stands in for a device gateway that panics.
+type panickingSessions struct{}
+
+func (panickingSessions) ClientsOf(fleetcert.Scope, string) []console.Session { panic("gateway bug") }
+func (panickingSessions) Connected(fleetcert.Scope) []console.Session         { panic("gateway bug") }
+
+// A panic under a page is a 500 page and a log line, never a dropped
+// connection.
+func TestPanicIsAnErrorPage(t *testing.T) {
+	e := newEnv(t)
+	e.H.Sessions = panickingSessions{}
+	b, _ := e.signedIn("111111111111")
+	r := b.get("/console/devices")
+	wantStatus(t, r, http.StatusInternalServerError)
+	wantText(t, r, "Something went wrong inside fleetcert")
+	if !strings.Contains(e.Log.String(), "console: panic") || !strings.Contains(e.Log.String(), "gateway bug") {
+		t.Errorf("no log line for the panic:\n%s", e.Log.String())
 	}
 }
