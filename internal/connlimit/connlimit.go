@@ -133,8 +133,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if max := l.MaxConnections; max > 0 && l.open.Load() >= int64(max) {
-			raw.Close()
+			// Counted before it is closed: whoever sees it closed sees
+			// it counted.
 			l.refuse(reasonMax, raw.RemoteAddr(), nil)
+			raw.Close()
 			continue
 		}
 		l.open.Add(1)
