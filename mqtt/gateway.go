@@ -84,7 +84,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,8 +150,64 @@ type Gateway struct {
 	// zero. Each connection allocates a queue of this many pointers.
 	MaxPendingWrites int
 
+	// Quotas of the message broker, per connection unless said otherwise
+	// (see the Default… constants for AWS's values and the page they
+	// come from). Each is its default when zero and off when negative.
+
+	// MaxPacketSize bounds an MQTT packet, in bytes (a PUBLISH's payload
+	// and a few bytes more); checked on the fixed header, before the body
+	// is read. DefaultMaxPacketSize.
+	MaxPacketSize int
+	// MaxClientIDLength bounds the client id, in bytes; a longer one is
+	// refused with CONNACK "identifier rejected". DefaultMaxClientIDLength.
+	MaxClientIDLength int
+	// MaxSubscriptionsPerConnection bounds a session's subscriptions.
+	// DefaultMaxSubscriptionsPerConnection.
+	MaxSubscriptionsPerConnection int
+	// MaxFiltersPerSubscribe bounds the filters of one SUBSCRIBE: all of
+	// a larger one's are refused. DefaultMaxFiltersPerSubscribe.
+	MaxFiltersPerSubscribe int
+	// MaxTopicLength bounds a topic or filter, in bytes (not counting a
+	// shared subscription's "$share/{group}/"). DefaultMaxTopicLength.
+	MaxTopicLength int
+	// MaxTopicSlashes bounds the "/" in a topic or filter.
+	// DefaultMaxTopicSlashes.
+	MaxTopicSlashes int
+	// MaxPublishesPerSecond bounds a device's publishes; those over it
+	// are discarded. DefaultMaxPublishesPerSecond.
+	MaxPublishesPerSecond int
+	// MaxInboundBytesPerSecond bounds what a device sends, in bytes a
+	// second (TLS records included); a faster device is read more slowly.
+	// DefaultMaxInboundBytesPerSecond.
+	MaxInboundBytesPerSecond int
+	// MaxInflightMessages bounds the QoS 1 and 2 messages in flight
+	// unacknowledged, each way (at most 65535).
+	// DefaultMaxInflightMessages.
+	MaxInflightMessages int
+	// MaxQueuedMessages bounds the QoS 1 and 2 messages a session holds
+	// for its device, in flight or waiting, online or offline (at most
+	// 65535; off is 65535). DefaultMaxQueuedMessages.
+	MaxQueuedMessages int
+	// MaxRetainedMessages and MaxRetainedBytes bound the retained
+	// messages of each account and region, and their payload bytes.
+	// DefaultMaxRetainedMessages, DefaultMaxRetainedBytes.
+	MaxRetainedMessages int
+	MaxRetainedBytes    int64
+
+	// Just-in-time registrations per second, and their burst, per CA and
+	// per account (see DefaultAutoRegistrationsPerSecondPerCA); a device
+	// over them is refused as not yet registered.
+	AutoRegistrationsPerSecondPerCA      float64
+	AutoRegistrationBurstPerCA           int
+	AutoRegistrationsPerSecondPerAccount float64
+	AutoRegistrationBurstPerAccount      int
+
 	Registry *fleetcert.Registry
 	Logger   *slog.Logger
+
+	limits   limits
+	retained retainedUsage
+	autoReg  autoRegistrationLimits
 
 	server   *mochi.Server
 	listener *tlsListener
@@ -207,6 +263,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if g.MaxPendingWrites <= 0 {
 		g.MaxPendingWrites = DefaultMaxPendingWrites
 	}
+	g.resolveLimits()
+	g.autoReg.init(&g.limits)
 	cert, err := tls.LoadX509KeyPair(g.CertFile, g.KeyFile)
 	if err != nil {
 		return fmt.Errorf("mqtt server certificate: %w", err)
@@ -227,6 +285,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumSessionExpiryInterval = uint32(g.SessionExpiry / time.Second)
 	caps.MaximumClientWritesPending = int32(g.MaxPendingWrites)
+	g.limits.applyCapabilities(caps)
 	g.server = mochi.New(&mochi.Options{
 		Capabilities: caps,
 		InlineClient: true, // the gateway publishes events as the broker
@@ -236,7 +295,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		ClientNetReadBufferSize: clientReadBufferSize,
 		// mochi logs at Info for each listener and hook; the gateway logs
 		// connection events itself.
-		Logger: slog.New(minLevel{g.Logger.Handler(), slog.LevelWarn}).With("component", "mochi"),
+		Logger: slog.New(mochiLog{minLevel{g.Logger.Handler(), slog.LevelWarn}, g}).With("component", "mochi"),
 	})
 	if err := g.server.AddHook(&authHook{g: g}, nil); err != nil {
 		g.cancel()
@@ -247,6 +306,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.listener = &tlsListener{
 		id: "mtls", address: g.Addr, timeout: g.HandshakeTimeout, logger: g.Logger,
 		handshakes: &g.handshakes,
+		wrap:       func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
+		ended:      g.connectionEnded,
 		config: &tls.Config{
 			MinVersion:       tls.VersionTLS12,
 			Certificates:     []tls.Certificate{cert},

@@ -26,6 +26,12 @@ type tlsListener struct {
 	// a connection that ends before that must not leave it behind.
 	handshakes *handshakeAdmissions
 
+	// wrap wraps each connection under TLS; ended learns how a
+	// connection ended, with its handshake's admission if CONNECT never
+	// took it. Each may be nil.
+	wrap  func(net.Conn) net.Conn
+	ended func(*tls.Conn, error, *admission)
+
 	ln     net.Listener
 	closed atomic.Bool
 }
@@ -72,7 +78,11 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) {
-	tc := tls.Server(conn, l.config)
+	under := conn
+	if l.wrap != nil {
+		under = l.wrap(conn)
+	}
+	tc := tls.Server(under, l.config)
 	// The deadline covers the handshake and reading CONNECT; mochi replaces
 	// it by the keepalive deadline once CONNECT is read. (A handshake
 	// context would bound the same wait with a goroutine and a timer more
@@ -90,10 +100,14 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 	// handshake (and the registry lookup in VerifyConnection) and would
 	// stay that large for as long as an idle device stays connected.
 	go func() {
-		if err := establish(l.id, tc); err != nil {
+		err := establish(l.id, tc)
+		if err != nil {
 			l.logger.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 		}
-		l.handshakes.take(tc.ConnectionState()) // ended before its CONNECT took it
+		adm := l.handshakes.take(tc.ConnectionState()) // ended before its CONNECT took it
+		if l.ended != nil {
+			l.ended(tc, err, adm)
+		}
 	}()
 }
 
