@@ -85,6 +85,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +93,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/connlimit"
 )
 
 // Defaults of the Gateway's optional fields.
@@ -202,6 +204,22 @@ type Gateway struct {
 	AutoRegistrationsPerSecondPerAccount float64
 	AutoRegistrationBurstPerAccount      int
 
+	// MaxConnections caps the gateway's open connections; a connection
+	// over it is closed at once. Zero is connlimit.DefaultMaxConnections
+	// (below the process's open-file limit), negative is no cap.
+	MaxConnections int
+	// MaxConnectionsPerAddress caps the open connections from one client
+	// address; 0 (the default) or less is no cap, since devices behind a
+	// carrier-grade NAT share one address.
+	MaxConnectionsPerAddress int
+	// TrustedProxies are the load balancers whose PROXY protocol v2
+	// header gives the device's address (for the caps, logs and
+	// Sessions); a PROXY header from any other peer is refused.
+	TrustedProxies []netip.Prefix
+	// ConnectTimeout bounds the wait for CONNECT after the TLS
+	// handshake; DefaultConnectTimeout when zero.
+	ConnectTimeout time.Duration
+
 	Registry *fleetcert.Registry
 	Logger   *slog.Logger
 
@@ -305,9 +323,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	// store: VerifyConnection asks the registry.
 	g.listener = &tlsListener{
 		id: "mtls", address: g.Addr, timeout: g.HandshakeTimeout, logger: g.Logger,
-		handshakes: &g.handshakes,
-		wrap:       func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
-		ended:      g.connectionEnded,
+		handshakes:     &g.handshakes,
+		connectTimeout: g.limits.connectTimeout,
+		configure: func(ln *connlimit.Listener) {
+			ln.MaxConnections, ln.MaxConnectionsPerAddress = g.limits.maxConnections, g.limits.maxConnsPerAddr
+			ln.TrustedProxies, ln.ProxyHeaderTimeout, ln.Logger = g.TrustedProxies, g.HandshakeTimeout, g.Logger
+		},
+		wrap:  func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
+		ended: g.connectionEnded,
 		config: &tls.Config{
 			MinVersion:       tls.VersionTLS12,
 			Certificates:     []tls.Certificate{cert},

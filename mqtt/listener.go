@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/fleetcert/fleetcert/internal/connlimit"
 )
 
 // tlsListener is a mochi listener on TCP that completes the TLS handshake
@@ -26,11 +28,15 @@ type tlsListener struct {
 	// a connection that ends before that must not leave it behind.
 	handshakes *handshakeAdmissions
 
-	// wrap wraps each connection under TLS; ended learns how a
-	// connection ended, with its handshake's admission if CONNECT never
-	// took it. Each may be nil.
-	wrap  func(net.Conn) net.Conn
-	ended func(*tls.Conn, error, *admission)
+	// connectTimeout bounds the wait for CONNECT after the handshake.
+	connectTimeout time.Duration
+	// configure sets the connection caps; wrap wraps each connection
+	// under TLS; ended learns how a connection ended, with its handshake's
+	// admission if CONNECT never took it. Each may be nil.
+	configure func(*connlimit.Listener)
+	wrap      func(net.Conn) net.Conn
+	ended     func(*tls.Conn, error, *admission)
+	limited   *connlimit.Listener
 
 	ln     net.Listener
 	closed atomic.Bool
@@ -53,7 +59,14 @@ func (l *tlsListener) Init(*slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	l.ln = ln
+	// Over a cap, a connection is closed as it is accepted; the PROXY
+	// header and the per-address cap are dealt with in serveConn's
+	// goroutine, on the handshake's first read.
+	l.limited = connlimit.NewListener(ln)
+	if l.configure != nil {
+		l.configure(l.limited)
+	}
+	l.ln = l.limited
 	return nil
 }
 
@@ -95,6 +108,11 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		l.handshakes.take(tc.ConnectionState()) // admitted before a later step failed
 		tc.Close()
 		return
+	}
+	if l.connectTimeout > 0 {
+		// From the handshake on, the device has connectTimeout to send
+		// its CONNECT.
+		tc.SetDeadline(time.Now().Add(l.connectTimeout))
 	}
 	// The session lives on a fresh goroutine: this one's stack grew for the
 	// handshake (and the registry lookup in VerifyConnection) and would

@@ -16,6 +16,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/connlimit"
 )
 
 // Message broker quotas. The defaults are AWS IoT Core's published quotas
@@ -80,6 +81,9 @@ const (
 	// region's retained messages: 64 MiB, so that one account cannot fill
 	// the process's memory (AWS: 500,000 messages of up to 128 KB).
 	DefaultMaxRetainedBytes = 64 << 20
+	// DefaultConnectTimeout bounds the wait for CONNECT after the TLS
+	// handshake: a connection that sends nothing is closed.
+	DefaultConnectTimeout = 10 * time.Second
 )
 
 // Quota names, as the metrics and logs call them.
@@ -138,8 +142,10 @@ type limits struct {
 	inflight, queued                 int
 	retainedMessages                 int
 	retainedBytes                    int64
+	connectTimeout                   time.Duration
 	autoRegPerCA, autoRegPerAccount  float64
 	autoRegBurstCA, autoRegBurstAcct int
+	maxConnections, maxConnsPerAddr  int
 }
 
 // orDefault resolves a quota field: 0 is def, negative is off (0).
@@ -175,10 +181,16 @@ func (g *Gateway) resolveLimits() {
 	}
 	l.retainedMessages = orDefault(g.MaxRetainedMessages, DefaultMaxRetainedMessages)
 	l.retainedBytes = orDefault(g.MaxRetainedBytes, DefaultMaxRetainedBytes)
+	l.connectTimeout = g.ConnectTimeout
+	if l.connectTimeout <= 0 {
+		l.connectTimeout = DefaultConnectTimeout
+	}
 	l.autoRegPerCA = orDefault(g.AutoRegistrationsPerSecondPerCA, DefaultAutoRegistrationsPerSecondPerCA)
 	l.autoRegBurstCA = max(orDefault(g.AutoRegistrationBurstPerCA, DefaultAutoRegistrationBurstPerCA), 1)
 	l.autoRegPerAccount = orDefault(g.AutoRegistrationsPerSecondPerAccount, DefaultAutoRegistrationsPerSecondPerAccount)
 	l.autoRegBurstAcct = max(orDefault(g.AutoRegistrationBurstPerAccount, DefaultAutoRegistrationBurstPerAccount), 1)
+	l.maxConnections = orDefault(g.MaxConnections, connlimit.DefaultMaxConnections())
+	l.maxConnsPerAddr = max(g.MaxConnectionsPerAddress, 0)
 }
 
 // applyCapabilities sets the quotas mochi enforces itself.
@@ -794,12 +806,26 @@ func (h *handshakeAdmissions) peekScope(cs tls.ConnectionState) fleetcert.Scope 
 	return fleetcert.Scope{}
 }
 
-// appendLimitMetrics writes the quota metrics: refusals by quota.
+// appendLimitMetrics writes the quota and connection-cap metrics:
+// refusals by quota, open connections, and connections refused by the
+// listener's caps, by reason.
 func (g *Gateway) appendLimitMetrics(b []byte) []byte {
 	b = append(b, "# HELP fleetcert_mqtt_quota_exceeded_total Requests refused, discarded or throttled by a message broker quota, by quota.\n"+
 		"# TYPE fleetcert_mqtt_quota_exceeded_total counter\n"...)
 	for i, name := range quotaNames {
 		b = fmt.Appendf(b, "fleetcert_mqtt_quota_exceeded_total{quota=%q} %d\n", name, g.metrics.quotas[i].Load())
+	}
+	if g.listener == nil || g.listener.limited == nil {
+		return b
+	}
+	st := g.listener.limited.Stats()
+	b = append(b, "# HELP fleetcert_mqtt_connections_open Connections open on the MQTT listener, admitted or not yet.\n"+
+		"# TYPE fleetcert_mqtt_connections_open gauge\n"...)
+	b = fmt.Appendf(b, "fleetcert_mqtt_connections_open %d\n", st.Open)
+	b = append(b, "# HELP fleetcert_mqtt_connections_limited_total Connections closed by the listener's caps or PROXY header checks, by reason.\n"+
+		"# TYPE fleetcert_mqtt_connections_limited_total counter\n"...)
+	for _, r := range []string{connlimit.ReasonMaxConnections, connlimit.ReasonMaxConnectionsPerAddress, connlimit.ReasonProxyHeader} {
+		b = fmt.Appendf(b, "fleetcert_mqtt_connections_limited_total{reason=%q} %d\n", r, st.Refused[r])
 	}
 	return b
 }
