@@ -76,6 +76,22 @@
 // devices never see (see topics.go). Client ids are per scope as well: the
 // same id in two accounts names two sessions, neither taking over nor
 // resuming the other.
+//
+// # Quotas and connection limits
+//
+// AWS IoT Core's message broker quotas are enforced per connection, each
+// a Gateway field defaulting to AWS's value (see quota.go): packet size
+// (on the fixed header, before the body is read), client id length,
+// subscriptions per connection and filters per SUBSCRIBE, topic length and
+// depth, publishes and inbound bytes per second, messages in flight; and,
+// bounded for one process's memory, retained messages per account and
+// region and a session's queued messages. A refusal answers in MQTT's
+// terms where mochi lets a hook (SUBACK 0x97, PUBACK 0x96 or 0x97,
+// CONNACK 0x85), else closes the connection; each is counted by quota
+// and logged once per connection. Just-in-time registration is paced per
+// CA and per account (jit.go). The listener caps connections in total and
+// per address and reads trusted proxies' PROXY v2 headers
+// (internal/connlimit).
 package mqtt
 
 import (

@@ -193,11 +193,15 @@ func (g *Gateway) resolveLimits() {
 	l.maxConnsPerAddr = max(g.MaxConnectionsPerAddress, 0)
 }
 
+// maxMQTTPacket is the largest packet MQTT can frame: a 4-byte remaining
+// length of at most 268,435,455, and the fixed header.
+const maxMQTTPacket = 268435455 + 5
+
 // applyCapabilities sets the quotas mochi enforces itself.
 func (l *limits) applyCapabilities(caps *mochi.Capabilities) {
 	// Checked on each packet's fixed header: a packet declaring more is
 	// refused before its body is read or buffered (mochi Client.ReadFixedHeader).
-	caps.MaximumPacketSize = uint32(l.packetSize)
+	caps.MaximumPacketSize = uint32(min(l.packetSize, maxMQTTPacket))
 	// Announced to MQTT 5 devices as Receive Maximum; mochi disconnects a
 	// device with more QoS 2 publishes unacknowledged (0x93).
 	caps.ReceiveMaximum = uint16(l.inflight)
@@ -760,6 +764,9 @@ func (r *retainedUsage) set(scope fleetcert.Scope, topic string, size int) {
 // mochi holds, so that publishes racing on one topic count as the one
 // that won.
 func (h *authHook) OnRetainMessage(cl *mochi.Client, pk packets.Packet, r int64) {
+	if l := &h.g.limits; l.retainedMessages == 0 && l.retainedBytes == 0 {
+		return
+	}
 	scope, _, ok := deviceTopic(pk.TopicName)
 	if !ok {
 		return
