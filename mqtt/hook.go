@@ -32,9 +32,10 @@ func (h *authHook) Provides(b byte) bool {
 	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect,
 		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPublish, mochi.OnWill, mochi.OnPacketEncode:
 		return true
-	case mochi.OnConnect, mochi.OnRetainMessage, mochi.OnRetainedExpired, // quotas (quota.go)
-		mochi.OnPacketRead, mochi.OnQosPublish:
+	case mochi.OnConnect, mochi.OnRetainMessage, mochi.OnRetainedExpired: // quotas (quota.go)
 		return true
+	case mochi.OnPacketRead, mochi.OnQosPublish: // only for the in-flight quota (quota.go)
+		return h.g.limits.inflight > 0
 	}
 	return false
 }

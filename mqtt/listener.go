@@ -96,8 +96,9 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		under = l.wrap(conn)
 	}
 	tc := tls.Server(under, l.config)
-	// The deadline covers the handshake and reading CONNECT; mochi replaces
-	// it by the keepalive deadline once CONNECT is read. (A handshake
+	// The deadline covers the handshake (and the PROXY header before it),
+	// then connectTimeout the wait for CONNECT; mochi replaces it by the
+	// keepalive deadline once CONNECT is read. (A handshake
 	// context would bound the same wait with a goroutine and a timer more
 	// per connection.)
 	tc.SetDeadline(time.Now().Add(l.timeout))

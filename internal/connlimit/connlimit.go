@@ -87,6 +87,9 @@ type Listener struct {
 	counts [3]atomic.Uint64 // refused, by reason index
 	logs   [3]rateLog
 
+	optsOnce                   sync.Once
+	trustedOpts, untrustedOpts []func(*proxyproto.Conn)
+
 	mu     sync.Mutex
 	byAddr map[netip.Addr]int
 }
@@ -147,26 +150,35 @@ func (l *Listener) Accept() (net.Conn, error) {
 // wrap prepares raw for the checks that need its first bytes, which run in
 // the connection's goroutine (see Conn.admit).
 func (l *Listener) wrap(raw net.Conn) *Conn {
+	l.optsOnce.Do(l.makeOpts)
 	c := &Conn{Conn: raw, l: l, peer: raw.RemoteAddr()}
+	// A trusted peer's header is used (if it sends one); any other peer's
+	// is refused. The library reads the header through a 256-byte buffer
+	// it drops once drained.
+	opts := l.untrustedOpts
+	if l.trusted(c.peer) {
+		opts = l.trustedOpts
+	}
+	c.Conn = proxyproto.NewConn(raw, opts...)
+	return c
+}
+
+// makeOpts makes the PROXY header options once, not per connection.
+func (l *Listener) makeOpts() {
 	timeout := l.ProxyHeaderTimeout
 	if timeout <= 0 {
 		timeout = DefaultProxyHeaderTimeout
 	}
-	// A trusted peer's header is used (if it sends one); any other peer's
-	// is refused. The library reads the header through a 256-byte buffer
-	// it drops once drained.
-	policy := proxyproto.REJECT
-	if l.trusted(c.peer) {
-		policy = proxyproto.USE
+	common := []func(*proxyproto.Conn){proxyproto.SetReadHeaderTimeout(timeout), proxyproto.ValidateHeader(onlyV2)}
+	l.trustedOpts = append([]func(*proxyproto.Conn){proxyproto.WithPolicy(proxyproto.USE)}, common...)
+	l.untrustedOpts = append([]func(*proxyproto.Conn){proxyproto.WithPolicy(proxyproto.REJECT)}, common...)
+}
+
+func onlyV2(h *proxyproto.Header) error {
+	if h.Version != 2 {
+		return ErrProxyVersion
 	}
-	c.Conn = proxyproto.NewConn(raw, proxyproto.WithPolicy(policy), proxyproto.SetReadHeaderTimeout(timeout),
-		proxyproto.ValidateHeader(func(h *proxyproto.Header) error {
-			if h.Version != 2 {
-				return ErrProxyVersion
-			}
-			return nil
-		}))
-	return c
+	return nil
 }
 
 func (l *Listener) trusted(a net.Addr) bool {
