@@ -76,6 +76,22 @@
 // devices never see (see topics.go). Client ids are per scope as well: the
 // same id in two accounts names two sessions, neither taking over nor
 // resuming the other.
+//
+// # Quotas and connection limits
+//
+// AWS IoT Core's message broker quotas are enforced per connection, each
+// a Gateway field defaulting to AWS's value (see quota.go): packet size
+// (on the fixed header, before the body is read), client id length,
+// subscriptions per connection and filters per SUBSCRIBE, topic length and
+// depth, publishes and inbound bytes per second, messages in flight; and,
+// bounded for one process's memory, retained messages per account and
+// region and a session's queued messages. A refusal answers in MQTT's
+// terms where mochi lets a hook (SUBACK 0x97, PUBACK 0x96 or 0x97,
+// CONNACK 0x85), else closes the connection; each is counted by quota
+// and logged once per connection. Just-in-time registration is paced per
+// CA and per account (jit.go). The listener caps connections in total and
+// per address and reads trusted proxies' PROXY v2 headers
+// (internal/connlimit).
 package mqtt
 
 import (
@@ -84,7 +100,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-
+	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +109,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/connlimit"
 )
 
 // Defaults of the Gateway's optional fields.
@@ -157,8 +175,80 @@ type Gateway struct {
 	// zero. Each connection allocates a queue of this many pointers.
 	MaxPendingWrites int
 
+	// Quotas of the message broker, per connection unless said otherwise
+	// (see the Default… constants for AWS's values and the page they
+	// come from). Each is its default when zero and off when negative.
+
+	// MaxPacketSize bounds an MQTT packet, in bytes (a PUBLISH's payload
+	// and a few bytes more); checked on the fixed header, before the body
+	// is read. DefaultMaxPacketSize.
+	MaxPacketSize int
+	// MaxClientIDLength bounds the client id, in bytes; a longer one is
+	// refused with CONNACK "identifier rejected". DefaultMaxClientIDLength.
+	MaxClientIDLength int
+	// MaxSubscriptionsPerConnection bounds a session's subscriptions.
+	// DefaultMaxSubscriptionsPerConnection.
+	MaxSubscriptionsPerConnection int
+	// MaxFiltersPerSubscribe bounds the filters of one SUBSCRIBE: all of
+	// a larger one's are refused. DefaultMaxFiltersPerSubscribe.
+	MaxFiltersPerSubscribe int
+	// MaxTopicLength bounds a topic or filter, in bytes (not counting a
+	// shared subscription's "$share/{group}/"). DefaultMaxTopicLength.
+	MaxTopicLength int
+	// MaxTopicSlashes bounds the "/" in a topic or filter.
+	// DefaultMaxTopicSlashes.
+	MaxTopicSlashes int
+	// MaxPublishesPerSecond bounds a device's publishes; those over it
+	// are discarded. DefaultMaxPublishesPerSecond.
+	MaxPublishesPerSecond int
+	// MaxInboundBytesPerSecond bounds what a device sends, in bytes a
+	// second (TLS records included); a faster device is read more slowly.
+	// DefaultMaxInboundBytesPerSecond.
+	MaxInboundBytesPerSecond int
+	// MaxInflightMessages bounds the QoS 1 and 2 messages in flight
+	// unacknowledged, each way (at most 65535).
+	// DefaultMaxInflightMessages.
+	MaxInflightMessages int
+	// MaxQueuedMessages bounds the QoS 1 and 2 messages a session holds
+	// for its device, in flight or waiting, online or offline (at most
+	// 65535; off is 65535). DefaultMaxQueuedMessages.
+	MaxQueuedMessages int
+	// MaxRetainedMessages and MaxRetainedBytes bound the retained
+	// messages of each account and region, and their payload bytes.
+	// DefaultMaxRetainedMessages, DefaultMaxRetainedBytes.
+	MaxRetainedMessages int
+	MaxRetainedBytes    int64
+
+	// Just-in-time registrations per second, and their burst, per CA and
+	// per account (see DefaultAutoRegistrationsPerSecondPerCA); a device
+	// over them is refused as not yet registered.
+	AutoRegistrationsPerSecondPerCA      float64
+	AutoRegistrationBurstPerCA           int
+	AutoRegistrationsPerSecondPerAccount float64
+	AutoRegistrationBurstPerAccount      int
+
+	// MaxConnections caps the gateway's open connections; a connection
+	// over it is closed at once. Zero is connlimit.DefaultMaxConnections
+	// (below the process's open-file limit), negative is no cap.
+	MaxConnections int
+	// MaxConnectionsPerAddress caps the open connections from one client
+	// address; 0 (the default) or less is no cap, since devices behind a
+	// carrier-grade NAT share one address.
+	MaxConnectionsPerAddress int
+	// TrustedProxies are the load balancers whose PROXY protocol v2
+	// header gives the device's address (for the caps, logs and
+	// Sessions); a PROXY header from any other peer is refused.
+	TrustedProxies []netip.Prefix
+	// ConnectTimeout bounds the wait for CONNECT after the TLS
+	// handshake; DefaultConnectTimeout when zero.
+	ConnectTimeout time.Duration
+
 	Registry *fleetcert.Registry
 	Logger   *slog.Logger
+
+	limits   limits
+	retained retainedUsage
+	autoReg  autoRegistrationLimits
 
 	server   *mochi.Server
 	listener *tlsListener
@@ -214,6 +304,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if g.MaxPendingWrites <= 0 {
 		g.MaxPendingWrites = DefaultMaxPendingWrites
 	}
+	g.resolveLimits()
+	g.autoReg.init(&g.limits)
 	cert, err := tls.LoadX509KeyPair(g.CertFile, g.KeyFile)
 	if err != nil {
 		return fmt.Errorf("mqtt server certificate: %w", err)
@@ -234,6 +326,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumSessionExpiryInterval = uint32(g.SessionExpiry / time.Second)
 	caps.MaximumClientWritesPending = int32(g.MaxPendingWrites)
+	g.limits.applyCapabilities(caps)
 	g.server = mochi.New(&mochi.Options{
 		Capabilities: caps,
 		InlineClient: true, // the gateway publishes events as the broker
@@ -243,7 +336,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		ClientNetReadBufferSize: clientReadBufferSize,
 		// mochi logs at Info for each listener and hook; the gateway logs
 		// connection events itself.
-		Logger: slog.New(minLevel{g.Logger.Handler(), slog.LevelWarn}).With("component", "mochi"),
+		Logger: slog.New(mochiLog{minLevel{g.Logger.Handler(), slog.LevelWarn}, g}).With("component", "mochi"),
 	})
 	if err := g.server.AddHook(&authHook{g: g}, nil); err != nil {
 		g.cancel()
@@ -253,7 +346,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	// store: VerifyConnection asks the registry.
 	g.listener = &tlsListener{
 		id: "mtls", address: g.Addr, timeout: g.HandshakeTimeout, logger: g.Logger,
-		handshakes: &g.handshakes,
+		handshakes:     &g.handshakes,
+		connectTimeout: g.limits.connectTimeout,
+		configure: func(ln *connlimit.Listener) {
+			ln.MaxConnections, ln.MaxConnectionsPerAddress = g.limits.maxConnections, g.limits.maxConnsPerAddr
+			ln.TrustedProxies, ln.ProxyHeaderTimeout, ln.Logger = g.TrustedProxies, g.HandshakeTimeout, g.Logger
+		},
+		wrap:  func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
+		ended: g.connectionEnded,
 		config: &tls.Config{
 			MinVersion:       tls.VersionTLS12,
 			Certificates:     []tls.Certificate{cert},

@@ -32,6 +32,10 @@ func (h *authHook) Provides(b byte) bool {
 	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect,
 		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPublish, mochi.OnWill, mochi.OnPacketEncode:
 		return true
+	case mochi.OnConnect, mochi.OnRetainMessage, mochi.OnRetainedExpired: // quotas (quota.go)
+		return true
+	case mochi.OnPacketRead, mochi.OnQosPublish: // only for the in-flight quota (quota.go)
+		return h.g.limits.inflight > 0
 	}
 	return false
 }
@@ -107,12 +111,19 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 		return false
 	}
 	if refusal.Reason == fleetcert.ReasonUnregistered || refusal.Reason == fleetcert.ReasonPendingActivation {
+		// Paced per CA and per account (jit.go): over the pace, refused as
+		// not yet registered, without asking the store.
+		if g.throttleAutoRegistration(q, s.certificateID, cl.ID, cl.Net.Remote) {
+			g.refuseConnect(cl)
+			return false
+		}
 		// AWS IoT (just-in-time registration): registration happens on the
 		// MQTT CONNECT; the event is published and the connection closed.
 		reg, err := g.Registry.AutoRegisterDevice(ctx, q)
 		if err != nil {
 			g.Logger.Error("just-in-time registration failed", "certificateId", s.certificateID, "err", err)
 		} else if reg != nil {
+			g.autoReg.learn(q, reg)
 			g.metrics.autoRegistered.Add(1)
 			g.Logger.Info("device registered just in time", "certificateId", reg.Certificate.ID,
 				"caCertificateId", reg.CA.ID, "account", reg.Certificate.AccountID, "region", reg.Certificate.Region)
@@ -204,6 +215,7 @@ func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 // OnDisconnect forgets the session and publishes the disconnected event.
 func (h *authHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 	g := h.g
+	g.noteDisconnect(cl, err) // before the session leaves the index: its log line names the device
 	s := g.sessions.remove(cl)
 	if s == nil {
 		return

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/fleetcert/fleetcert/internal/connlimit"
 )
 
 // tlsListener is a mochi listener on TCP that completes the TLS handshake
@@ -25,6 +27,16 @@ type tlsListener struct {
 	// handshakes holds what the handshakes decided until CONNECT takes it;
 	// a connection that ends before that must not leave it behind.
 	handshakes *handshakeAdmissions
+
+	// connectTimeout bounds the wait for CONNECT after the handshake.
+	connectTimeout time.Duration
+	// configure sets the connection caps; wrap wraps each connection
+	// under TLS; ended learns how a connection ended, with its handshake's
+	// admission if CONNECT never took it. Each may be nil.
+	configure func(*connlimit.Listener)
+	wrap      func(net.Conn) net.Conn
+	ended     func(*tls.Conn, error, *admission)
+	limited   *connlimit.Listener
 
 	ln     net.Listener
 	closed atomic.Bool
@@ -47,7 +59,14 @@ func (l *tlsListener) Init(*slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	l.ln = ln
+	// Over a cap, a connection is closed as it is accepted; the PROXY
+	// header and the per-address cap are dealt with in serveConn's
+	// goroutine, on the handshake's first read.
+	l.limited = connlimit.NewListener(ln)
+	if l.configure != nil {
+		l.configure(l.limited)
+	}
+	l.ln = l.limited
 	return nil
 }
 
@@ -72,9 +91,14 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) {
-	tc := tls.Server(conn, l.config)
-	// The deadline covers the handshake and reading CONNECT; mochi replaces
-	// it by the keepalive deadline once CONNECT is read. (A handshake
+	under := conn
+	if l.wrap != nil {
+		under = l.wrap(conn)
+	}
+	tc := tls.Server(under, l.config)
+	// The deadline covers the handshake (and the PROXY header before it),
+	// then connectTimeout the wait for CONNECT; mochi replaces it by the
+	// keepalive deadline once CONNECT is read. (A handshake
 	// context would bound the same wait with a goroutine and a timer more
 	// per connection.)
 	tc.SetDeadline(time.Now().Add(l.timeout))
@@ -86,14 +110,23 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		tc.Close()
 		return
 	}
+	if l.connectTimeout > 0 {
+		// From the handshake on, the device has connectTimeout to send
+		// its CONNECT.
+		tc.SetDeadline(time.Now().Add(l.connectTimeout))
+	}
 	// The session lives on a fresh goroutine: this one's stack grew for the
 	// handshake (and the registry lookup in VerifyConnection) and would
 	// stay that large for as long as an idle device stays connected.
 	go func() {
-		if err := establish(l.id, tc); err != nil {
+		err := establish(l.id, tc)
+		if err != nil {
 			l.logger.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 		}
-		l.handshakes.take(tc.ConnectionState()) // ended before its CONNECT took it
+		adm := l.handshakes.take(tc.ConnectionState()) // ended before its CONNECT took it
+		if l.ended != nil {
+			l.ended(tc, err, adm)
+		}
 	}()
 }
 

@@ -20,6 +20,7 @@ var dropBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 type metrics struct {
 	admitted       atomic.Uint64
 	autoRegistered atomic.Uint64
+	quotas         [numQuotas]atomic.Uint64 // refusals, by quota
 
 	mu      sync.Mutex
 	refused map[string]uint64 // by reason
@@ -100,6 +101,7 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 	b = fmt.Appendf(b, "fleetcert_mqtt_revocation_drop_seconds_bucket{le=\"+Inf\"} %d\n", cum)
 	b = fmt.Appendf(b, "fleetcert_mqtt_revocation_drop_seconds_sum %s\n", strconv.FormatFloat(sum, 'g', -1, 64))
 	b = fmt.Appendf(b, "fleetcert_mqtt_revocation_drop_seconds_count %d\n", n)
+	b = g.appendLimitMetrics(b)
 	_, err := w.Write(b)
 	return err
 }

@@ -132,7 +132,7 @@ func (h *authHook) rewriteFilters(cl *mochi.Client, pk packets.Packet) packets.P
 // OnSubscribe puts a device's filters in its scope's topic space (before
 // mochi checks them with OnACLCheck and sends retained messages).
 func (h *authHook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
-	return h.rewriteFilters(cl, pk)
+	return h.rewriteFilters(cl, h.g.limitSubscribe(cl, pk))
 }
 
 // OnUnsubscribe puts a device's filters in its scope's topic space.
@@ -148,6 +148,9 @@ func (h *authHook) OnUnsubscribe(cl *mochi.Client, pk packets.Packet) packets.Pa
 func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
+	}
+	if h.g.refusePublish(cl, pk) { // quota.go
+		return pk, packets.ErrRejectPacket
 	}
 	scope, ok := h.g.scopeOf(cl)
 	if !ok || pk.TopicName == "" {
@@ -168,6 +171,9 @@ func (h *authHook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error)
 		return will, nil
 	}
 	will.TopicName = internalTopic(scope, will.TopicName)
+	if will.Retain && !h.g.retainWill(cl, scope, will) { // quota.go
+		will.Retain = false
+	}
 	return will, nil
 }
 
@@ -177,6 +183,9 @@ func (h *authHook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error)
 // device name for every message a device receives (they are all of its
 // scope).
 func (h *authHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if t := pk.FixedHeader.Type; t == packets.Suback || t == packets.Connack {
+		pk = h.g.encodeQuotas(cl, pk) // quota.go
+	}
 	if pk.FixedHeader.Type == packets.Publish && pk.TopicName != "" {
 		if _, t, ok := deviceTopic(pk.TopicName); ok {
 			pk.TopicName = t
