@@ -119,7 +119,11 @@ func newEnv(t *testing.T) *env {
 }
 
 // startGateway starts a gateway on e's registry, closed at the test's end.
-func (e *env) startGateway() *mqtt.Gateway {
+func (e *env) startGateway() *mqtt.Gateway { return e.launchGateway(nil) }
+
+// launchGateway starts a gateway on e's registry, configured by configure
+// (when not nil) before Start, closed at the test's end.
+func (e *env) launchGateway(configure func(*mqtt.Gateway)) *mqtt.Gateway {
 	t := e.t
 	gw := mqtt.NewGateway(e.reg, slog.New(slog.NewTextHandler(e.logs, nil)))
 	gw.Addr = "127.0.0.1:0"
@@ -129,6 +133,9 @@ func (e *env) startGateway() *mqtt.Gateway {
 	// as the bootstrap account's do in fleetcert serve.
 	gw.DefaultAccountID = scopeA.AccountID
 	gw.PollInterval = 50 * time.Millisecond
+	if configure != nil {
+		configure(gw)
+	}
 	if err := gw.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

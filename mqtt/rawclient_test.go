@@ -3,11 +3,9 @@ package mqtt_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -26,19 +24,8 @@ import (
 // startGatewayWith starts another gateway on e's registry, configured by
 // configure before Start, and makes it e's gateway.
 func (e *env) startGatewayWith(configure func(*mqtt.Gateway)) *mqtt.Gateway {
-	t := e.t
-	gw := mqtt.NewGateway(e.reg, slog.New(slog.NewTextHandler(e.logs, nil)))
-	gw.Addr = "127.0.0.1:0"
-	gw.CertFile, gw.KeyFile = e.files.CertFile, e.files.KeyFile
-	gw.Region = region
-	gw.PollInterval = 50 * time.Millisecond
-	configure(gw)
-	if err := gw.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
-	e.gw = gw
-	return gw
+	e.gw = e.launchGateway(configure)
+	return e.gw
 }
 
 // metric returns the value of the metric line that begins with name (and
