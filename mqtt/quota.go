@@ -66,20 +66,23 @@ const (
 	DefaultMaxInflightMessages = 100
 	// DefaultMaxQueuedMessages bounds the QoS 1 and 2 messages a session
 	// holds for its device, in flight or waiting (for a persistent session
-	// while it is offline). AWS stores them durably and publishes a rate,
-	// not a count ("Queued messages per second per account: 500"); here
-	// they are in memory, up to DefaultMaxPacketSize each, so a session
-	// keeps at most this many (128 MiB at worst) and drops the rest.
+	// while it is offline). AWS stores them durably and limits the rate at
+	// which they are queued per account, not their count per session (its
+	// quota page; the number could not be checked here, so none is quoted);
+	// here they are in memory, up to DefaultMaxPacketSize each, so a session
+	// keeps at most this many (128 MiB at worst) and drops the rest:
+	// fleetcert's choice, sized for memory.
 	DefaultMaxQueuedMessages = 1000
 	// DefaultMaxRetainedMessages bounds the retained messages of one
-	// account and region. AWS's quota ("Maximum number of retained
-	// messages per account: 500,000") is for a durable, distributed store;
-	// here they are in one process's memory, so the default is lower, and
+	// account and region. AWS has a per-account quota for retained
+	// messages, for a durable, distributed store (its figure could not be
+	// checked here, so none is quoted); here they are in one process's
+	// memory, so the default is fleetcert's own, and
 	// DefaultMaxRetainedBytes bounds their size.
 	DefaultMaxRetainedMessages = 10000
 	// DefaultMaxRetainedBytes bounds the payload bytes of one account and
 	// region's retained messages: 64 MiB, so that one account cannot fill
-	// the process's memory (AWS: 500,000 messages of up to 128 KB).
+	// the process's memory.
 	DefaultMaxRetainedBytes = 64 << 20
 	// DefaultConnectTimeout bounds the wait for CONNECT after the TLS
 	// handshake: a connection that sends nothing is closed.
