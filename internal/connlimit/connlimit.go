@@ -68,7 +68,9 @@ type Listener struct {
 
 	// TrustedProxies are the peers whose PROXY protocol v2 header is read
 	// (optional: a trusted peer may also connect without one, e.g. for
-	// health checks).
+	// health checks, or as an HTTP reverse proxy; such a connection is not
+	// counted against MaxConnectionsPerAddress, since it speaks for many
+	// clients).
 	TrustedProxies []netip.Prefix
 
 	// ProxyHeaderTimeout bounds the wait for a trusted peer's PROXY header
@@ -239,6 +241,12 @@ func (l *Listener) admit(c *Conn) error {
 	}
 	ip, ok := addrIP(c.Conn.RemoteAddr())
 	if !ok {
+		return nil
+	}
+	if peer, _ := addrIP(c.peer); ip == peer && l.trusted(c.peer) {
+		// A trusted proxy that sent no PROXY header speaks for many
+		// clients (an HTTP reverse proxy, a load balancer): its own
+		// address is no one client's, so it is not capped per address.
 		return nil
 	}
 	l.mu.Lock()

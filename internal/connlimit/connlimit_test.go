@@ -257,6 +257,22 @@ func TestTrustedProxyWithoutHeader(t *testing.T) {
 	c.echo(t)
 }
 
+// TestTrustedProxyNotCappedPerAddress: a trusted proxy that sends no
+// header (an HTTP reverse proxy) speaks for many clients; the per-address
+// cap does not count its connections, but still counts everyone else's.
+func TestTrustedProxyNotCappedPerAddress(t *testing.T) {
+	s := newServer(t, func(l *connlimit.Listener) {
+		l.TrustedProxies = trusted
+		l.MaxConnectionsPerAddress = 1
+	})
+	for i := 0; i < 3; i++ {
+		s.mustDial(t, proxy, nil).echo(t)
+	}
+	s.mustDial(t, direct, nil).echo(t)
+	c, err := s.dial(t, direct, nil)
+	refused(t, c, err)
+}
+
 // TestSilentTrustedPeer: a trusted peer that sends nothing holds only its
 // own connection; Accept goes on and others are served at once.
 func TestSilentTrustedPeer(t *testing.T) {
