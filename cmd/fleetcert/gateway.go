@@ -44,6 +44,7 @@ func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
 	g.CertFile, g.KeyFile = certFile, keyFile
 	g.Region = c.Region
 	g.Hostnames = c.MQTTHostnames
+	c.Limits.configureGateway(g)
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("mqtt gateway: %w", err)
 	}
@@ -81,6 +82,7 @@ func (m *Main) metrics(w http.ResponseWriter, r *http.Request) {
 		ready = 1
 	}
 	fmt.Fprintf(w, "# HELP fleetcert_ready Whether fleetcert serves requests.\n# TYPE fleetcert_ready gauge\nfleetcert_ready %d\n", ready)
+	writeAPIMetrics(w, m.apiListener)
 	if m.Gateway != nil {
 		m.Gateway.WriteMetrics(w)
 	}

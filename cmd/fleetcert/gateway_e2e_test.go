@@ -28,10 +28,11 @@ import (
 var mqttReadyLine = regexp.MustCompile(`msg="mqtt gateway ready" mqtt=(\S+)`)
 
 // startGatewayServer starts fleetcert with the gateway serving the test
-// region, and returns it with the gateway's address and CA file.
-func startGatewayServer(t *testing.T) (s *server, mqttAddr, caFile string) {
+// region (and more serve flags args), and returns it with the gateway's
+// address and CA file.
+func startGatewayServer(t *testing.T, args ...string) (s *server, mqttAddr, caFile string) {
 	t.Helper()
-	s = &server{t: t, dataDir: t.TempDir(), env: []string{
+	s = &server{t: t, dataDir: t.TempDir(), args: args, env: []string{
 		"FLEETCERT_ACCESS_KEY_ID=" + testKeyID,
 		"FLEETCERT_SECRET_ACCESS_KEY=" + testSecret,
 		"FLEETCERT_ACCOUNT_ID=" + testAccount,

@@ -18,6 +18,7 @@ import (
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/awsapi"
 	"github.com/fleetcert/fleetcert/console"
+	"github.com/fleetcert/fleetcert/internal/connlimit"
 	"github.com/fleetcert/fleetcert/mqtt"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
@@ -44,6 +45,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.Region, "region", "us-east-1", "region of devices whose TLS server name names none")
 	fs.StringVar(&c.DefaultAccount, "default-account", "", "account whose SNI_ONLY certificates and CAs serve devices that name no account in\ntheir TLS server name (empty: the bootstrap account; none: no account, as on AWS)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres:// URL of a shared database (empty: embedded SQLite in --data-dir)")
+	addLimitFlags(fs, &c.Limits)
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
 	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
 	if err := fs.parse(args, stdout, stderr); err != nil {
@@ -89,6 +91,9 @@ type Config struct {
 	// bootstrap account, "none" for no account.
 	DefaultAccount string
 
+	// Limits cap connections, requests and device traffic.
+	Limits Limits
+
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
 	AccessKeyID     string
@@ -108,7 +113,7 @@ type Main struct {
 	Gateway  *mqtt.Gateway // nil when --mqtt-addr is empty
 	Console  *console.Handler
 
-	apiListener net.Listener
+	apiListener *connlimit.Listener
 	apiServer   *http.Server
 	ready       atomic.Bool
 }
@@ -151,9 +156,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if apiTLS, err = m.apiTLSConfig(); err != nil {
 		return err
 	}
-	if m.apiListener, err = net.Listen("tcp", m.Config.APIAddr); err != nil {
+	ln, err := net.Listen("tcp", m.Config.APIAddr)
+	if err != nil {
 		return fmt.Errorf("api listener: %w", err)
 	}
+	m.apiListener = m.Config.Limits.apiListener(ln, m)
 	api := awsapi.NewHandler(m.Registry, m.Logger)
 	if err := m.startGateway(ctx, api); err != nil {
 		return err
@@ -168,6 +175,7 @@ func (m *Main) Run(ctx context.Context) error {
 	mux.Handle("/", api)
 	// The web console; "/" alone (a browser's first request) goes to it.
 	m.Console = console.NewHandler(m.Registry, m.Logger)
+	m.Console.TrustedProxies = m.Config.Limits.TrustedProxies
 	if m.Gateway != nil {
 		m.Console.Sessions = gatewaySessions{m.Gateway}
 	}
@@ -179,7 +187,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       m.Config.Limits.APIIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}

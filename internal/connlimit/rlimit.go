@@ -12,10 +12,31 @@ import "math"
 // limit to the hard limit at start on Linux, so this is the limit in force.)
 // It returns 0, no cap, when the limit is unknown or unlimited.
 func DefaultMaxConnections() int {
+	soft := OpenFileLimit()
+	if soft == 0 {
+		return 0
+	}
+	return soft - min(1024, soft/10)
+}
+
+// MaxConnectionsLeaving returns a cap for a listener's connections that
+// leaves reserve descriptors of the open-file limit free for everything
+// else (another listener's cap, the store, logs); at least 1, and 0, no
+// cap, when the limit is unknown or unlimited.
+func MaxConnectionsLeaving(reserve int) int {
+	soft := OpenFileLimit()
+	if soft == 0 {
+		return 0
+	}
+	return max(soft-reserve, 1)
+}
+
+// OpenFileLimit returns the process's soft limit of open files, 0 when it
+// is unknown or unlimited.
+func OpenFileLimit() int {
 	soft, ok := fileLimit()
 	if !ok || soft == 0 || soft > math.MaxInt32 {
 		return 0
 	}
-	reserve := min(1024, soft/10)
-	return int(soft - reserve)
+	return int(soft)
 }
