@@ -2,6 +2,7 @@ package awsapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -18,3 +19,15 @@ type nopWriter struct{}
 func (nopWriter) Header() http.Header         { return http.Header{} }
 func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (nopWriter) WriteHeader(int)             {}
+
+// Allow is the throttle check the Handler makes, for tests of buckets.
+func (t *Throttle) Allow(scope fleetcert.Scope, op string, now time.Time) bool {
+	return t.allow(scope, op, now)
+}
+
+// Buckets returns how many buckets t holds, for tests of eviction.
+func (t *Throttle) Buckets() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.buckets)
+}

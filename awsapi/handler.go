@@ -47,11 +47,17 @@ type Handler struct {
 	Logger *slog.Logger
 
 	// Now returns the current time, against which SigV4 request times are
-	// checked; tests replace it.
+	// checked and throttle buckets refill; tests replace it.
 	Now func() time.Time
 
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+
+	// Throttle limits each account's request rate per operation and Region,
+	// as AWS IoT Core does (see ParseThrottle); nil, the default, throttles
+	// nothing. It is checked once the request is authenticated, before the
+	// operation runs.
+	Throttle *Throttle
 
 	// KeyCacheTTL is how long a found access key is reused without reading
 	// the store; 0 means DefaultKeyCacheTTL, a negative value disables the
@@ -183,11 +189,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.logRequest(c, r, time.Since(start))
 }
 
+// now returns the current time from h.Now.
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
 // serveOperation authenticates the request and runs op.
 func (h *Handler) serveOperation(c *call, r *http.Request, op *operation) {
 	c.op = op
 	if err := h.authenticate(c, r); err != nil {
 		h.writeError(c, err)
+		return
+	}
+	if h.Throttle != nil && !h.Throttle.allow(c.scope, op.Name, h.now()) {
+		// AWS's words and the model's status (400) for ThrottlingException;
+		// the SDKs retry it with backoff.
+		h.writeError(c, fleetcert.Errorf(fleetcert.EThrottling, "Rate exceeded"))
 		return
 	}
 	if op.serve == nil {

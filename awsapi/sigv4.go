@@ -66,11 +66,7 @@ func (h *Handler) authenticate(c *call, r *http.Request) error {
 			"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			a.date, amzDate[:8], amzDate)
 	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	if err := checkClockSkew(t, now().UTC()); err != nil {
+	if err := checkClockSkew(t, h.now().UTC()); err != nil {
 		return err
 	}
 
