@@ -31,3 +31,6 @@ func (t *Throttle) Buckets() int {
 	defer t.mu.RUnlock()
 	return len(t.buckets)
 }
+
+// InternalFailureMessage is all a caller learns of an internal failure.
+const InternalFailureMessage = internalFailureMessage

@@ -12,12 +12,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"path"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -146,6 +148,7 @@ type call struct {
 	status int
 	code   string // AWS error code sent, if any
 	err    error  // internal failure, logged and never sent
+	stack  []byte // of a recovered panic, logged and never sent
 
 	// Set by authentication.
 	scope       fleetcert.Scope
@@ -179,6 +182,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := &call{w: w, ctx: r.Context(), requestID: newRequestID()}
 	w.Header().Set("x-amzn-RequestId", c.requestID)
+	abort := h.serve(c, r)
+	h.logRequest(c, r, time.Since(start))
+	if abort {
+		// A response already under way cannot become an error: end it
+		// without a second stack trace in the server's log.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serve routes r to its operation. A panic beneath it (an operation, the
+// Registry, a Store) becomes an internal failure, answered like any other
+// (500 InternalFailureException through writeError) and logged on the
+// request's line with its stack. It reports whether the response must be
+// aborted: the panic came after the response had started, or was
+// http.ErrAbortHandler.
+func (h *Handler) serve(c *call, r *http.Request) (abort bool) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			abort = true
+			return
+		}
+		// %v, not %w: a panic value is never an error the caller is told.
+		err := fmt.Errorf("panic: %v", v)
+		c.stack = debug.Stack()
+		if c.status != 0 {
+			c.err = err
+			abort = true
+			return
+		}
+		// Nothing is sent yet: drop what the operation set, but the id.
+		clear(c.Header())
+		c.Header().Set("x-amzn-RequestId", c.requestID)
+		h.writeError(c, err)
+	}()
 	if p := r.URL.Path; p == "" || p[0] != '/' || cleanPath(p) != p || r.Method == http.MethodConnect {
 		// ServeMux would answer these with a redirect or a text error; no
 		// operation of the model has such a path.
@@ -186,7 +227,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.mux.ServeHTTP(c, r)
 	}
-	h.logRequest(c, r, time.Since(start))
+	return false
 }
 
 // now returns the current time from h.Now.
@@ -283,7 +324,7 @@ func (h *Handler) writeJSON(c *call, status int, out any) {
 // the raw path, and never the secret or the body.
 func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
 	level := slog.LevelInfo
-	if c.status >= 500 {
+	if c.status >= 500 || c.stack != nil {
 		level = slog.LevelError
 	}
 	logger := h.Logger
@@ -295,7 +336,7 @@ func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
 		opName, route = c.op.Name, c.op.Path
 	}
 	route = truncate(route)
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 13)
 	attrs = append(attrs,
 		slog.String("requestId", c.requestID),
 		slog.String("method", r.Method),
@@ -318,6 +359,9 @@ func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
 	attrs = append(attrs, slog.Duration("duration", d))
 	if c.err != nil {
 		attrs = append(attrs, slog.String("error", c.err.Error()))
+	}
+	if c.stack != nil {
+		attrs = append(attrs, slog.String("stack", string(c.stack)))
 	}
 	logger.LogAttrs(c.ctx, level, "api request", attrs...)
 }
