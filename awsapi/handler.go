@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"runtime/debug"
 	"strconv"
@@ -28,11 +29,32 @@ import (
 )
 
 // DefaultMaxBodyBytes is the request body limit when Handler.MaxBodyBytes is
-// zero. RegisterCertificate and RegisterCACertificate carry two PEM members
-// of up to 64 KiB each (certificatePem and caCertificatePem, caCertificate and
-// verificationCertificate); 256 KiB leaves room for JSON escaping and the
-// other members of a request.
-const DefaultMaxBodyBytes = 256 << 10
+// zero: just above the largest request of the model, RegisterCACertificate,
+// as the SDKs encode it (a test builds that request and checks both):
+//
+//   - caCertificate and verificationCertificate: 65536 characters of PEM
+//     each (CertificatePem's max). PEM lines hold 64 characters (RFC 7468),
+//     so a member has at most 65536/64 = 1024 line breaks, which JSON
+//     escapes as \n, or \r\n for CRLF files: at most 2 more bytes each.
+//     2 × (65536 + 2×1024) = 135168 bytes.
+//   - registrationConfig: templateBody 10240 characters of JSON template,
+//     each of whose quotes JSON escapes as \", so at most 2 × 10240 = 20480
+//     bytes; roleArn 2048; templateName 36. 22564 bytes.
+//   - tags: the model sets no count; AWS IoT allows 50 tags per resource
+//     (https://docs.aws.amazon.com/iot/latest/developerguide/tagging-iot.html,
+//     "Tag restrictions and limitations"), each a Key of 128 and a Value of
+//     256 characters in {"Key":"","Value":""}, (22 bytes):
+//     50 × 406 = 20300 bytes.
+//   - certificateMode "SNI_ONLY", member names, quotes and braces: under
+//     200 bytes.
+//
+// 135168 + 22564 + 20300 + 200 = 178232 bytes, rounded up to 176 KiB
+// (180224). RegisterCertificate (two PEMs and a status) is smaller.
+const DefaultMaxBodyBytes = 176 << 10
+
+// DefaultBodyReadTimeout is how long a request body may take to arrive
+// when Handler.BodyReadTimeout is zero.
+const DefaultBodyReadTimeout = 10 * time.Second
 
 // DefaultKeyCacheTTL is how long a found access key is reused without asking
 // the store again, when Handler.KeyCacheTTL is zero.
@@ -54,6 +76,18 @@ type Handler struct {
 
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+
+	// BodyReadTimeout bounds the time from the start of reading a request's
+	// body, which happens only once its access key, credential scope and
+	// date are checked, to its last byte; 0 means DefaultBodyReadTimeout, a
+	// negative value leaves only the server's own timeouts. A client that
+	// trickles its body gets InvalidRequestException (408) and the
+	// connection is closed, instead of holding it until the server's
+	// ReadTimeout. The deadline replaces the connection's read deadline
+	// (http.ResponseController.SetReadDeadline), so a value above the
+	// server's ReadTimeout extends it; once the body is read, the
+	// connection has no read deadline for the rest of the request.
+	BodyReadTimeout time.Duration
 
 	// Throttle limits each account's request rate per operation and Region,
 	// as AWS IoT Core does (see ParseThrottle); nil, the default, throttles
@@ -366,10 +400,12 @@ func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
 	logger.LogAttrs(c.ctx, level, "api request", attrs...)
 }
 
-// readBody reads the request body up to the limit.
+// readBody reads the request body up to the limit, within
+// h.BodyReadTimeout.
 //
-// Errors: InvalidRequestException (413) when the body is over the limit.
-func (h *Handler) readBody(c *call, r *http.Request) ([]byte, error) {
+// Errors: InvalidRequestException: 413 when the body is over the limit, 408
+// when it does not arrive in time, 400 when it cannot be read otherwise.
+func (h *Handler) readBody(c *call, r *http.Request) (body []byte, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
@@ -380,8 +416,26 @@ func (h *Handler) readBody(c *call, r *http.Request) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, errBodyTooLarge(limit)
 	}
-	var body []byte
-	var err error
+	timeout := h.BodyReadTimeout
+	if timeout == 0 {
+		timeout = DefaultBodyReadTimeout
+	}
+	if timeout > 0 {
+		// Unsupported by test recorders (ErrNotSupported): then the server's
+		// own timeouts are all there is.
+		rc := http.NewResponseController(c.w)
+		if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+			defer func() {
+				if err == nil {
+					// After the body the connection reads nothing until the
+					// next request, whose deadlines the server sets; an
+					// expired deadline meanwhile would cancel the request's
+					// context.
+					rc.SetReadDeadline(time.Time{})
+				}
+			}()
+		}
+	}
 	if r.ContentLength >= 0 {
 		body = make([]byte, r.ContentLength)
 		_, err = io.ReadFull(r.Body, body)
@@ -389,12 +443,21 @@ func (h *Handler) readBody(c *call, r *http.Request) ([]byte, error) {
 		body, err = io.ReadAll(http.MaxBytesReader(c.w, r.Body, limit))
 	}
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
+	switch {
+	case err == nil:
+		return body, nil
+	case errors.As(err, &tooLarge):
 		return nil, errBodyTooLarge(limit)
-	} else if err != nil {
-		return nil, fleetcert.Errorf(fleetcert.EInvalidRequest, "The request body could not be read.")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if r.ProtoMajor == 1 {
+			// The rest of the body is still on its way: the connection
+			// cannot carry another request, and the server must not wait
+			// for the rest (it would, to reuse the connection).
+			c.Header().Set("Connection", "close")
+		}
+		return nil, errBodyTimeout(timeout)
 	}
-	return body, nil
+	return nil, fleetcert.Errorf(fleetcert.EInvalidRequest, "The request body could not be read.")
 }
 
 // cleanPath is path.Clean keeping a trailing slash, as ServeMux cleans.
