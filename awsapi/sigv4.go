@@ -224,8 +224,10 @@ func parseAuthorization(header string) (*sigV4Auth, error) {
 // Errors: IncompleteSignatureException.
 func requestTime(r *http.Request) (time.Time, string, error) {
 	if v := r.Header.Get("X-Amz-Date"); v != "" {
+		// time.Parse also takes a fractional second or a one-digit hour;
+		// SigV4 takes the basic format exactly, as AWS does.
 		t, err := time.Parse(amzDateFormat, v)
-		if err != nil {
+		if err != nil || t.Format(amzDateFormat) != v {
 			return time.Time{}, "", fleetcert.Errorf(codeIncompleteSignature,
 				"Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", truncate(v))
 		}
