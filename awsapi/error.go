@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -107,6 +108,14 @@ func (e *statusError) Unwrap() error { return e.err }
 func errBodyTooLarge(limit int64) error {
 	return &statusError{http.StatusRequestEntityTooLarge, fleetcert.Errorf(fleetcert.EInvalidRequest,
 		"The request body is larger than %d bytes.", limit)}
+}
+
+// errBodyTimeout is the error for a body that did not arrive within the
+// body read timeout: status 408 with InvalidRequestException, for the same
+// reasons as errBodyTooLarge. The server closes the connection after it.
+func errBodyTimeout(timeout time.Duration) error {
+	return &statusError{http.StatusRequestTimeout, fleetcert.Errorf(fleetcert.EInvalidRequest,
+		"The request body did not arrive within %s; send it at once after the headers.", timeout)}
 }
 
 // missingMember is the error for a required member the request lacks.

@@ -2,6 +2,8 @@ package awsapi
 
 import (
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -18,3 +20,47 @@ type nopWriter struct{}
 func (nopWriter) Header() http.Header         { return http.Header{} }
 func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (nopWriter) WriteHeader(int)             {}
+
+// Allow is the throttle check the Handler makes, for tests of buckets.
+func (t *Throttle) Allow(scope fleetcert.Scope, op string, now time.Time) bool {
+	return t.allow(scope, op, now)
+}
+
+// Buckets returns how many buckets t holds, for tests of eviction.
+func (t *Throttle) Buckets() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.buckets)
+}
+
+// ErrorStatus returns the HTTP status writeError sends for code, and
+// whether code has one.
+func ErrorStatus(code string) (int, bool) {
+	status, ok := errorStatus[code]
+	return status, ok
+}
+
+// InternalFailureMessage is all a caller learns of an internal failure.
+const InternalFailureMessage = internalFailureMessage
+
+// Authorization is a parsed SigV4 Authorization header.
+type Authorization struct {
+	AccessKeyID, Date, Region, Scope, SignedHeaders string
+	Signature                                       []byte
+}
+
+// ParseAuthorization parses a SigV4 Authorization header, for fuzzing.
+func ParseAuthorization(header string) (*Authorization, error) {
+	a, err := parseAuthorization(header)
+	if err != nil {
+		return nil, err
+	}
+	return &Authorization{a.accessKeyID, a.date, a.region, a.scope, a.signedHeaders, a.signature[:]}, nil
+}
+
+// RequestTime returns r's signing time and its ISO 8601 basic form, for
+// fuzzing.
+func RequestTime(r *http.Request) (time.Time, string, error) { return requestTime(r) }
+
+// CanonicalQuery returns SigV4's canonical query string of q, for fuzzing.
+func CanonicalQuery(q url.Values) string { return string(appendCanonicalQuery(nil, q)) }

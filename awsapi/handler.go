@@ -12,12 +12,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -26,11 +29,32 @@ import (
 )
 
 // DefaultMaxBodyBytes is the request body limit when Handler.MaxBodyBytes is
-// zero. RegisterCertificate and RegisterCACertificate carry two PEM members
-// of up to 64 KiB each (certificatePem and caCertificatePem, caCertificate and
-// verificationCertificate); 256 KiB leaves room for JSON escaping and the
-// other members of a request.
-const DefaultMaxBodyBytes = 256 << 10
+// zero: just above the largest request of the model, RegisterCACertificate,
+// as the SDKs encode it (a test builds that request and checks both):
+//
+//   - caCertificate and verificationCertificate: 65536 characters of PEM
+//     each (CertificatePem's max). PEM lines hold 64 characters (RFC 7468),
+//     so a member has at most 65536/64 = 1024 line breaks, which JSON
+//     escapes as \n, or \r\n for CRLF files: at most 2 more bytes each.
+//     2 × (65536 + 2×1024) = 135168 bytes.
+//   - registrationConfig: templateBody 10240 characters of JSON template,
+//     each of whose quotes JSON escapes as \", so at most 2 × 10240 = 20480
+//     bytes; roleArn 2048; templateName 36. 22564 bytes.
+//   - tags: the model sets no count; AWS IoT allows 50 tags per resource
+//     (https://docs.aws.amazon.com/iot/latest/developerguide/tagging-iot.html,
+//     "Tag restrictions and limitations"), each a Key of 128 and a Value of
+//     256 characters in {"Key":"","Value":""}, (22 bytes):
+//     50 × 406 = 20300 bytes.
+//   - certificateMode "SNI_ONLY", member names, quotes and braces: under
+//     200 bytes.
+//
+// 135168 + 22564 + 20300 + 200 = 178232 bytes, rounded up to 176 KiB
+// (180224). RegisterCertificate (two PEMs and a status) is smaller.
+const DefaultMaxBodyBytes = 176 << 10
+
+// DefaultBodyReadTimeout is how long a request body may take to arrive
+// when Handler.BodyReadTimeout is zero.
+const DefaultBodyReadTimeout = 10 * time.Second
 
 // DefaultKeyCacheTTL is how long a found access key is reused without asking
 // the store again, when Handler.KeyCacheTTL is zero.
@@ -47,11 +71,29 @@ type Handler struct {
 	Logger *slog.Logger
 
 	// Now returns the current time, against which SigV4 request times are
-	// checked; tests replace it.
+	// checked and throttle buckets refill; tests replace it.
 	Now func() time.Time
 
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+
+	// BodyReadTimeout bounds the time from the start of reading a request's
+	// body, which happens only once its access key, credential scope and
+	// date are checked, to its last byte; 0 means DefaultBodyReadTimeout, a
+	// negative value leaves only the server's own timeouts. A client that
+	// trickles its body gets InvalidRequestException (408) and the
+	// connection is closed, instead of holding it until the server's
+	// ReadTimeout. The deadline replaces the connection's read deadline
+	// (http.ResponseController.SetReadDeadline), so a value above the
+	// server's ReadTimeout extends it; once the body is read, the
+	// connection has no read deadline for the rest of the request.
+	BodyReadTimeout time.Duration
+
+	// Throttle limits each account's request rate per operation and Region,
+	// as AWS IoT Core does (see ParseThrottle); nil, the default, throttles
+	// nothing. It is checked once the request is authenticated, before the
+	// operation runs.
+	Throttle *Throttle
 
 	// KeyCacheTTL is how long a found access key is reused without reading
 	// the store; 0 means DefaultKeyCacheTTL, a negative value disables the
@@ -140,6 +182,7 @@ type call struct {
 	status int
 	code   string // AWS error code sent, if any
 	err    error  // internal failure, logged and never sent
+	stack  []byte // of a recovered panic, logged and never sent
 
 	// Set by authentication.
 	scope       fleetcert.Scope
@@ -173,6 +216,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := &call{w: w, ctx: r.Context(), requestID: newRequestID()}
 	w.Header().Set("x-amzn-RequestId", c.requestID)
+	abort := h.serve(c, r)
+	h.logRequest(c, r, time.Since(start))
+	if abort {
+		// A response already under way cannot become an error: end it
+		// without a second stack trace in the server's log.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serve routes r to its operation. A panic beneath it (an operation, the
+// Registry, a Store) becomes an internal failure, answered like any other
+// (500 InternalFailureException through writeError) and logged on the
+// request's line with its stack. It reports whether the response must be
+// aborted: the panic came after the response had started, or was
+// http.ErrAbortHandler.
+func (h *Handler) serve(c *call, r *http.Request) (abort bool) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			abort = true
+			return
+		}
+		// %v, not %w: a panic value is never an error the caller is told.
+		err := fmt.Errorf("panic: %v", v)
+		c.stack = debug.Stack()
+		if c.status != 0 {
+			c.err = err
+			abort = true
+			return
+		}
+		// Nothing is sent yet: drop what the operation set, but the id.
+		clear(c.Header())
+		c.Header().Set("x-amzn-RequestId", c.requestID)
+		h.writeError(c, err)
+	}()
 	if p := r.URL.Path; p == "" || p[0] != '/' || cleanPath(p) != p || r.Method == http.MethodConnect {
 		// ServeMux would answer these with a redirect or a text error; no
 		// operation of the model has such a path.
@@ -180,7 +261,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.mux.ServeHTTP(c, r)
 	}
-	h.logRequest(c, r, time.Since(start))
+	return false
+}
+
+// now returns the current time from h.Now.
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
 }
 
 // serveOperation authenticates the request and runs op.
@@ -188,6 +277,12 @@ func (h *Handler) serveOperation(c *call, r *http.Request, op *operation) {
 	c.op = op
 	if err := h.authenticate(c, r); err != nil {
 		h.writeError(c, err)
+		return
+	}
+	if h.Throttle != nil && !h.Throttle.allow(c.scope, op.Name, h.now()) {
+		// AWS's words and the model's status (400) for ThrottlingException;
+		// the SDKs retry it with backoff.
+		h.writeError(c, fleetcert.Errorf(fleetcert.EThrottling, "Rate exceeded"))
 		return
 	}
 	if op.serve == nil {
@@ -263,7 +358,7 @@ func (h *Handler) writeJSON(c *call, status int, out any) {
 // the raw path, and never the secret or the body.
 func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
 	level := slog.LevelInfo
-	if c.status >= 500 {
+	if c.status >= 500 || c.stack != nil {
 		level = slog.LevelError
 	}
 	logger := h.Logger
@@ -275,7 +370,7 @@ func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
 		opName, route = c.op.Name, c.op.Path
 	}
 	route = truncate(route)
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 13)
 	attrs = append(attrs,
 		slog.String("requestId", c.requestID),
 		slog.String("method", r.Method),
@@ -299,13 +394,18 @@ func (h *Handler) logRequest(c *call, r *http.Request, d time.Duration) {
 	if c.err != nil {
 		attrs = append(attrs, slog.String("error", c.err.Error()))
 	}
+	if c.stack != nil {
+		attrs = append(attrs, slog.String("stack", string(c.stack)))
+	}
 	logger.LogAttrs(c.ctx, level, "api request", attrs...)
 }
 
-// readBody reads the request body up to the limit.
+// readBody reads the request body up to the limit, within
+// h.BodyReadTimeout.
 //
-// Errors: InvalidRequestException (413) when the body is over the limit.
-func (h *Handler) readBody(c *call, r *http.Request) ([]byte, error) {
+// Errors: InvalidRequestException: 413 when the body is over the limit, 408
+// when it does not arrive in time, 400 when it cannot be read otherwise.
+func (h *Handler) readBody(c *call, r *http.Request) (body []byte, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
@@ -316,8 +416,26 @@ func (h *Handler) readBody(c *call, r *http.Request) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, errBodyTooLarge(limit)
 	}
-	var body []byte
-	var err error
+	timeout := h.BodyReadTimeout
+	if timeout == 0 {
+		timeout = DefaultBodyReadTimeout
+	}
+	if timeout > 0 {
+		// Unsupported by test recorders (ErrNotSupported): then the server's
+		// own timeouts are all there is.
+		rc := http.NewResponseController(c.w)
+		if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+			defer func() {
+				if err == nil {
+					// After the body the connection reads nothing until the
+					// next request, whose deadlines the server sets; an
+					// expired deadline meanwhile would cancel the request's
+					// context.
+					rc.SetReadDeadline(time.Time{})
+				}
+			}()
+		}
+	}
 	if r.ContentLength >= 0 {
 		body = make([]byte, r.ContentLength)
 		_, err = io.ReadFull(r.Body, body)
@@ -325,12 +443,21 @@ func (h *Handler) readBody(c *call, r *http.Request) ([]byte, error) {
 		body, err = io.ReadAll(http.MaxBytesReader(c.w, r.Body, limit))
 	}
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
+	switch {
+	case err == nil:
+		return body, nil
+	case errors.As(err, &tooLarge):
 		return nil, errBodyTooLarge(limit)
-	} else if err != nil {
-		return nil, fleetcert.Errorf(fleetcert.EInvalidRequest, "The request body could not be read.")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if r.ProtoMajor == 1 {
+			// The rest of the body is still on its way: the connection
+			// cannot carry another request, and the server must not wait
+			// for the rest (it would, to reuse the connection).
+			c.Header().Set("Connection", "close")
+		}
+		return nil, errBodyTimeout(timeout)
 	}
-	return body, nil
+	return nil, fleetcert.Errorf(fleetcert.EInvalidRequest, "The request body could not be read.")
 }
 
 // cleanPath is path.Clean keeping a trailing slash, as ServeMux cleans.

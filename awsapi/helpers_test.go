@@ -289,6 +289,13 @@ func (l *logRecorder) Last(tb testing.TB) map[string]string {
 	return l.records[len(l.records)-1]
 }
 
+// Len returns how many records were written.
+func (l *logRecorder) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.records)
+}
+
 // String returns every record, for checks that something never appears.
 func (l *logRecorder) String() string {
 	l.mu.Lock()

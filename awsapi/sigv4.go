@@ -66,11 +66,7 @@ func (h *Handler) authenticate(c *call, r *http.Request) error {
 			"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			a.date, amzDate[:8], amzDate)
 	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	if err := checkClockSkew(t, now().UTC()); err != nil {
+	if err := checkClockSkew(t, h.now().UTC()); err != nil {
 		return err
 	}
 
@@ -228,8 +224,10 @@ func parseAuthorization(header string) (*sigV4Auth, error) {
 // Errors: IncompleteSignatureException.
 func requestTime(r *http.Request) (time.Time, string, error) {
 	if v := r.Header.Get("X-Amz-Date"); v != "" {
+		// time.Parse also takes a fractional second or a one-digit hour;
+		// SigV4 takes the basic format exactly, as AWS does.
 		t, err := time.Parse(amzDateFormat, v)
-		if err != nil {
+		if err != nil || t.Format(amzDateFormat) != v {
 			return time.Time{}, "", fleetcert.Errorf(codeIncompleteSignature,
 				"Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", truncate(v))
 		}
