@@ -124,7 +124,9 @@ func TestBadInvocations(t *testing.T) {
 		{"empty-env-data-dir", []string{"serve"}, []string{"FLEETCERT_DATA_DIR="}, 2, "FLEETCERT_DATA_DIR is set but empty"},
 		{"empty-env-region", []string{"serve", "--data-dir", dir}, []string{"FLEETCERT_REGION="}, 2, "FLEETCERT_REGION"},
 		{"bad-env-value", []string{"wait"}, []string{"FLEETCERT_TIMEOUT=soon"}, 2, "FLEETCERT_TIMEOUT"},
-		{"bad-default-account", []string{"serve", "--data-dir", dir, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--default-account", "acme"}, nil, 1, `--default-account "acme"`},
+		{"bad-default-account", []string{"serve", "--data-dir", dir, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--default-account", "acme"}, nil, 2, `--default-account "acme"`},
+		{"bad-throttle", []string{"serve", "--data-dir", dir, "--throttle", "DescribeCertifcate=5"}, nil, 2, `--throttle: throttle item "DescribeCertifcate=5"`},
+		{"bad-trusted-proxy", []string{"serve", "--data-dir", dir, "--trusted-proxy", "proxy.example"}, nil, 2, `"proxy.example" is neither an IP address nor a CIDR prefix`},
 		{"api-cert-without-key", []string{"serve", "--data-dir", dir, "--api-addr", "127.0.0.1:0", "--mqtt-addr", "", "--api-cert", "x.pem"}, nil, 1, "--api-key"},
 	} {
 		t.Run("fail/"+tt.name, func(t *testing.T) {

@@ -45,6 +45,10 @@ type Limits struct {
 	MQTTMaxRetainedMessages           int
 	MQTTMaxRetainedBytes              int64
 
+	// Throttle is --throttle: per-account, per-operation rates on the
+	// API (awsapi.ParseThrottle's grammar); off by default.
+	Throttle string
+
 	// Just-in-time registrations per second (and burst) per CA and per
 	// account.
 	JITRRatePerCA, JITRRatePerAccount   float64
@@ -67,6 +71,7 @@ const (
 func addLimitFlags(fs *flagSet, l *Limits) {
 	fs.Var(&prefixList{prefixes: &l.TrustedProxies}, "trusted-proxy",
 		"address or CIDR of a proxy or load balancer that may speak for clients (repeatable or\ncomma-separated): PROXY protocol v2 on the API and MQTT ports, X-Forwarded-For and\nX-Forwarded-Proto to the console; from anyone else they are refused or ignored")
+	fs.StringVar(&l.Throttle, "throttle", "", "API rates per account, region and operation, over which calls answer\nThrottlingException: off; aws (AWS IoT Core's default rates); Op=rate[/burst],...; or\naws,Op=rate[/burst],... to change some (empty: off; a self-hosted registry sets its own)")
 	fs.IntVar(&l.APIMaxConnections, "api-max-connections", defaultAPIMaxConnections, "connections open at once on the API port; more are closed at once")
 	fs.IntVar(&l.APIMaxConnectionsPerAddress, "api-max-connections-per-address", defaultAPIMaxConnectionsPerAddress, "connections open at once on the API port from one client address (0: no cap)")
 	fs.DurationVar(&l.APIIdleTimeout, "api-idle-timeout", defaultAPIIdleTimeout, "how long an idle keep-alive connection to the API stays open")

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 
 	"github.com/fleetcert/fleetcert/internal/testpki"
@@ -128,4 +130,24 @@ func TestTrustedProxy(t *testing.T) {
 			t.Errorf("cookie %s is Secure on the word of an untrusted peer", c.Name)
 		}
 	}
+}
+
+// --throttle applies per account: over its rate an account's calls answer
+// ThrottlingException (400, as the model says), and another account's
+// calls go through.
+func TestThrottle(t *testing.T) {
+	s := &server{t: t, dataDir: t.TempDir(), args: []string{"--throttle", "DescribeCertificate=0.01/2"}, env: []string{
+		"FLEETCERT_ACCESS_KEY_ID=" + testKeyID, "FLEETCERT_SECRET_ACCESS_KEY=" + testSecret, "FLEETCERT_ACCOUNT_ID=" + testAccount,
+	}}
+	s.start()
+	t.Cleanup(s.stop)
+	c := s.defaultClient()
+	id := register(t, c, testpki.Leaf(t).PEM, "")
+	describe(t, c, id)
+	describe(t, c, id)
+	_, err := c.DescribeCertificate(context.Background(), &iot.DescribeCertificateInput{CertificateId: aws.String(id)})
+	wantError(t, err, "ThrottlingException", 400)
+	other := s.secondAccount(t, "444455556666")
+	otherID := register(t, other, testpki.Leaf(t).PEM, "")
+	describe(t, other, otherID)
 }

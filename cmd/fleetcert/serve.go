@@ -51,6 +51,14 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	if err := fs.parse(args, stdout, stderr); err != nil {
 		return err
 	}
+	// Values that parse as flags but mean nothing: refused before anything
+	// is opened or created.
+	if _, err := awsapi.ParseThrottle(c.Limits.Throttle); err != nil {
+		return usagef("--throttle: %w", err)
+	}
+	if _, err := m.defaultAccount(); err != nil {
+		return usageError{err}
+	}
 	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
 		return err
 	}
@@ -162,6 +170,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.apiListener = m.Config.Limits.apiListener(ln, m)
 	api := awsapi.NewHandler(m.Registry, m.Logger)
+	if api.Throttle, err = awsapi.ParseThrottle(m.Config.Limits.Throttle); err != nil {
+		return fmt.Errorf("--throttle: %w", err)
+	}
+	if api.Throttle != nil {
+		m.Logger.Info("api throttling", "rates", api.Throttle.String())
+	}
 	if err := m.startGateway(ctx, api); err != nil {
 		return err
 	}
