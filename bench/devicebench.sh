@@ -26,6 +26,9 @@ CONCURRENCY=${CONCURRENCY:-8}
 ROUNDS=${ROUNDS:-2}
 # The container's hard limit on open files is 20,000 per process, and the
 # broker needs a few descriptors besides the devices': 19,900 by default.
+# fleetcert's default device cap keeps 1,280 descriptors for the API and the
+# store; the run sets the caps for this machine (64 API connections, HOLD
+# devices), as an operator sizing a gateway would.
 HOLD=${HOLD:-19900}
 REVOKE=${REVOKE:-200}
 
@@ -54,7 +57,8 @@ export AWS_ACCESS_KEY_ID=AKIADEVICEBENCH00001 AWS_SECRET_ACCESS_KEY=devicebench-
 env FLEETCERT_MEMORY_LIMIT="${MEMORY_LIMIT:-off}" \
   FLEETCERT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID FLEETCERT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
   "$T/fleetcert" serve --data-dir "$T/data" --api-addr 127.0.0.1:0 --mqtt-addr 127.0.0.1:0 \
-  --region us-east-1 >"$T/fleetcert.log" 2>&1 &
+  --region us-east-1 --api-max-connections 64 --mqtt-max-connections "$((HOLD + 100))" \
+  >"$T/fleetcert.log" 2>&1 &
 FPID=$!; PIDS+=("$FPID")
 for _ in $(seq 200); do grep -q 'msg="fleetcert ready"' "$T/fleetcert.log" && break; sleep 0.05; done
 API=$(sed -nE 's/.*msg="fleetcert ready" api=([^ ]+).*/\1/p' "$T/fleetcert.log")
