@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +33,7 @@ type env struct {
 	Reg *fleetcert.Registry
 	H   *console.Handler
 	Srv *httptest.Server
-	Log *logBuffer
+	Log *testwait.Buffer
 }
 
 // MustOpenDB returns an open store in a new temporary directory, closed
@@ -57,7 +56,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	reg := fleetcert.NewRegistry(db, iss)
-	logs := &logBuffer{}
+	logs := &testwait.Buffer{}
 	h := console.NewHandler(reg, slog.New(slog.NewTextHandler(logs, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -260,24 +259,6 @@ func describe(t *testing.T, e *env, scope fleetcert.Scope, id string) *fleetcert
 		t.Fatal(err)
 	}
 	return c
-}
-
-// logBuffer collects log lines; the handler writes from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // signInAttempt is the outcome of one sign-in sent by signInFrom or

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,7 +49,7 @@ type env struct {
 	files  mqtt.ServerFiles
 	roots  *x509.CertPool
 	offset atomic.Int64 // added to the registry's clock
-	logs   *syncBuffer
+	logs   *testwait.Buffer
 	reads  atomic.Int64 // read transactions (Store.View) on the store
 	// feedDelay delays each read of the change feed: the gateway then
 	// learns of changes that late.
@@ -75,23 +74,6 @@ func (s countingStore) Changes(ctx context.Context, afterSeq int64, limit int) (
 	return s.Store.Changes(ctx, afterSeq, limit)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
@@ -100,7 +82,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &testwait.Buffer{}}
 	e.reg = fleetcert.NewRegistry(countingStore{Store: db, reads: &e.reads, feedDelay: &e.feedDelay}, nil)
 	e.reg.Now = func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
 	files, err := mqtt.LoadOrCreateServerFiles(dir, nil, region, time.Now())

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -63,26 +61,9 @@ type server struct {
 	cmd     *exec.Cmd
 	addr    string // API host:port
 	url     string // API base URL
-	stdout  *syncBuffer
-	stderr  *syncBuffer
+	stdout  *testwait.Buffer
+	stderr  *testwait.Buffer
 	exited  chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer starts fleetcert serve on a new data dir with the test
@@ -104,7 +85,7 @@ var readyLine = regexp.MustCompile(`msg="fleetcert ready" api=(\S+) url=(\S+)`)
 // launch runs the binary without waiting for it.
 func (s *server) launch() {
 	s.t.Helper()
-	s.stdout, s.stderr = &syncBuffer{}, &syncBuffer{}
+	s.stdout, s.stderr = &testwait.Buffer{}, &testwait.Buffer{}
 	args := []string{"serve", "--data-dir", s.dataDir, "--api-addr", "127.0.0.1:0"}
 	if !slices.ContainsFunc(s.env, func(v string) bool { return strings.HasPrefix(v, "FLEETCERT_MQTT_ADDR=") }) {
 		args = append(args, "--mqtt-addr", "127.0.0.1:0") // unless the test's environment sets it

@@ -131,7 +131,7 @@ func TestGatewayMosquitto(t *testing.T) {
 	t.Run("ok/revoke-while-connected", func(t *testing.T) {
 		cert, id := registerDevice(t, c, types.CertificateStatusActive)
 		certFile, keyFile := deviceFiles(t, cert)
-		out := &syncBuffer{}
+		out := &testwait.Buffer{}
 		sub := exec.Command("mosquitto_sub", append(mosquittoArgs(addr, caFile, certFile, keyFile), "-t", "fleet/#", "-d")...)
 		sub.Stdout, sub.Stderr = out, out
 		if err := sub.Start(); err != nil {

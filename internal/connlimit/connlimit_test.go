@@ -2,7 +2,6 @@ package connlimit_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -32,25 +31,8 @@ var (
 // client's address as it sees it (RemoteAddr) on a line of its own.
 type server struct {
 	ln   *connlimit.Listener
-	logs *syncBuffer
+	logs *testwait.Buffer
 	wg   sync.WaitGroup
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newServer(t *testing.T, configure func(*connlimit.Listener)) *server {
@@ -59,7 +41,7 @@ func newServer(t *testing.T, configure func(*connlimit.Listener)) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{ln: connlimit.NewListener(raw), logs: &syncBuffer{}}
+	s := &server{ln: connlimit.NewListener(raw), logs: &testwait.Buffer{}}
 	s.ln.Logger = slog.New(slog.NewTextHandler(s.logs, nil))
 	configure(s.ln)
 	s.wg.Add(1)

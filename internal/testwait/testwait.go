@@ -6,6 +6,8 @@
 package testwait
 
 import (
+	"bytes"
+	"sync"
 	"testing"
 	"time"
 )
@@ -29,4 +31,25 @@ func For(tb testing.TB, what string, cond func() bool) {
 			tb.Fatalf("waited %s for %s", Hang, what)
 		}
 	}
+}
+
+// Buffer collects what a process or a logger writes while a test waits on
+// it (testwait.For a log line): a bytes.Buffer safe for concurrent use.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
