@@ -2,6 +2,7 @@ package fleetcert
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -10,6 +11,25 @@ import (
 // NotBefore/NotAfter to the second, for any year up to 9999 (RFC 5280's "no
 // expiration" date), and returns them in UTC. An empty slice field
 // (CACertificate.Tags, CACertificate.Subject) is returned nil.
+//
+// The change feed. Every mutation appends a Change in its own transaction,
+// and watchers (the device gateway of every process sharing the store) read
+// it with Changes. A store promises:
+//
+//   - Seqs are unique, positive and never reused, pruning included.
+//   - Commit order: when Changes returns an entry with Seq s, every change
+//     with a Seq below s has either committed (and is returned by any later
+//     Changes call whose after is below its Seq, until pruned) or will never
+//     commit. So a watcher that remembers the last Seq it read and asks for
+//     the changes after it never skips a committed change. (A store whose
+//     sequence hands out numbers before commit, as a PostgreSQL sequence
+//     does, must serialise the append with the commit to keep this.)
+//   - Visibility: a change whose Update returned nil is returned by every
+//     Changes call, in any process, that begins afterwards.
+//
+// A store may also implement ChangeNotifier to wake watchers, and prunes
+// the feed by age (PruneChanges); a watcher whose position fell behind the
+// pruned horizon gets ErrChangesPruned and must reload its view.
 //
 // Store persists the registry's records. It never decides: every rule lives
 // in Registry. Implementations: sqlite (embedded) and postgres; storetest
@@ -27,11 +47,28 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	// Changes returns up to limit entries of the change feed with Seq >
-	// after, in Seq order.
+	// after, in Seq order. See "The change feed" below for what a watcher
+	// may rely on.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// ErrChangesPruned is returned (wrapped) by Store.Changes when changes
+// after the given position have been pruned: the caller cannot learn what
+// it missed from the feed and must reload what it derived from it.
+var ErrChangesPruned = errors.New("change feed pruned past the requested position")
+
+// ChangeNotifier is implemented by a store that can wake the change feed's
+// watchers in every process sharing it (PostgreSQL's LISTEN/NOTIFY).
+type ChangeNotifier interface {
+	// NotifyChanges returns a channel that receives a value soon after a
+	// change commits in any process, and again whenever the store's
+	// notification link was re-established (changes may have committed
+	// unannounced meanwhile, so read the feed). Values coalesce: one value
+	// may stand for many commits. The channel is closed when ctx ends.
+	NotifyChanges(ctx context.Context) (<-chan struct{}, error)
 }
 
 // Tx is one transaction on a Store.
