@@ -1,6 +1,7 @@
 package fleetcert
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -54,55 +55,91 @@ func NewIssuer(now time.Time) (*Issuer, error) {
 	return &Issuer{Certificate: cert, Signer: key}, nil
 }
 
-// LoadOrCreateIssuer reads the issuing CA from certPath and keyPath (PEM),
-// or creates one and writes both files (the key with mode 0600) when
-// neither exists.
-func LoadOrCreateIssuer(certPath, keyPath string, now time.Time) (*Issuer, error) {
-	certPEM, err := os.ReadFile(certPath)
-	if errors.Is(err, os.ErrNotExist) {
-		if _, err := os.Stat(keyPath); err == nil {
+// IssuerSetting is the Store setting that holds the issuing CA (its
+// certificate and PKCS #8 key, PEM), shared by every process on the store.
+const IssuerSetting = "issuer-ca"
+
+// LoadOrCreateIssuer returns the issuing CA kept in the store, creating it
+// when the store has none. A data dir from before the CA moved into the
+// store may still hold it as files (certPath and keyPath, PEM); when both
+// are there they seed the store, so certificates issued earlier keep their issuer. When
+// several processes start at once on an empty store, all get the CA of the
+// first to commit.
+func LoadOrCreateIssuer(ctx context.Context, s Store, certPath, keyPath string, now time.Time) (*Issuer, error) {
+	v, err := LoadOrCreateSetting(ctx, s, IssuerSetting, func() ([]byte, error) {
+		keyPEM, err := os.ReadFile(keyPath)
+		if errors.Is(err, os.ErrNotExist) {
+			// No key: nothing to keep (certPath may be the public copy
+			// a node writes for its operator).
+			iss, err := NewIssuer(now)
+			if err != nil {
+				return nil, fmt.Errorf("create issuer: %w", err)
+			}
+			return iss.MarshalPEM()
+		} else if err != nil {
+			return nil, err
+		}
+		certPEM, err := os.ReadFile(certPath)
+		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("issuer key %s exists without its certificate %s", keyPath, certPath)
-		}
-		iss, err := NewIssuer(now)
-		if err != nil {
-			return nil, fmt.Errorf("create issuer: %w", err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(iss.Signer)
-		if err != nil {
+		} else if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-			return nil, err
+		v := append(append(certPEM, '\n'), keyPEM...)
+		if _, err := ParseIssuer(v); err != nil {
+			return nil, fmt.Errorf("issuer files %s, %s: %w", certPath, keyPath, err)
 		}
-		if err := os.WriteFile(certPath, []byte(EncodeCertificatePEM(iss.Certificate.Raw)), 0o644); err != nil {
-			return nil, err
-		}
-		return iss, nil
-	} else if err != nil {
-		return nil, err
-	}
-	keyPEM, err := os.ReadFile(keyPath)
+		return v, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	cb, _ := pem.Decode(certPEM)
-	kb, _ := pem.Decode(keyPEM)
-	if cb == nil || kb == nil {
-		return nil, fmt.Errorf("issuer files %s, %s are not PEM", certPath, keyPath)
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
+	return ParseIssuer(v)
+}
+
+// MarshalPEM returns the issuer's certificate and PKCS #8 key as PEM, the
+// form ParseIssuer reads.
+func (iss *Issuer) MarshalPEM() ([]byte, error) {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(iss.Signer)
 	if err != nil {
-		return nil, fmt.Errorf("parse issuer certificate: %w", err)
+		return nil, err
 	}
-	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse issuer key: %w", err)
+	out := []byte(EncodeCertificatePEM(iss.Certificate.Raw))
+	return append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...), nil
+}
+
+// ParseIssuer reads an issuing CA from PEM: a CERTIFICATE block and a
+// PRIVATE KEY (PKCS #8) block, in any order.
+func ParseIssuer(b []byte) (*Issuer, error) {
+	var iss Issuer
+	for {
+		var block *pem.Block
+		if block, b = pem.Decode(b); block == nil {
+			break
+		}
+		switch block.Type {
+		case "CERTIFICATE":
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("parse issuer certificate: %w", err)
+			}
+			iss.Certificate = cert
+		case "PRIVATE KEY":
+			key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("parse issuer key: %w", err)
+			}
+			signer, ok := key.(crypto.Signer)
+			if !ok {
+				return nil, fmt.Errorf("issuer key is a %T, not a signer", key)
+			}
+			iss.Signer = signer
+		}
 	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("issuer key is a %T, not a signer", key)
+	if iss.Certificate == nil || iss.Signer == nil {
+		return nil, errors.New("issuer: want a PEM CERTIFICATE and a PEM PRIVATE KEY (PKCS #8)")
 	}
-	return &Issuer{Certificate: cert, Signer: signer}, nil
+	return &iss, nil
 }
 
 // Issue signs a client certificate for pub with the given subject.

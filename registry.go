@@ -398,29 +398,66 @@ func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
 	if !ValidAccountID(k.AccountID) {
 		return Errorf(EInvalidRequest, "Account id %q is not 12 digits.", k.AccountID)
 	}
-	return r.update(ctx, func(tx Tx) error {
-		old, err := tx.AccessKey(ctx, k.ID)
-		if ErrorCode(err) == EResourceNotFound {
-			return tx.CreateAccessKey(ctx, k)
-		} else if err != nil {
-			return err
-		}
-		if subtle.ConstantTimeCompare([]byte(old.Secret), []byte(k.Secret)) != 1 || old.AccountID != k.AccountID {
-			return fmt.Errorf("access key %s is already stored with another secret or account", k.ID)
-		}
-		return nil
-	})
+	ensure := func() error {
+		return r.update(ctx, func(tx Tx) error {
+			old, err := tx.AccessKey(ctx, k.ID)
+			if ErrorCode(err) == EResourceNotFound {
+				return tx.CreateAccessKey(ctx, k)
+			} else if err != nil {
+				return err
+			}
+			if subtle.ConstantTimeCompare([]byte(old.Secret), []byte(k.Secret)) != 1 || old.AccountID != k.AccountID {
+				return fmt.Errorf("access key %s is already stored with another secret or account", k.ID)
+			}
+			return nil
+		})
+	}
+	err := ensure()
+	if ErrorCode(err) == EResourceAlreadyExists {
+		// Another process (a cluster node starting at the same moment)
+		// stored it between our read and our insert: compare with theirs.
+		err = ensure()
+	}
+	return err
 }
 
-// HasAccessKeys reports whether any access key exists.
-func (r *Registry) HasAccessKeys(ctx context.Context) (bool, error) {
-	var n int
-	err := r.Store.View(ctx, func(tx Tx) error {
-		var err error
-		n, err = tx.CountAccessKeys(ctx)
-		return err
+// bootstrapKeySetting is the Store setting that records that the bootstrap
+// access key was made, so that processes starting together make one.
+const bootstrapKeySetting = "bootstrap-access-key"
+
+// CreateBootstrapAccessKey makes the first access key of a store, for
+// accountID, and returns it; it returns nil, and makes none, when the store
+// already has a key or another process is making the bootstrap key. Of
+// several processes starting at once on an empty store, exactly one gets a
+// key.
+func (r *Registry) CreateBootstrapAccessKey(ctx context.Context, accountID string) (*AccessKey, error) {
+	k, err := NewAccessKey(accountID, r.now())
+	if err != nil {
+		return nil, err
+	}
+	made := false
+	err = r.update(ctx, func(tx Tx) error {
+		made = false
+		if n, err := tx.CountAccessKeys(ctx); err != nil || n > 0 {
+			return err
+		}
+		// The claim is a row with a unique name: a second process's insert
+		// waits for the first's commit and then fails.
+		if err := tx.CreateSetting(ctx, bootstrapKeySetting, []byte(k.ID)); err != nil {
+			return err
+		}
+		made = true
+		return tx.CreateAccessKey(ctx, k)
 	})
-	return n > 0, err
+	switch {
+	case ErrorCode(err) == EResourceAlreadyExists:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !made:
+		return nil, nil
+	}
+	return k, nil
 }
 
 // RegisterCertificateInput is the input of RegisterCertificate.

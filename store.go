@@ -159,6 +159,17 @@ type Tx interface {
 	// Errors: ResourceNotFoundException.
 	DeleteRegistrationCode(ctx context.Context, scope Scope) error
 
+	// Setting returns the value of the node-wide setting name: what every
+	// process sharing the store must agree on (the issuing CA, the device
+	// gateway's CA). Values may be secret (private keys).
+	// Errors: ResourceNotFoundException.
+	Setting(ctx context.Context, name string) ([]byte, error)
+
+	// CreateSetting stores value under name. Settings are never replaced,
+	// so concurrent creators agree on one value: the first to commit.
+	// Errors: ResourceAlreadyExistsException when name exists.
+	CreateSetting(ctx context.Context, name string, value []byte) error
+
 	// PutTransfer stores t, replacing the transfer with the same Region,
 	// CertificateID, SourceAccountID and TransferDate (which must be set).
 	PutTransfer(ctx context.Context, t *Transfer) error

@@ -184,3 +184,60 @@ func serialNumber() *big.Int {
 	}
 	return n
 }
+
+// ServerCAPEM returns the gateway CA of dir as PEM, its certificate then
+// its PKCS #8 key, creating the CA when dir has none. This is the value a
+// cluster keeps in its store, so that every node's server certificate
+// chains to one CA that devices trust.
+func ServerCAPEM(dir string, now time.Time) ([]byte, error) {
+	certFile, keyFile := filepath.Join(dir, "mqtt-ca.pem"), filepath.Join(dir, "mqtt-ca.key")
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); errors.Is(err, os.ErrNotExist) {
+		if _, err := createCA(certFile, keyFile, now); err != nil {
+			return nil, fmt.Errorf("mqtt gateway CA: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("mqtt gateway CA: %w", err)
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return append(certPEM, keyPEM...), nil
+}
+
+// InstallServerCA makes caPEM (as ServerCAPEM returns it) the gateway CA of
+// dir, unless dir already holds it. LoadOrCreateServerFiles then replaces a
+// server certificate that the CA did not sign.
+func InstallServerCA(dir string, caPEM []byte) error {
+	var certPEM, keyPEM []byte
+	for rest := caPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		switch b.Type {
+		case "CERTIFICATE":
+			certPEM = pem.EncodeToMemory(b)
+		case "PRIVATE KEY", "EC PRIVATE KEY":
+			keyPEM = pem.EncodeToMemory(b)
+		}
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return fmt.Errorf("mqtt gateway CA from the store: %w", err)
+	}
+	certFile, keyFile := filepath.Join(dir, "mqtt-ca.pem"), filepath.Join(dir, "mqtt-ca.key")
+	if cur, err := os.ReadFile(certFile); err == nil && string(cur) == string(certPEM) {
+		if cur, err := os.ReadFile(keyFile); err == nil && string(cur) == string(keyPEM) {
+			return nil
+		}
+	}
+	// The key first: a certificate without its key would be loaded and fail.
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certFile, certPEM, 0o644)
+}

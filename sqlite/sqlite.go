@@ -386,6 +386,9 @@ type statements struct {
 
 	insertChange *sql.Stmt
 	changes      *sql.Stmt
+
+	setting       *sql.Stmt
+	insertSetting *sql.Stmt
 }
 
 // prepare prepares every statement on pool p.
@@ -417,6 +420,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.countAccessKeys, countAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
 		{&s.changes, selectChangesSQL},
+		{&s.setting, selectSettingSQL},
+		{&s.insertSetting, insertSettingSQL},
 	}
 	for asc := range 2 {
 		for f := range certificateFilters {

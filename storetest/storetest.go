@@ -82,6 +82,8 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/update-error-rolls-back-ca-code-transfer", testUpdateErrorRollsBackAll},
 		{"ok/error-unchanged", testErrorUnchanged},
 		{"ok/concurrent-read-check-write", testConcurrentReadCheckWrite},
+		{"ok/setting", testSetting},
+		{"ok/setting-concurrent-create", testSettingConcurrentCreate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

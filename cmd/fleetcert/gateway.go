@@ -13,6 +13,10 @@ import (
 	"github.com/fleetcert/fleetcert/mqtt"
 )
 
+// gatewayCASetting is the Store setting that holds the device gateway's CA
+// (certificate and key, PEM).
+const gatewayCASetting = "mqtt-gateway-ca"
+
 // startGateway starts the MQTT device gateway when --mqtt-addr is set, and
 // lets the API's DescribeEndpoint name its endpoints.
 func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
@@ -28,6 +32,17 @@ func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
 	case certFile != "" || keyFile != "":
 		return fmt.Errorf("set both --mqtt-cert and --mqtt-key, or neither to use a certificate generated in the data dir")
 	default:
+		// The CA devices trust is the store's, shared by every node; each
+		// node keeps a server certificate it signs in its data dir.
+		caPEM, err := fleetcert.LoadOrCreateSetting(ctx, m.Store, gatewayCASetting, func() ([]byte, error) {
+			return mqtt.ServerCAPEM(c.DataDir, time.Now())
+		})
+		if err != nil {
+			return err
+		}
+		if err := mqtt.InstallServerCA(c.DataDir, caPEM); err != nil {
+			return err
+		}
 		files, err := mqtt.LoadOrCreateServerFiles(c.DataDir, c.MQTTHostnames, c.Region, time.Now())
 		if err != nil {
 			return err

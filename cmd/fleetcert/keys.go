@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/fleetcert/fleetcert/sqlite"
+	"github.com/fleetcert/fleetcert"
 )
 
 // runKeys is "fleetcert keys <subcommand>".
@@ -55,12 +55,12 @@ accountId. The secret is not shown again.`)
 		fs.writeUsage(stderr)
 		return usagef("keys create: --account-id is required")
 	}
-	db, err := openExistingStore(*dataDir)
+	db, err := openExistingStore(ctx, *dataDir)
 	if err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
 	defer db.Close()
-	reg := newRegistry(db, nil)
+	reg := fleetcert.NewRegistry(db, nil)
 	k, err := reg.CreateAccessKey(ctx, *accountID)
 	if err != nil {
 		return fmt.Errorf("keys create: %s", errorText(err))
@@ -78,12 +78,12 @@ type keyJSON struct {
 // openExistingStore opens the embedded store of a data dir that fleetcert
 // serve has used: a key or a change written into a new, empty store would
 // reach no server.
-func openExistingStore(dataDir string) (*sqlite.DB, error) {
+func openExistingStore(ctx context.Context, dataDir string) (fleetcert.Store, error) {
 	path := filepath.Join(dataDir, storeFile)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s holds no fleetcert store (no %s): pass the --data-dir of your fleetcert server, or start fleetcert serve with this one first", dataDir, storeFile)
 	} else if err != nil {
 		return nil, err
 	}
-	return openStore(dataDir)
+	return openStore(ctx, Config{DataDir: dataDir})
 }

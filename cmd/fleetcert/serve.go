@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -116,7 +117,7 @@ type Main struct {
 	Logger *slog.Logger
 	Stdout io.Writer
 
-	DB       *sqlite.DB
+	Store    fleetcert.Store // SQLite in --data-dir, or PostgreSQL at --database-url
 	Registry *fleetcert.Registry
 	Gateway  *mqtt.Gateway // nil when --mqtt-addr is empty
 	Console  *console.Handler
@@ -139,24 +140,28 @@ func (m *Main) APIAddr() string { return m.apiListener.Addr().String() }
 
 // Run opens the store and starts the doors. It returns once they listen.
 func (m *Main) Run(ctx context.Context) error {
-	if m.Config.DatabaseURL != "" {
-		return errors.New("--database-url: the PostgreSQL store is not built yet; omit it to use the embedded SQLite store in --data-dir")
-	}
 	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := openStore(m.Config.DataDir)
+	store, err := openStore(ctx, m.Config)
 	if err != nil {
 		return err
 	}
-	m.DB = db
-	iss, err := fleetcert.LoadOrCreateIssuer(
+	m.Store = store
+	// The issuing CA is the store's, shared by every node on it; a data dir
+	// from before keeps the CA it made as files.
+	iss, err := fleetcert.LoadOrCreateIssuer(ctx, store,
 		filepath.Join(m.Config.DataDir, "issuer-ca.pem"),
 		filepath.Join(m.Config.DataDir, "issuer-ca.key"), time.Now())
 	if err != nil {
 		return fmt.Errorf("issuing CA: %w", err)
 	}
-	m.Registry = newRegistry(db, iss)
+	// A public copy of its certificate, for the operator and verifiers.
+	if err := writeIfChanged(filepath.Join(m.Config.DataDir, "issuer-ca.pem"),
+		[]byte(fleetcert.EncodeCertificatePEM(iss.Certificate.Raw)), 0o644); err != nil {
+		return fmt.Errorf("issuing CA: %w", err)
+	}
+	m.Registry = fleetcert.NewRegistry(store, iss)
 
 	// Every listener is bound before the bootstrap key is made: a start
 	// that fails on a taken port must not spend the key it would print.
@@ -262,8 +267,8 @@ func (m *Main) Close() error {
 	if m.Console != nil {
 		errs = append(errs, m.Console.Close()) // ends running bulk actions
 	}
-	if m.DB != nil {
-		errs = append(errs, m.DB.Close())
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -293,13 +298,13 @@ func (m *Main) bootstrapKey(ctx context.Context) error {
 		m.Logger.Info("bootstrap access key from environment", "accessKeyId", k.ID, "accountId", accountID)
 		return nil
 	}
-	has, err := m.Registry.HasAccessKeys(ctx)
-	if err != nil || has {
-		return err
-	}
-	k, err := m.Registry.CreateAccessKey(ctx, accountID)
+	// Of nodes starting together on an empty store, one makes the key.
+	k, err := m.Registry.CreateBootstrapAccessKey(ctx, accountID)
 	if err != nil {
 		return fmt.Errorf("bootstrap access key: %s", errorText(err))
+	}
+	if k == nil {
+		return nil
 	}
 	// Printed on stdout, once, to the operator; never logged.
 	fmt.Fprintln(m.Stdout, "fleetcert: generated the bootstrap access key; it is shown only this once:")
@@ -332,17 +337,25 @@ func (m *Main) defaultAccount() (string, error) {
 	}
 }
 
-// openStore opens the embedded store in dataDir, creating it if needed.
-func openStore(dataDir string) (*sqlite.DB, error) {
-	db := sqlite.NewDB(filepath.Join(dataDir, storeFile))
+// openStore opens the store c names: PostgreSQL at --database-url, else
+// the embedded store in --data-dir, created if needed.
+func openStore(ctx context.Context, c Config) (fleetcert.Store, error) {
+	if c.DatabaseURL != "" {
+		return nil, errors.New("--database-url: the PostgreSQL store is not built yet; omit it to use the embedded SQLite store in --data-dir")
+	}
+	db := sqlite.NewDB(filepath.Join(c.DataDir, storeFile))
 	if err := db.Open(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return db, nil
 }
 
-func newRegistry(db *sqlite.DB, iss *fleetcert.Issuer) *fleetcert.Registry {
-	return fleetcert.NewRegistry(db, iss)
+// writeIfChanged writes b to path unless the file already holds it.
+func writeIfChanged(path string, b []byte, mode os.FileMode) error {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, b) {
+		return nil
+	}
+	return os.WriteFile(path, b, mode)
 }
 
 // errorText is an error for the operator's terminal: the registry's message
