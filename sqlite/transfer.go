@@ -57,15 +57,23 @@ func (tx *Tx) PutTransfer(ctx context.Context, t *fleetcert.Transfer) error {
 //
 // Errors: ResourceNotFoundException.
 func (tx *Tx) LatestTransfer(ctx context.Context, region, id, accountID string) (*fleetcert.Transfer, error) {
+	t, err := scanTransfer(tx.stmt(ctx, tx.stmts.latestTransfer).QueryRowContext(ctx, region, id, accountID))
+	if err != nil {
+		return nil, storeError(err, "transfer of certificate "+id)
+	}
+	return t, nil
+}
+
+// scanTransfer reads a row of transferColumns.
+func scanTransfer(s scanner) (*fleetcert.Transfer, error) {
 	var (
 		t                                          fleetcert.Transfer
 		transferred, accepted, rejected, cancelled sql.NullInt64
 	)
-	err := tx.stmt(ctx, tx.stmts.latestTransfer).QueryRowContext(ctx, region, id, accountID).Scan(
-		&t.Region, &t.CertificateID, &t.SourceAccountID, &t.TargetAccountID, &t.Message, &t.RejectReason,
+	err := s.Scan(&t.Region, &t.CertificateID, &t.SourceAccountID, &t.TargetAccountID, &t.Message, &t.RejectReason,
 		&transferred, &accepted, &rejected, &cancelled)
 	if err != nil {
-		return nil, storeError(err, "transfer of certificate "+id)
+		return nil, err
 	}
 	t.TransferDate = fromNanos(transferred)
 	t.AcceptDate = fromNanos(accepted)

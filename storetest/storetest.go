@@ -90,6 +90,10 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 			tc.fn(t, newStore(t))
 		})
 	}
+	t.Run("ok/copy-store", func(t *testing.T) {
+		t.Parallel()
+		testCopyStore(t, newStore)
+	})
 }
 
 // Scopes of the tests.

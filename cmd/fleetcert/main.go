@@ -7,6 +7,7 @@
 //	fleetcert serve [flags]             run the service
 //	fleetcert wait [flags]              wait until a server answers /healthz
 //	fleetcert keys create --account-id ID [--data-dir D]
+//	fleetcert migrate --from-sqlite DIR --database-url URL
 //	fleetcert version
 //
 // Every command answers --help with its flags.
@@ -69,6 +70,7 @@ var commands = []command{
 	{"serve", "run the AWS IoT certificate API, the web console and the MQTT device gateway", runServe},
 	{"wait", "wait until a fleetcert server answers GET /healthz with 200", runWait},
 	{"keys", "manage the access keys of accounts", runKeys},
+	{"migrate", "copy an embedded store into PostgreSQL", runMigrate},
 	{"version", "print fleetcert's version, commit and Go version", runVersion},
 }
 
