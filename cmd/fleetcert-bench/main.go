@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("fleetcert-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Endpoint, "endpoint", "", "base URL of the AWS IoT compatible endpoint; loopback only (required)")
+	fs.StringVar(&c.Endpoint, "endpoint", "", "base URL of the AWS IoT compatible endpoint; loopback only (required); several,\ncomma-separated (the nodes of a cluster), take the calls in turn")
 	fs.StringVar(&c.Region, "region", "us-east-1", "region of the SigV4 credential scope")
 	fs.StringVar(&c.AccessKeyID, "access-key-id", os.Getenv("AWS_ACCESS_KEY_ID"), "access key id (default $AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&c.SecretAccessKey, "secret-access-key", os.Getenv("AWS_SECRET_ACCESS_KEY"), "secret access key (default $AWS_SECRET_ACCESS_KEY)")
@@ -102,8 +102,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	default:
 		return c, fmt.Errorf("--op %q: want describe, register, list-scan or all", c.Op)
 	}
-	if err := checkLoopback(c.Endpoint); err != nil {
-		return c, err
+	for _, e := range strings.Split(c.Endpoint, ",") {
+		if err := checkLoopback(e); err != nil {
+			return c, err
+		}
 	}
 	return c, nil
 }
@@ -141,7 +143,15 @@ func dialLoopbackOnly(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-func newClient(c Config) *iot.Client {
+func newClients(c Config) []*iot.Client {
+	var out []*iot.Client
+	for _, e := range strings.Split(c.Endpoint, ",") {
+		out = append(out, newClient(c, e))
+	}
+	return out
+}
+
+func newClient(c Config, endpoint string) *iot.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: dialLoopbackOnly}
 	// One transport for all workers, keeping an idle connection per worker:
 	// otherwise connections are closed and reopened and the run measures
@@ -165,7 +175,7 @@ func newClient(c Config) *iot.Client {
 		RetryMaxAttempts: 1,
 	}
 	return iot.NewFromConfig(cfg, func(o *iot.Options) {
-		o.BaseEndpoint = aws.String(c.Endpoint)
+		o.BaseEndpoint = aws.String(endpoint)
 	})
 }
 
@@ -189,7 +199,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: c, client: newClient(c), certs: certs, log: stderr}
+	b := &bench{cfg: c, clients: newClients(c), certs: certs, log: stderr}
 	rep := Report{Endpoint: c.Endpoint, Region: c.Region, Concurrency: c.Concurrency, Duration: c.Duration.String(), MaxOps: c.MaxOps}
 	fmt.Fprintf(stdout, "# endpoint=%s region=%s conc=%d duration=%s max-ops=%d\n", c.Endpoint, c.Region, c.Concurrency, c.Duration, c.MaxOps)
 

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -146,5 +147,22 @@ func TestCertFactoryMakesDistinctCertificates(t *testing.T) {
 	}
 	if len(seen) != 25 {
 		t.Errorf("got %d distinct certificates, want 25", len(seen))
+	}
+}
+
+// Every endpoint of a list must be loopback.
+func TestParseFlagsEndpoints(t *testing.T) {
+	for _, tt := range []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"http://127.0.0.1:8080,http://127.0.0.1:8081", true},
+		{"http://127.0.0.1:8080,http://10.0.0.1:8081", false},
+		{"http://127.0.0.1:8080,", false},
+	} {
+		_, err := parseFlags([]string{"--endpoint", tt.endpoint, "--access-key-id", "AKIA", "--secret-access-key", "s"}, io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("--endpoint %q: %v, want ok=%v", tt.endpoint, err, tt.ok)
+		}
 	}
 }

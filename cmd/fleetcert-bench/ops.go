@@ -24,11 +24,15 @@ const pageSize = 250
 const seedBatch = 20000
 
 type bench struct {
-	cfg    Config
-	client *iot.Client
-	certs  *certFactory
+	cfg     Config
+	clients []*iot.Client // one per endpoint
+	certs   *certFactory
 	log    io.Writer
 }
+
+// client returns the client of call i: calls go round-robin to the
+// endpoints (the nodes of a cluster).
+func (b *bench) client(i int) *iot.Client { return b.clients[i%len(b.clients)] }
 
 // checkError is a wrong answer to a call that succeeded on the wire.
 type checkError struct{ code, msg string }
@@ -89,7 +93,7 @@ func (b *bench) load(ctx context.Context, conc, n int, d time.Duration, call fun
 
 func (b *bench) registerCall(pems []string, ids []string) func(ctx context.Context, i int) error {
 	return func(ctx context.Context, i int) error {
-		out, err := b.client.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
+		out, err := b.client(i).RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
 			CertificatePem: aws.String(pems[i]),
 			Status:         types.CertificateStatusActive,
 		})
@@ -126,9 +130,9 @@ func (b *bench) describe(ctx context.Context) (OpResult, error) {
 		return OpResult{}, fmt.Errorf("could not register any certificate for the pool: %s", describeErrors(poolRec))
 	}
 	b.logf("describe: pool of %d certificates; timed phase %s at concurrency %d", len(pool), c.Duration, c.Concurrency)
-	rec, elapsed, stopped := b.load(ctx, c.Concurrency, c.MaxOps, c.Duration, func(ctx context.Context, _ int) error {
+	rec, elapsed, stopped := b.load(ctx, c.Concurrency, c.MaxOps, c.Duration, func(ctx context.Context, i int) error {
 		id := pool[rand.IntN(len(pool))]
-		out, err := b.client.DescribeCertificate(ctx, &iot.DescribeCertificateInput{CertificateId: aws.String(id)})
+		out, err := b.client(i).DescribeCertificate(ctx, &iot.DescribeCertificateInput{CertificateId: aws.String(id)})
 		if err != nil {
 			return err
 		}
@@ -318,7 +322,7 @@ func (b *bench) fullScan(ctx context.Context) (ScanRun, int) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
 		t0 := time.Now()
-		out, err := b.client.ListCertificates(cctx, &iot.ListCertificatesInput{PageSize: aws.Int32(pageSize), Marker: marker})
+		out, err := b.client(0).ListCertificates(cctx, &iot.ListCertificatesInput{PageSize: aws.Int32(pageSize), Marker: marker})
 		d := time.Since(t0)
 		cancel()
 		if err != nil {
