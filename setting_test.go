@@ -29,6 +29,19 @@ func openNodes(tb testing.TB, n int) []fleetcert.Store {
 	return stores
 }
 
+// onEachNode runs fn on every node at once, as processes starting together
+// would, and returns each one's result.
+func onEachNode[T any](nodes []fleetcert.Store, fn func(fleetcert.Store) (T, error)) ([]T, []error) {
+	out := make([]T, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, s := range nodes {
+		wg.Go(func() { out[i], errs[i] = fn(s) })
+	}
+	wg.Wait()
+	return out, errs
+}
+
 func TestLoadOrCreateIssuer(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
@@ -36,17 +49,9 @@ func TestLoadOrCreateIssuer(t *testing.T) {
 		dir := t.TempDir()
 		certPath, keyPath := filepath.Join(dir, "issuer-ca.pem"), filepath.Join(dir, "issuer-ca.key")
 		nodes := openNodes(t, 4)
-		issuers := make([]*fleetcert.Issuer, len(nodes))
-		errs := make([]error, len(nodes))
-		var wg sync.WaitGroup
-		for i, s := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				issuers[i], errs[i] = fleetcert.LoadOrCreateIssuer(ctx, s, certPath, keyPath, now)
-			}()
-		}
-		wg.Wait()
+		issuers, errs := onEachNode(nodes, func(s fleetcert.Store) (*fleetcert.Issuer, error) {
+			return fleetcert.LoadOrCreateIssuer(ctx, s, certPath, keyPath, now)
+		})
 		for i := range nodes {
 			if errs[i] != nil {
 				t.Fatalf("node %d: %v", i, errs[i])
@@ -119,17 +124,9 @@ func TestCreateBootstrapAccessKey(t *testing.T) {
 	ctx := context.Background()
 	t.Run("ok/one-of-nodes-starting-together", func(t *testing.T) {
 		nodes := openNodes(t, 6)
-		keys := make([]*fleetcert.AccessKey, len(nodes))
-		errs := make([]error, len(nodes))
-		var wg sync.WaitGroup
-		for i, s := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				keys[i], errs[i] = fleetcert.NewRegistry(s, nil).CreateBootstrapAccessKey(ctx, "123456789012")
-			}()
-		}
-		wg.Wait()
+		keys, errs := onEachNode(nodes, func(s fleetcert.Store) (*fleetcert.AccessKey, error) {
+			return fleetcert.NewRegistry(s, nil).CreateBootstrapAccessKey(ctx, "123456789012")
+		})
 		made := 0
 		for i := range nodes {
 			if errs[i] != nil {
