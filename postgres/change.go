@@ -86,9 +86,9 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 	)
 	for rows.Next() {
 		var (
-			seq                                                         *int64
+			seq                                                        *int64
 			kind, account, region, certificateID, oldStatus, newStatus *string
-			t                                                           *time.Time
+			t                                                          *time.Time
 		)
 		if err := rows.Scan(&pruned, &seq, &kind, &account, &region, &certificateID, &oldStatus, &newStatus, &t); err != nil {
 			return nil, fmt.Errorf("read changes: %w", err)
