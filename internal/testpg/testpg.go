@@ -5,9 +5,9 @@
 // stopped by its postmaster's PID when its test or the binary ends (Main);
 // a watchdog process stops it even when the test binary is killed.
 //
-// The server binaries (initdb, pg_ctl) are found in /usr/lib/postgresql/*/bin
-// (Debian's package postgresql, which ./scripts/install-tools installs) or
-// on PATH. As root, the server runs as nobody: PostgreSQL refuses to run as
+// The server binaries (initdb, pg_ctl) are found in $FLEETCERT_POSTGRES_BIN
+// (a directory; a glob is expanded), /usr/lib/postgresql/*/bin (Debian's
+// package postgresql, which ./scripts/install-tools installs) or on PATH. As root, the server runs as nobody: PostgreSQL refuses to run as
 // root. When FLEETCERT_TEST_DATABASE_URL is set, Shared uses that server
 // instead. A test that cannot have a server fails, saying what is missing.
 //
@@ -253,7 +253,11 @@ func (s *Server) PID() (int, error) {
 // findBin returns the directory of the newest PostgreSQL's initdb and
 // pg_ctl.
 func findBin() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	pattern := "/usr/lib/postgresql/*/bin"
+	if env := os.Getenv("FLEETCERT_POSTGRES_BIN"); env != "" {
+		pattern = env
+	}
+	dirs, _ := filepath.Glob(pattern)
 	sort.Slice(dirs, func(i, j int) bool {
 		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
 		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
@@ -267,7 +271,7 @@ func findBin() (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("initdb, pg_ctl and postgres not found in /usr/lib/postgresql/*/bin or on PATH: %s", Install)
+	return "", fmt.Errorf("initdb, pg_ctl and postgres not found in %s or on PATH: %s", pattern, Install)
 }
 
 func isExec(path string) bool {
