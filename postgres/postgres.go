@@ -177,6 +177,10 @@ func (db *DB) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
 // Other lists read in an Update lock the rows they return but not the
 // absence of others (the Registry reads no such list in an Update).
 //
+// Locks are taken when a record is read, before the change feed's lock
+// (AppendChange), where the Registry's functions allow: a transaction
+// holding the feed's lock then waits for no one that waits for it.
+//
 // Record keys hash into lockBuckets advisory locks, so a transaction that
 // creates thousands of records holds at most that many locks. Two
 // transactions locking in opposite orders deadlock; PostgreSQL aborts one

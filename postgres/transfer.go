@@ -62,10 +62,20 @@ func (tx *Tx) LatestTransfer(ctx context.Context, region, id, accountID string) 
 		transferred                   time.Time
 		accepted, rejected, cancelled *time.Time
 	)
-	err := tx.readRecord(ctx, transferKey(region, id), func(row pgx.Row) error {
+	scan := func(row pgx.Row) error {
 		return row.Scan(&t.Region, &t.CertificateID, &t.SourceAccountID, &t.TargetAccountID, &t.Message, &t.RejectReason,
 			&transferred, &accepted, &rejected, &cancelled)
-	}, latestTransferSQL, region, id, accountID)
+	}
+	var err error
+	if tx.tx == nil {
+		err = scan(tx.q.QueryRow(ctx, latestTransferSQL, region, id, accountID))
+	} else {
+		// The key's lock first, found or not: ending a transfer appends
+		// changes and then stores the transfer (PutTransfer takes this lock),
+		// and a transaction holding the feed's lock must not wait for
+		// another.
+		err = tx.lockedQueryRow(ctx, []int32{transferKey(region, id)}, scan, latestTransferSQL+" FOR UPDATE", region, id, accountID)
+	}
 	if err != nil {
 		return nil, storeError(ctx, err, "transfer of certificate "+id)
 	}
