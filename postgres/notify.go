@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,9 @@ const (
 // When the connection breaks (the server restarts, the database is
 // unreachable), the listener reconnects with backoff until it succeeds.
 func (db *DB) NotifyChanges(ctx context.Context) (<-chan struct{}, error) {
+	if db.pool == nil || db.closing.Err() != nil {
+		return nil, fmt.Errorf("notify changes: database not open")
+	}
 	ch := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(db.closing, cancel)

@@ -206,7 +206,12 @@ func (db *DB) update(ctx context.Context, fn func(fleetcert.Tx) error) error {
 	committed := false
 	defer func() {
 		if !committed { // also when fn panics
-			tx.Rollback(context.WithoutCancel(ctx))
+			// Bounded: a server gone silent must not hold the caller. A
+			// rollback that times out closes the connection, which ends the
+			// transaction on the server too.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ConnectTimeout)
+			defer cancel()
+			tx.Rollback(rctx)
 		}
 	}()
 	if err := fn(&Tx{q: tx, tx: tx}); err != nil {
