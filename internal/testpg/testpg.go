@@ -426,11 +426,21 @@ func (s *Server) startWatchdog() error {
 		return err
 	}
 	defer r.Close()
+	// After EOF the tests are gone, perhaps in the middle of initdb or
+	// pg_ctl start: stop any server that is or comes up in the next few
+	// seconds, then remove the directory. A directory already removed
+	// means the tests cleaned up.
 	script := `read _ignored
-pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null) || exit 0
-kill -INT "$pid" 2>/dev/null || exit 0
 i=0
-while [ -e "$1/data/postmaster.pid" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+while [ -d "$1" ] && [ $i -lt 50 ]; do
+	if pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null); then
+		kill -INT "$pid" 2>/dev/null
+		j=0
+		while [ -e "$1/data/postmaster.pid" ] && [ $j -lt 600 ]; do sleep 0.1; j=$((j+1)); done
+	fi
+	sleep 0.1
+	i=$((i+1))
+done
 rm -rf "$1"`
 	cmd := exec.Command("/bin/sh", "-c", script, "testpg-watchdog", s.dir)
 	cmd.Stdin = r
