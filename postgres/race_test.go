@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpg"
@@ -150,6 +151,58 @@ func TestRegistry_RacesAcrossNodes(t *testing.T) {
 				wantChain(t, a, src, c.ID)
 				wantChain(t, a, dst, c.ID)
 			}
+		}
+	})
+
+	t.Run("ok/default-ca-registered-by-one-account", func(t *testing.T) {
+		// AWS IoT: a CA in DEFAULT mode belongs to one account per region.
+		// Both accounts find no other registration; only one may create it.
+		a, b := twoNodes(t)
+		for range 3 {
+			ca := testpki.New(t, testpki.Options{CommonName: "race CA", IsCA: true})
+			var ins [2]fleetcert.RegisterCAInput
+			for i, node := range []struct {
+				reg   *fleetcert.Registry
+				scope fleetcert.Scope
+			}{{a, src}, {b, dst}} {
+				code, err := node.reg.GetRegistrationCode(ctx, node.scope)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ins[i] = fleetcert.RegisterCAInput{CACertificatePEM: ca.PEM,
+					VerificationCertificatePEM: testpki.New(t, testpki.Options{Parent: ca, CommonName: code}).PEM}
+			}
+			errs := race(func() error { _, err := a.RegisterCACertificate(ctx, src, ins[0]); return err },
+				func() error { _, err := b.RegisterCACertificate(ctx, dst, ins[1]); return err })
+			won := 0
+			for _, err := range errs {
+				switch fleetcert.ErrorCode(err) {
+				case "":
+					won++
+				case fleetcert.EResourceAlreadyExists:
+				default:
+					t.Fatal(err)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%d accounts registered the CA in DEFAULT mode (%v), want one", won, errs)
+			}
+		}
+	})
+
+	t.Run("ok/bootstrap-key-stored-once", func(t *testing.T) {
+		// Two nodes start with the same bootstrap key: both succeed.
+		a, b := twoNodes(t)
+		k, err := fleetcert.NewAccessKey(fleetcert.DefaultAccountID, time.Now().UTC().Truncate(time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := race(func() error { return a.EnsureAccessKey(ctx, k) }, func() error { return b.EnsureAccessKey(ctx, k) })
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("EnsureAccessKey on two nodes: %v", errs)
+		}
+		if got, err := b.AccessKey(ctx, k.ID); err != nil || *got != *k {
+			t.Fatalf("stored key %+v (%v), want %+v", got, err, *k)
 		}
 	})
 
