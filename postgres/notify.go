@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Reconnection backoff of a change listener: it doubles from
@@ -15,6 +16,10 @@ const (
 	minListenBackoff = 50 * time.Millisecond
 	maxListenBackoff = 2 * time.Second
 )
+
+// DefaultListenPing is how long a change listener waits without a
+// notification before it pings its connection (DB.ListenPing).
+const DefaultListenPing = 5 * time.Second
 
 // NotifyChanges returns a channel that receives a value soon after a change
 // commits in any process sharing the database, and once each time the
@@ -92,10 +97,29 @@ func (db *DB) listenOnce(ctx context.Context, listening, notified func()) error 
 		return err
 	}
 	listening()
+	quiet := db.ListenPing
+	if quiet <= 0 {
+		quiet = DefaultListenPing
+	}
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		wait, cancel := context.WithTimeout(ctx, quiet)
+		_, err := conn.WaitForNotification(wait)
+		cancel()
+		if err == nil {
+			notified()
+			continue
+		} else if ctx.Err() != nil || !pgconn.Timeout(err) {
 			return err
 		}
-		notified()
+		// Quiet for a while: a connection cut off on the way (a partition,
+		// a proxy gone silent) would be quiet forever, and notifications
+		// lost. It must answer a ping within the connect timeout. (A read
+		// cut short by the deadline leaves the connection usable.)
+		ping, cancel := context.WithTimeout(ctx, ConnectTimeout)
+		err = conn.Ping(ping)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ping: %w", err)
+		}
 	}
 }

@@ -62,6 +62,11 @@ type DB struct {
 	// slog.Default().
 	Logger *slog.Logger
 
+	// ListenPing is how long a change listener (NotifyChanges) waits
+	// without a notification before it checks that its connection still
+	// answers, reconnecting when it does not; 0 means DefaultListenPing.
+	ListenPing time.Duration
+
 	pool       *pgxpool.Pool
 	connConfig *pgx.ConnConfig // the listeners' connections
 
