@@ -21,10 +21,13 @@
 // highest seq it removed, past which Changes answers
 // fleetcert.ErrChangesPruned. The appending transaction also NOTIFYs, and
 // NotifyChanges (fleetcert.ChangeNotifier) LISTENs on a connection of its
-// own, reconnecting with backoff and signalling after every (re)connect.
+// own, pinging it after a quiet spell (a partitioned connection is never
+// closed), reconnecting with backoff and signalling after every
+// (re)connect.
 //
 // Database loss: while the server cannot be reached, every call fails
 // within about the connect timeout with ServiceUnavailableException
 // wrapping the driver's error; the pool reconnects by itself when the
-// server is back.
+// server is back. (A statement already sent on a connection that is then
+// cut off without being closed waits for the caller's context or TCP.)
 package postgres
