@@ -24,7 +24,13 @@ exit 100
 
 // runInstallTools runs install-tools with only the given tools on PATH
 // (besides sh), as root or not, and returns its output and apt-get's calls.
+// No PostgreSQL is installed outside PATH unless env says where.
 func runInstallTools(t *testing.T, root bool, tools ...string) (out string, calls []string, err error) {
+	return runInstallToolsEnv(t, root, nil, tools...)
+}
+
+// runInstallToolsEnv is runInstallTools with variables env set too.
+func runInstallToolsEnv(t *testing.T, root bool, env []string, tools ...string) (out string, calls []string, err error) {
 	t.Helper()
 	bin := t.TempDir()
 	write := func(name, body string) {
@@ -52,7 +58,8 @@ func runInstallTools(t *testing.T, root bool, tools ...string) (out string, call
 	}
 	callsFile := filepath.Join(t.TempDir(), "calls")
 	cmd := exec.Command(filepath.Join(bin, "bash"), "install-tools")
-	cmd.Env = []string{"PATH=" + bin, "CALLS=" + callsFile}
+	cmd.Env = append([]string{"PATH=" + bin, "CALLS=" + callsFile,
+		"FLEETCERT_POSTGRES_BIN=" + filepath.Join(bin, "no-postgresql")}, env...)
 	b, err := cmd.CombinedOutput()
 	if c, readErr := os.ReadFile(callsFile); readErr == nil {
 		calls = strings.Split(strings.TrimSpace(string(c)), "\n")
@@ -68,8 +75,8 @@ func TestInstallTools(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v:\n%s", err, out)
 		}
-		if len(calls) != 2 || !strings.Contains(calls[0], "update") || !strings.HasSuffix(calls[1], "install -y mosquitto-clients chromium") {
-			t.Fatalf("apt-get calls %q, want an update and an install of mosquitto-clients and chromium only", calls)
+		if len(calls) != 2 || !strings.Contains(calls[0], "update") || !strings.HasSuffix(calls[1], "install -y mosquitto-clients chromium postgresql") {
+			t.Fatalf("apt-get calls %q, want an update and an install of mosquitto-clients, chromium and postgresql only", calls)
 		}
 		for _, c := range calls {
 			if !strings.Contains(c, "DPkg::Lock::Timeout=600") {
@@ -78,14 +85,36 @@ func TestInstallTools(t *testing.T) {
 		}
 	})
 	t.Run("ok/nothing-missing", func(t *testing.T) {
-		out, calls, err := runInstallTools(t, true, "aws", "mosquitto_pub", "mosquitto_sub", "chromium")
+		out, calls, err := runInstallTools(t, true, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "initdb")
+		if err != nil || len(calls) != 0 {
+			t.Fatalf("err %v, apt-get calls %q, want none:\n%s", err, calls, out)
+		}
+	})
+	t.Run("ok/postgresql-where-debian-puts-it", func(t *testing.T) {
+		// Debian's postgresql keeps initdb out of PATH.
+		pgBin := filepath.Join(t.TempDir(), "15", "bin")
+		if err := os.MkdirAll(pgBin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pgBin, "initdb"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{"FLEETCERT_POSTGRES_BIN=" + filepath.Join(filepath.Dir(filepath.Dir(pgBin)), "*", "bin")}
+		out, calls, err := runInstallToolsEnv(t, true, env, "aws", "mosquitto_pub", "mosquitto_sub", "chromium")
+		if err != nil || len(calls) != 0 {
+			t.Fatalf("err %v, apt-get calls %q, want none:\n%s", err, calls, out)
+		}
+	})
+	t.Run("ok/postgresql-not-needed-with-a-test-server", func(t *testing.T) {
+		env := []string{"FLEETCERT_TEST_DATABASE_URL=postgres://127.0.0.1:5432/fleetcert"}
+		out, calls, err := runInstallToolsEnv(t, true, env, "aws", "mosquitto_pub", "mosquitto_sub", "chromium")
 		if err != nil || len(calls) != 0 {
 			t.Fatalf("err %v, apt-get calls %q, want none:\n%s", err, calls, out)
 		}
 	})
 	t.Run("ok/not-root", func(t *testing.T) {
 		out, calls, err := runInstallTools(t, false)
-		if err != nil || len(calls) != 0 || !strings.Contains(out, "WARNING: awscli mosquitto-clients chromium missing") {
+		if err != nil || len(calls) != 0 || !strings.Contains(out, "WARNING: awscli mosquitto-clients chromium postgresql missing") {
 			t.Fatalf("err %v, apt-get calls %q, output %q: want a warning and no apt-get", err, calls, out)
 		}
 	})

@@ -1,0 +1,237 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/jackc/pgx/v5"
+)
+
+// certificateColumns are the columns of a certificate, in the order of
+// certificateArgs ($1 … $21) and scanCertificate (then seq).
+const certificateColumns = `account_id, region, certificate_id, ca_certificate_id, status, pem, mode,
+	owned_by, previous_owned_by, creation_date, last_modified_date, customer_version, generation_id,
+	not_before, not_after,
+	transfer_target_account_id, transfer_message, transfer_reject_reason,
+	transfer_date, transfer_accept_date, transfer_reject_date`
+
+const (
+	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
+		WHERE account_id = $1 AND region = $2 AND certificate_id = $3`
+
+	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		RETURNING seq`
+
+	updateCertificateSQL = `UPDATE certificates SET
+		ca_certificate_id = $4, status = $5, pem = $6, mode = $7,
+		owned_by = $8, previous_owned_by = $9, creation_date = $10, last_modified_date = $11,
+		customer_version = $12, generation_id = $13, not_before = $14, not_after = $15,
+		transfer_target_account_id = $16, transfer_message = $17, transfer_reject_reason = $18,
+		transfer_date = $19, transfer_accept_date = $20, transfer_reject_date = $21
+		WHERE account_id = $1 AND region = $2 AND certificate_id = $3`
+
+	deleteCertificateSQL = `DELETE FROM certificates
+		WHERE account_id = $1 AND region = $2 AND certificate_id = $3`
+)
+
+// certificateKey is the lock of the registrations of certificate id in
+// every scope: a lookup that found none, CertificatesByID, an insert.
+func certificateKey(id string) int32 { return lockKey("certificate", id) }
+
+// certificateArgs returns the column values of c in certificateColumns order.
+func certificateArgs(c *fleetcert.Certificate) []any {
+	args := []any{
+		c.AccountID, c.Region, c.ID, c.CACertificateID, string(c.Status), c.PEM, string(c.Mode),
+		c.OwnedBy, c.PreviousOwnedBy, c.CreationDate.UTC(), timeArg(c.LastModifiedDate),
+		c.CustomerVersion, c.GenerationID, timeArg(c.NotBefore), timeArg(c.NotAfter),
+	}
+	if t := c.Transfer; t != nil {
+		args = append(args, t.TargetAccountID, t.TransferMessage, t.RejectReason,
+			timeArg(t.TransferDate), timeArg(t.AcceptDate), timeArg(t.RejectDate))
+	} else {
+		args = append(args, nil, nil, nil, nil, nil, nil)
+	}
+	return args
+}
+
+// scanCertificate reads a row of certificateColumns and seq.
+func scanCertificate(row pgx.Row) (*fleetcert.Certificate, error) {
+	var (
+		c                                    fleetcert.Certificate
+		status, mode                         string
+		created                              time.Time
+		modified, notBefore, notAfter        *time.Time
+		target, message, reason              *string
+		transferDate, acceptDate, rejectDate *time.Time
+	)
+	err := row.Scan(&c.AccountID, &c.Region, &c.ID, &c.CACertificateID, &status, &c.PEM, &mode,
+		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
+		&notBefore, &notAfter,
+		&target, &message, &reason, &transferDate, &acceptDate, &rejectDate,
+		&c.Seq)
+	if err != nil {
+		return nil, err
+	}
+	c.Status = fleetcert.Status(status)
+	c.Mode = fleetcert.CertificateMode(mode)
+	c.CreationDate = created.UTC()
+	c.LastModifiedDate = fromTime(modified)
+	c.NotBefore = fromTime(notBefore)
+	c.NotAfter = fromTime(notAfter)
+	if target != nil {
+		c.Transfer = &fleetcert.TransferData{
+			TargetAccountID: *target,
+			TransferMessage: deref(message),
+			RejectReason:    deref(reason),
+			TransferDate:    fromTime(transferDate),
+			AcceptDate:      fromTime(acceptDate),
+			RejectDate:      fromTime(rejectDate),
+		}
+	}
+	return &c, nil
+}
+
+// deref returns *s, "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Certificate returns the client certificate id in scope. In an Update it
+// stays as read until commit (see DB.Update).
+//
+// Errors: ResourceNotFoundException.
+func (tx *Tx) Certificate(ctx context.Context, scope fleetcert.Scope, id string) (*fleetcert.Certificate, error) {
+	var c *fleetcert.Certificate
+	err := tx.readRecord(ctx, certificateKey(id), func(row pgx.Row) (err error) {
+		c, err = scanCertificate(row)
+		return err
+	}, selectCertificateSQL, scope.AccountID, scope.Region, id)
+	if err != nil {
+		return nil, storeError(ctx, err, "certificate "+id)
+	}
+	return c, nil
+}
+
+// CreateCertificate stores a new client certificate and sets c.Seq.
+//
+// Errors: ResourceAlreadyExistsException when (c.Scope, c.ID) exists.
+func (tx *Tx) CreateCertificate(ctx context.Context, c *fleetcert.Certificate) error {
+	if err := tx.checkWritable("create certificate"); err != nil {
+		return err
+	}
+	err := tx.lockedQueryRow(ctx, []int32{certificateKey(c.ID)}, func(row pgx.Row) error { return row.Scan(&c.Seq) },
+		insertCertificateSQL, certificateArgs(c)...)
+	return storeError(ctx, err, "certificate "+c.ID)
+}
+
+// UpdateCertificate replaces every field of the stored client certificate
+// (c.Scope, c.ID) but its Seq.
+//
+// Errors: ResourceNotFoundException.
+func (tx *Tx) UpdateCertificate(ctx context.Context, c *fleetcert.Certificate) error {
+	if err := tx.checkWritable("update certificate"); err != nil {
+		return err
+	}
+	tag, err := tx.q.Exec(ctx, updateCertificateSQL, certificateArgs(c)...)
+	return rowsAffected(ctx, tag.RowsAffected(), err, "certificate "+c.ID)
+}
+
+// DeleteCertificate removes the client certificate id in scope.
+//
+// Errors: ResourceNotFoundException.
+func (tx *Tx) DeleteCertificate(ctx context.Context, scope fleetcert.Scope, id string) error {
+	if err := tx.checkWritable("delete certificate"); err != nil {
+		return err
+	}
+	tag, err := tx.q.Exec(ctx, deleteCertificateSQL, scope.AccountID, scope.Region, id)
+	return rowsAffected(ctx, tag.RowsAffected(), err, "certificate "+id)
+}
+
+// rowsAffected turns an UPDATE or DELETE that matched no row into
+// ResourceNotFoundException.
+func rowsAffected(ctx context.Context, n int64, err error, what string) error {
+	if err != nil {
+		return storeError(ctx, err, what)
+	} else if n == 0 {
+		return storeError(ctx, pgx.ErrNoRows, what)
+	}
+	return nil
+}
+
+// listSQL builds a keyset-pagination query: where are the conditions
+// besides the cursor, args their parameters so far. The row-value
+// comparison is a range on an index ending in (creation_date, seq), so a
+// page costs its own rows however deep it is.
+func listSQL(columns, table string, where []string, args []any, ascending bool, after *fleetcert.Cursor, limit int) (string, []any) {
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if after != nil {
+		op := "<"
+		if ascending {
+			op = ">"
+		}
+		where = append(where, fmt.Sprintf("(creation_date, seq) %s (%s, %s)", op, param(after.CreationDate.UTC()), param(after.Seq)))
+	}
+	order := "creation_date DESC, seq DESC"
+	if ascending {
+		order = "creation_date, seq"
+	}
+	return `SELECT ` + columns + `, seq FROM ` + table + ` WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY ` + order + ` LIMIT ` + param(limit), args
+}
+
+// ListCertificates returns up to q.Limit certificates of q.Scope in
+// (CreationDate, Seq) order, strictly after q.After when it is set.
+func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery) ([]*fleetcert.Certificate, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	where := []string{"account_id = $1", "region = $2"}
+	args := []any{q.AccountID, q.Region}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if q.CACertificateID != "" {
+		add("ca_certificate_id = $%d", q.CACertificateID)
+	}
+	if q.Status != "" {
+		add("status = $%d", string(q.Status))
+	}
+	if q.OwnedBy != "" {
+		add("owned_by = $%d", q.OwnedBy)
+	}
+	if q.IDPrefix != "" {
+		// Ids are lowercase hex: every id that starts with the prefix sorts
+		// below the prefix followed by 'g'. COLLATE "C" compares bytes, as
+		// the prefix range needs, whatever the database's collation.
+		add(`certificate_id COLLATE "C" >= $%d`, q.IDPrefix)
+		add(`certificate_id COLLATE "C" < $%d`, q.IDPrefix+"g")
+	}
+	// A listing never returns the PEM (the Store contract), and the PEM is
+	// most of a row: select an empty one.
+	columns := strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1)
+	query, args := listSQL(columns, "certificates", where, args, q.Ascending, q.After, q.Limit)
+	certs := make([]*fleetcert.Certificate, 0, min(q.Limit, 256))
+	err := tx.readSet(ctx, nil, func(rows pgx.Rows) error {
+		c, err := scanCertificate(rows)
+		if err == nil {
+			certs = append(certs, c)
+		}
+		return err
+	}, query, args...)
+	if err != nil {
+		return nil, storeError(ctx, fmt.Errorf("list certificates: %w", err), "")
+	}
+	return certs, nil
+}
