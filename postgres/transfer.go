@@ -57,14 +57,10 @@ func (tx *Tx) PutTransfer(ctx context.Context, t *fleetcert.Transfer) error {
 //
 // Errors: ResourceNotFoundException.
 func (tx *Tx) LatestTransfer(ctx context.Context, region, id, accountID string) (*fleetcert.Transfer, error) {
-	var (
-		t                             fleetcert.Transfer
-		transferred                   time.Time
-		accepted, rejected, cancelled *time.Time
-	)
-	scan := func(row pgx.Row) error {
-		return row.Scan(&t.Region, &t.CertificateID, &t.SourceAccountID, &t.TargetAccountID, &t.Message, &t.RejectReason,
-			&transferred, &accepted, &rejected, &cancelled)
+	var t *fleetcert.Transfer
+	scan := func(row pgx.Row) (err error) {
+		t, err = scanTransfer(row)
+		return err
 	}
 	var err error
 	if tx.tx == nil {
@@ -78,6 +74,21 @@ func (tx *Tx) LatestTransfer(ctx context.Context, region, id, accountID string) 
 	}
 	if err != nil {
 		return nil, storeError(ctx, err, "transfer of certificate "+id)
+	}
+	return t, nil
+}
+
+// scanTransfer reads a row of transferColumns.
+func scanTransfer(row pgx.Row) (*fleetcert.Transfer, error) {
+	var (
+		t                             fleetcert.Transfer
+		transferred                   time.Time
+		accepted, rejected, cancelled *time.Time
+	)
+	err := row.Scan(&t.Region, &t.CertificateID, &t.SourceAccountID, &t.TargetAccountID, &t.Message, &t.RejectReason,
+		&transferred, &accepted, &rejected, &cancelled)
+	if err != nil {
+		return nil, err
 	}
 	t.TransferDate = transferred.UTC()
 	t.AcceptDate = fromTime(accepted)
