@@ -27,7 +27,7 @@ type bench struct {
 	cfg     Config
 	clients []*iot.Client // one per endpoint
 	certs   *certFactory
-	log    io.Writer
+	log     io.Writer
 }
 
 // client returns the client of call i: calls go round-robin to the
