@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"sort"
+	"time"
 )
 
 // Record is one stored record, as an Exporter yields it: exactly one field
@@ -84,17 +85,44 @@ func (r Record) key() string {
 	return ""
 }
 
-// digest is the record's content without what a store assigns (Seq).
+// digest is the record's content without what a store assigns (Seq), its
+// times to the millisecond: the precision every store keeps (an older
+// SQLite store may hold an access key's creation time to the nanosecond).
 func (r Record) digest() ([]byte, error) {
+	ms := func(t *time.Time) { *t = t.Truncate(time.Millisecond) }
 	if r.Certificate != nil {
 		c := *r.Certificate
 		c.Seq = 0
+		ms(&c.CreationDate)
+		ms(&c.LastModifiedDate)
+		if c.Transfer != nil {
+			tr := *c.Transfer
+			ms(&tr.TransferDate)
+			ms(&tr.AcceptDate)
+			ms(&tr.RejectDate)
+			c.Transfer = &tr
+		}
 		r.Certificate = &c
 	}
 	if r.CACertificate != nil {
 		c := *r.CACertificate
 		c.Seq = 0
+		ms(&c.CreationDate)
+		ms(&c.LastModifiedDate)
 		r.CACertificate = &c
+	}
+	if r.AccessKey != nil {
+		k := *r.AccessKey
+		ms(&k.CreatedAt)
+		r.AccessKey = &k
+	}
+	if r.Transfer != nil {
+		t := *r.Transfer
+		ms(&t.TransferDate)
+		ms(&t.AcceptDate)
+		ms(&t.RejectDate)
+		ms(&t.CancelDate)
+		r.Transfer = &t
 	}
 	b, err := json.Marshal(r)
 	if err != nil {

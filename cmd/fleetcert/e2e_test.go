@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/smithy-go"
 
+	"github.com/fleetcert/fleetcert/internal/testpg"
 	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build fleetcert:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testpg.Main(m) // and stops the PostgreSQL servers the tests started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -42,11 +43,12 @@ subcommands:
 
 // runKeysCreate is "fleetcert keys create".
 func runKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys create", "fleetcert keys create --account-id ID [--data-dir D]", `
+	fs := newFlagSet("keys create", "fleetcert keys create --account-id ID [--data-dir D | --database-url URL]", `
 Adds an access key for account ID to the store of a fleetcert server (it
 may be running) and prints it once as JSON: accessKeyId, secretAccessKey,
 accountId. The secret is not shown again.`)
 	dataDir := fs.String("data-dir", "./fleetcert-data", "data directory of the fleetcert server (as given to fleetcert serve)")
+	databaseURL := fs.String("database-url", "", "postgres:// URL of a cluster's database (instead of --data-dir)")
 	accountID := fs.String("account-id", "", "12-digit account the key belongs to (required)")
 	if err := fs.parse(args, stdout, stderr); err != nil {
 		return err
@@ -55,7 +57,15 @@ accountId. The secret is not shown again.`)
 		fs.writeUsage(stderr)
 		return usagef("keys create: --account-id is required")
 	}
-	db, err := openExistingStore(ctx, *dataDir)
+	var (
+		db  fleetcert.Store
+		err error
+	)
+	if *databaseURL != "" {
+		db, err = openStore(ctx, Config{DatabaseURL: *databaseURL}, slog.Default())
+	} else {
+		db, err = openExistingStore(ctx, *dataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
@@ -85,5 +95,5 @@ func openExistingStore(ctx context.Context, dataDir string) (fleetcert.Store, er
 	} else if err != nil {
 		return nil, err
 	}
-	return openStore(ctx, Config{DataDir: dataDir})
+	return openStore(ctx, Config{DataDir: dataDir}, slog.Default())
 }

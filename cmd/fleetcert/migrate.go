@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 
 	"github.com/fleetcert/fleetcert"
@@ -40,7 +41,7 @@ starts its own.`)
 	if !ok {
 		return fmt.Errorf("migrate: the store in %s cannot list its records", *from)
 	}
-	dst, err := openStore(ctx, Config{DatabaseURL: *url})
+	dst, err := openStore(ctx, Config{DatabaseURL: *url}, slog.Default())
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/fleetcert/fleetcert/console"
 	"github.com/fleetcert/fleetcert/internal/connlimit"
 	"github.com/fleetcert/fleetcert/mqtt"
+	"github.com/fleetcert/fleetcert/postgres"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
@@ -143,7 +144,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := openStore(ctx, m.Config)
+	store, err := openStore(ctx, m.Config, m.Logger)
 	if err != nil {
 		return err
 	}
@@ -291,7 +292,7 @@ func (m *Main) bootstrapKey(ctx context.Context) error {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return errors.New("set both FLEETCERT_ACCESS_KEY_ID and FLEETCERT_SECRET_ACCESS_KEY, or neither")
 		}
-		k := &fleetcert.AccessKey{ID: c.AccessKeyID, Secret: c.SecretAccessKey, AccountID: accountID, CreatedAt: time.Now().UTC()}
+		k := &fleetcert.AccessKey{ID: c.AccessKeyID, Secret: c.SecretAccessKey, AccountID: accountID}
 		if err := m.Registry.EnsureAccessKey(ctx, k); err != nil {
 			return fmt.Errorf("bootstrap access key: %s", errorText(err))
 		}
@@ -339,9 +340,14 @@ func (m *Main) defaultAccount() (string, error) {
 
 // openStore opens the store c names: PostgreSQL at --database-url, else
 // the embedded store in --data-dir, created if needed.
-func openStore(ctx context.Context, c Config) (fleetcert.Store, error) {
+func openStore(ctx context.Context, c Config, logger *slog.Logger) (fleetcert.Store, error) {
 	if c.DatabaseURL != "" {
-		return nil, errors.New("--database-url: the PostgreSQL store is not built yet; omit it to use the embedded SQLite store in --data-dir")
+		db := postgres.NewDB(c.DatabaseURL)
+		db.Logger = logger
+		if err := db.Open(ctx); err != nil {
+			return nil, fmt.Errorf("open store: %s", errorText(err))
+		}
+		return db, nil
 	}
 	db := sqlite.NewDB(filepath.Join(c.DataDir, storeFile))
 	if err := db.Open(); err != nil {
