@@ -384,8 +384,10 @@ type statements struct {
 	insertAccessKey   *sql.Stmt
 	countAccessKeys   *sql.Stmt
 
-	insertChange *sql.Stmt
-	changes      *sql.Stmt
+	insertChange   *sql.Stmt
+	changes        *sql.Stmt
+	changesHorizon *sql.Stmt
+	changesHead    *sql.Stmt
 }
 
 // prepare prepares every statement on pool p.
@@ -417,6 +419,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.countAccessKeys, countAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
 		{&s.changes, selectChangesSQL},
+		{&s.changesHorizon, selectChangesHorizonSQL},
+		{&s.changesHead, selectChangesHeadSQL},
 	}
 	for asc := range 2 {
 		for f := range certificateFilters {
