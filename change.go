@@ -41,12 +41,6 @@ func (r *Registry) ChangeSignal() <-chan struct{} {
 	return r.signal.wait()
 }
 
-// Commits returns how many mutations made through this Registry have
-// committed. Each is counted after its commit and before its caller
-// returns, so a read of the change feed that begins after Commits returned
-// n sees the changes of all n.
-func (r *Registry) Commits() int64 { return r.commits.Load() }
-
 // Changes returns up to limit entries of the change feed after Seq after
 // (Store.Changes, whose contract says what a watcher may rely on). An
 // error wrapping ErrChangesPruned means the watcher fell behind the pruned
@@ -89,7 +83,6 @@ func (r *Registry) PruneChanges(ctx context.Context, retention time.Duration) (i
 func (r *Registry) update(ctx context.Context, fn func(Tx) error) error {
 	err := r.Store.Update(ctx, fn)
 	if err == nil {
-		r.commits.Add(1)
 		r.signal.notify()
 	}
 	return err
