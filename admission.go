@@ -217,19 +217,20 @@ func (v *AdmissionView) Admit(q DeviceQuery) (*Certificate, bool) {
 	}, true
 }
 
-// Admits reports whether v holds the registration of certificateID in
-// scope as ACTIVE and valid now: whether a session admitted by it may go on.
-func (v *AdmissionView) Admits(scope Scope, certificateID string) bool {
+// Active reports whether v holds the registration of certificateID in
+// scope as ACTIVE: whether a session it admitted may go on. Like the
+// feed's changes, it looks at the status only; validity is checked when a
+// device is admitted.
+func (v *AdmissionView) Active(scope Scope, certificateID string) bool {
 	k, ok := viewKey(certificateID)
 	if !ok {
 		return false
 	}
-	now := v.reg.Now()
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	for _, r := range v.byID[k] {
 		if *r.scope == scope {
-			return r.admits(now)
+			return r.active
 		}
 	}
 	return false

@@ -74,8 +74,8 @@ func TestAdmissionViewAgreesWithAdmitDevice(t *testing.T) {
 				case ok && (got.ID != want.ID || got.Scope != want.Scope || !got.NotAfter.Equal(want.NotAfter) || got.Mode != want.Mode):
 					t.Errorf("certificate %.8s: view admits by %+v, AdmitDevice by %+v", id(c), *got, *want)
 				}
-				if ok && !v.Admits(got.Scope, got.ID) {
-					t.Errorf("certificate %.8s: view admits the device but not its session in %v", id(c), got.Scope)
+				if ok && !v.Active(got.Scope, got.ID) {
+					t.Errorf("certificate %.8s: view admits the device but does not hold it ACTIVE in %v", id(c), got.Scope)
 				}
 			}
 		}
@@ -125,10 +125,30 @@ func TestAdmissionViewAgreesWithAdmitDevice(t *testing.T) {
 	})
 	clk.advance(-400*24*time.Hour - 2*time.Hour)
 	t.Run("not-yet-valid", func(t *testing.T) {
-		if v.Admits(scope, id(active)) {
-			t.Fatal("the view admits a session of a certificate not yet valid")
+		if _, ok := v.Admit(fleetcert.DeviceQuery{Chain: []*x509.Certificate{active.Cert}, Region: scope.Region, AccountID: scope.AccountID}); ok {
+			t.Fatal("the view admits a certificate not yet valid")
 		}
 		check(t, v)
+	})
+	t.Run("active", func(t *testing.T) {
+		for _, tc := range []struct {
+			scope fleetcert.Scope
+			c     *testpki.Cert
+			want  bool
+		}{
+			{scope, active, true},
+			{scope, toActivate, true},
+			{otherAccount, shared, true},
+			{scope, toRevoke, false},
+			{scope, toDelete, false},
+			{scope, inactive, false},
+			{otherAccount, active, false},
+			{scope, unknown, false},
+		} {
+			if got := v.Active(tc.scope, id(tc.c)); got != tc.want {
+				t.Errorf("Active(%v, %.8s) = %v, want %v", tc.scope, id(tc.c), got, tc.want)
+			}
+		}
 	})
 }
 

@@ -80,8 +80,10 @@ func (g *Gateway) readChanges(ctx context.Context) {
 	for {
 		changes, err := g.Registry.Changes(ctx, g.lastSeq, changePage)
 		if errors.Is(err, fleetcert.ErrChangesPruned) {
-			g.reload(ctx)
-			return
+			if !g.reload(ctx) {
+				return // tried again at the next wake
+			}
+			continue // from the new head
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -109,23 +111,25 @@ func (g *Gateway) readChanges(ctx context.Context) {
 // reload replaces the view after the watcher fell behind the feed's pruned
 // horizon: the changes it missed cannot be read, so the registrations are
 // read again, and every session whose registration the new view does not
-// admit is closed, as the missed changes would have closed it.
-func (g *Gateway) reload(ctx context.Context) {
+// hold ACTIVE is closed, as the missed changes would have closed it. It
+// reports whether the view was reloaded.
+func (g *Gateway) reload(ctx context.Context) bool {
 	g.Logger.Warn("change feed pruned past the gateway's position; reloading the admission view", "after", g.lastSeq)
 	if err := g.loadView(ctx); err != nil {
 		if ctx.Err() == nil {
 			g.Logger.Error("reload admission view", "err", err)
 		}
-		return
+		return false
 	}
 	view := g.view.Load()
 	for _, s := range g.sessions.all() {
 		// A session still being admitted has no scope yet: it is deciding
 		// from a read of the store made now, after the missed changes.
-		if scope, _ := s.state(); scope != (fleetcert.Scope{}) && !view.Admits(scope, s.certificateID) {
+		if scope, _ := s.state(); scope != (fleetcert.Scope{}) && !view.Active(scope, s.certificateID) {
 			g.drop(s, scope, "NOT_ACTIVE", time.Time{})
 		}
 	}
+	return true
 }
 
 // applyChange disconnects the sessions of a certificate that left ACTIVE.
