@@ -58,6 +58,9 @@ type env struct {
 	// feedDelay delays each read of the change feed: the gateway then
 	// learns of changes that late.
 	feedDelay atomic.Int64
+	// gateways are those started on e's store: their watchers' reads are
+	// counted in reads too.
+	gateways []*mqtt.Gateway
 }
 
 // countingStore counts the read transactions of a store, and delays reads
@@ -133,6 +136,7 @@ func (e *env) launchGatewayOn(reg mqtt.Registry, configure func(*mqtt.Gateway)) 
 	if err := gw.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	e.gateways = append(e.gateways, gw)
 	t.Cleanup(func() {
 		gw.Close()
 		if t.Failed() {
