@@ -137,6 +137,8 @@ func TestWatcherReloadsAfterPrune(t *testing.T) {
 	waitCaughtUp(t, gw)
 	revokedLive := e.session(t, gw.ListenAddr(), revoked, "revoked")
 	keptLive := e.session(t, gw.ListenAddr(), kept, "kept")
+	// Listed once established, which the device may learn (CONNACK) first.
+	testwait.For(t, "the session to be listed", func() bool { return len(gw.SessionsOf(scopeA, keptCert.ID)) == 1 })
 
 	// Unseen by gw: no notification, no poll, no commit of its process.
 	if err := other.UpdateCertificate(ctx, scopeA, revokedCert.ID, fleetcert.StatusRevoked); err != nil {
