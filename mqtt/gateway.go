@@ -247,6 +247,8 @@ type Gateway struct {
 	// handshake; DefaultConnectTimeout when zero.
 	ConnectTimeout time.Duration
 
+	// Registry decides admission and serves the change feed (a
+	// *fleetcert.Registry); Logger gets the gateway's log lines.
 	Registry Registry
 	Logger   *slog.Logger
 
