@@ -154,7 +154,7 @@ func prune(tb testing.TB, s fleetcert.Store, before time.Time) int64 {
 func testChangesConcurrentUpdates(t *testing.T, s fleetcert.Store) {
 	const (
 		writers = 4
-		updates = 30 // per writer
+		updates = 20 // per writer
 	)
 	ctx := context.Background()
 	var (
