@@ -2,7 +2,9 @@ package fleetcert
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // changeSignal wakes the change feed's consumers in this process when a
@@ -39,18 +41,48 @@ func (r *Registry) ChangeSignal() <-chan struct{} {
 	return r.signal.wait()
 }
 
-// Commits returns how many mutations made through this Registry have
-// committed. Each is counted after its commit and before its caller
-// returns, so a read of the change feed that begins after Commits returned
-// n sees the changes of all n.
-func (r *Registry) Commits() int64 { return r.commits.Load() }
+// Changes returns up to limit entries of the change feed after Seq after
+// (Store.Changes, whose contract says what a watcher may rely on). An
+// error wrapping ErrChangesPruned means the watcher fell behind the pruned
+// horizon: it must reload what it derived from the feed.
+func (r *Registry) Changes(ctx context.Context, after int64, limit int) ([]Change, error) {
+	return r.Store.Changes(ctx, after, limit)
+}
+
+// ChangesHead returns the Seq of the newest committed change in any process
+// sharing the store (Store.ChangesHead): a reader that has read the feed up
+// to it has read every change committed before ChangesHead was called.
+func (r *Registry) ChangesHead(ctx context.Context) (int64, error) {
+	return r.Store.ChangesHead(ctx)
+}
+
+// NotifyChanges returns the store's channel that wakes the feed's watchers
+// when any process commits (ChangeNotifier), or a nil channel (which never
+// fires) when the store has none: watchers then poll for other processes'
+// changes, and ChangeSignal wakes them for this process's.
+func (r *Registry) NotifyChanges(ctx context.Context) (<-chan struct{}, error) {
+	if n, ok := r.Store.(ChangeNotifier); ok {
+		return n.NotifyChanges(ctx)
+	}
+	return nil, nil
+}
+
+// PruneChanges removes the change-feed entries older than retention and
+// returns how many it removed. A watcher that had not read them reloads
+// its view (ErrChangesPruned).
+func (r *Registry) PruneChanges(ctx context.Context, retention time.Duration) (int64, error) {
+	n, err := r.Store.PruneChanges(ctx, r.now().Add(-retention))
+	if err != nil {
+		return 0, fmt.Errorf("prune change feed: %w", err)
+	}
+	return n, nil
+}
 
 // update runs fn in a store transaction and wakes the feed's consumers
 // when it commits.
 func (r *Registry) update(ctx context.Context, fn func(Tx) error) error {
 	err := r.Store.Update(ctx, fn)
 	if err == nil {
-		r.commits.Add(1)
 		r.signal.notify()
 	}
 	return err

@@ -129,7 +129,8 @@ func caKey(ca *CACertificate) (Scope, CertificateMode) { return ca.Scope, ca.Mod
 // AdmitDevice decides whether a device presenting q.Chain may connect: the
 // registration of its leaf certificate that q means (SelectRegistration)
 // must be ACTIVE and the certificate within its validity period. It
-// returns the certificate, or a *DeviceRefusal.
+// returns the certificate, or a *DeviceRefusal. It reads the store; an
+// AdmissionView decides by the same rule from a copy.
 //
 // It does not register anything: see AutoRegisterDevice.
 func (r *Registry) AdmitDevice(ctx context.Context, q DeviceQuery) (*Certificate, error) {
@@ -154,26 +155,8 @@ func (r *Registry) AdmitDevice(ctx context.Context, q DeviceQuery) (*Certificate
 		return nil, &DeviceRefusal{Reason: reason, CertificateID: id}
 	}
 	c := all[i]
-	refuse := func(reason string) (*Certificate, error) {
+	if reason := admissionRefusal(c.Status, c.NotBefore, c.NotAfter, r.Now()); reason != "" {
 		return c, &DeviceRefusal{Reason: reason, CertificateID: id, Scope: c.Scope}
-	}
-	switch c.Status {
-	case StatusActive:
-	case StatusRevoked:
-		return refuse(ReasonRevoked)
-	case StatusPendingTransfer:
-		return refuse(ReasonPendingTransfer)
-	case StatusPendingActivation:
-		return refuse(ReasonPendingActivation)
-	default:
-		return refuse(ReasonInactive)
-	}
-	now := r.Now()
-	if now.After(c.NotAfter) {
-		return refuse(ReasonExpired)
-	}
-	if now.Before(c.NotBefore) {
-		return refuse(ReasonNotYetValid)
 	}
 	return c, nil
 }

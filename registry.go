@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -24,8 +23,7 @@ type Registry struct {
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 
-	signal  changeSignal
-	commits atomic.Int64 // see Commits
+	signal changeSignal
 }
 
 // NewRegistry returns a Registry on store that issues with iss.

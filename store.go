@@ -47,9 +47,21 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	// Changes returns up to limit entries of the change feed with Seq >
-	// after, in Seq order. See "The change feed" below for what a watcher
+	// after, in Seq order. See "The change feed" above for what a watcher
 	// may rely on.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+
+	// ChangesHead returns the Seq of the newest committed change, 0 when the
+	// feed never had one. Every change with a Seq at or below it that will ever
+	// commit has committed. It never decreases, pruning included. A watcher
+	// loads its view and starts reading after the head it read before loading.
+	ChangesHead(ctx context.Context) (int64, error)
+
+	// PruneChanges removes the changes whose Time is before `before` and
+	// returns how many it removed. Afterwards Changes with an after below the
+	// highest pruned Seq returns an error wrapping ErrChangesPruned; the head
+	// is unchanged.
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
 
 	// Close releases the store's resources.
 	Close() error

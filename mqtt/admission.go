@@ -2,10 +2,8 @@ package mqtt
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"sync"
 	"time"
@@ -16,17 +14,18 @@ import (
 // admission is the registry's answer in a device's TLS handshake, handed on
 // to its MQTT CONNECT so that the CONNECT need not read the store again.
 //
-// Why that is safe: seq is Gateway.seen taken before the handshake's read.
-// Every change up to seq was read from the store by the watcher before
-// that, so it was committed before the handshake's read and is reflected
-// in it. A change taking the certificate out of ACTIVE that the read did
+// Why that is safe: seq is Gateway.seen taken before the handshake's read
+// of the store, or, for an admission from the view, the position the view
+// reflects. Every change up to seq was read from the store by the watcher
+// before that, so it was committed before the handshake's read and is
+// reflected in it (in the view: applied to it). A change taking the certificate out of ACTIVE that the read did
 // not see therefore has a larger sequence number. The watcher records each
 // such change in dropSeq before it looks up the certificate's sessions,
 // and the CONNECT indexes its session before it looks at dropSeq: either
 // the watcher's lookup comes after the session is indexed and closes it,
 // or the CONNECT sees dropSeq past seq and reads the store again (and sees
-// the change, which the watcher read from it). The store assigns sequence
-// numbers in commit order (one writer).
+// the change, which the watcher read from it). The watcher misses no
+// change: the store's feed promises commit order (fleetcert.Store).
 type admission struct {
 	certificateID string
 	scope         fleetcert.Scope
@@ -106,7 +105,7 @@ func leavesActive(c *fleetcert.Change) bool {
 // take the certificate out of ACTIVE was read since a was decided, and the
 // certificate has not expired since.
 func (g *Gateway) stillAdmitted(a *admission, certificateID string) bool {
-	return g.dropSeq[changeBucket(certificateID)].Load() <= a.seq && !g.Registry.Now().After(a.notAfter)
+	return g.dropSeq[changeBucket(certificateID)].Load() <= a.seq && !g.view.Load().Now().After(a.notAfter)
 }
 
 // verifyConnection refuses in the TLS handshake every device that
@@ -115,22 +114,15 @@ func (g *Gateway) stillAdmitted(a *admission, certificateID string) bool {
 // g.handshakes for the CONNECT.
 func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
 	q := g.query(cs.PeerCertificates, cs.ServerName)
-	// The view, when the watcher has read every change made in this
-	// process so far (and seq, taken after, covers them): see registryView.
-	commits := g.Registry.Commits()
-	seq := g.seen.Load()
-	if len(q.Chain) > 0 && g.caughtUp.Load() == commits {
-		// The fingerprint once, as bytes for the view and in
-		// fleetcert.CertificateID's hex form for the session.
-		leaf := q.Chain[0]
-		key := sha256.Sum256(leaf.Raw)
-		if scope, notAfter, ok := g.view.admit(key, q, g.Registry.Now()); ok {
-			g.handshakes.put(leaf, &admission{certificateID: hex.EncodeToString(key[:]), scope: scope, notAfter: notAfter, seq: seq})
-			return nil
-		}
-	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
 	defer cancel()
+	if cert, seq, ok := g.admitFromView(ctx, q); ok {
+		g.handshakes.put(cs.PeerCertificates[0], &admission{certificateID: cert.ID, scope: cert.Scope, notAfter: cert.NotAfter, seq: seq})
+		return nil
+	}
+	// Taken before the store's read: every change up to it is reflected
+	// in the read (see admission).
+	seq := g.seen.Load()
 	cert, err := g.Registry.AdmitDevice(ctx, q)
 	if err == nil {
 		g.handshakes.put(cs.PeerCertificates[0], &admission{certificateID: cert.ID, scope: cert.Scope, notAfter: cert.NotAfter, seq: seq})
@@ -152,3 +144,97 @@ func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
 	g.refused("handshake", refusal, "", "")
 	return refusal
 }
+
+// admitFromView admits q from the view when the view may be trusted for a
+// handshake that began before this call: it has applied every change up to
+// a head of the feed read after the call began, so every change committed
+// before the handshake, in any process, is in it. Then seq is the feed
+// position the admission reflects. A view behind that head is not
+// trusted (the store decides) and the watcher is woken to catch up.
+func (g *Gateway) admitFromView(ctx context.Context, q fleetcert.DeviceQuery) (_ *fleetcert.Certificate, seq int64, _ bool) {
+	if len(q.Chain) == 0 {
+		return nil, 0, false
+	}
+	head, err := g.heads.read(ctx, g.Registry.ChangesHead)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.Logger.Error("read change feed head", "err", err)
+		}
+		return nil, 0, false
+	}
+	// seen before the view: the view reflects at least every change up to
+	// seen (readChanges and loadView update them in that order).
+	seq = g.seen.Load()
+	if seq < head {
+		select {
+		case g.wake <- struct{}{}:
+		default:
+		}
+		return nil, 0, false
+	}
+	cert, ok := g.view.Load().Admit(q)
+	return cert, seq, ok
+}
+
+// headReads coalesces the handshakes' reads of the change feed's head. A
+// handshake needs a head read that began after it did: it starts one when
+// none is running, else waits for the next one, which begins when the
+// running one ends and serves every handshake that arrived meanwhile. So
+// at most two reads are under way, however many handshakes.
+type headReads struct {
+	mu      sync.Mutex
+	running *headRead // nil when none
+	next    *headRead // to begin when running ends; nil when none is waiting
+}
+
+type headRead struct {
+	done chan struct{}
+	head int64
+	err  error
+}
+
+// read returns a head of the feed read by fn after read was called.
+func (h *headReads) read(ctx context.Context, fn func(context.Context) (int64, error)) (int64, error) {
+	h.mu.Lock()
+	var r *headRead
+	switch {
+	case h.running == nil:
+		r = &headRead{done: make(chan struct{})}
+		h.running = r
+		h.mu.Unlock()
+		h.run(r, fn)
+		return r.head, r.err
+	case h.next == nil:
+		r = &headRead{done: make(chan struct{})}
+		h.next = r
+	default:
+		r = h.next
+	}
+	h.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.head, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// run reads into r, then starts the next read if handshakes wait for one.
+// A read is not bound to one handshake's context: others share it.
+func (h *headReads) run(r *headRead, fn func(context.Context) (int64, error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), headReadTimeout)
+	r.head, r.err = fn(ctx)
+	cancel()
+	close(r.done)
+	h.mu.Lock()
+	next := h.next
+	h.running, h.next = next, nil
+	h.mu.Unlock()
+	if next != nil {
+		go h.run(next, fn)
+	}
+}
+
+// headReadTimeout bounds a read of the feed's head; a handshake stops
+// waiting for it at its own deadline.
+const headReadTimeout = 5 * time.Second

@@ -97,9 +97,10 @@ func TestProxyProtocol(t *testing.T) {
 		if s := e.gw.Sessions(scopeA)[0]; s.RemoteAddr != "127.0.9.9:4242" {
 			t.Fatalf("session's address %s", s.RemoteAddr)
 		}
-		if !strings.Contains(e.logs.String(), "clientId=behind-lb account="+accountA+" region="+region+" remote=127.0.9.9:4242") {
-			t.Fatalf("the connected line does not give the device's address:\n%s", e.logs)
-		}
+		// The session is listed just before its connected line is written.
+		testwait.For(t, "the connected line to give the device's address", func() bool {
+			return strings.Contains(e.logs.String(), "clientId=behind-lb account="+accountA+" region="+region+" remote=127.0.9.9:4242")
+		})
 	})
 	t.Run("ok/per-address-cap-on-the-device-address", func(t *testing.T) {
 		if _, err := e.dialVia(c, "behind-lb-2", balancer, proxyV2(t, "127.0.9.10:4242")); err != nil {

@@ -1,5 +1,7 @@
 package mqtt
 
+import "context"
+
 // PendingHandshakes is how many admissions decided in TLS handshakes wait
 // for their CONNECT.
 func (g *Gateway) PendingHandshakes() int {
@@ -8,8 +10,9 @@ func (g *Gateway) PendingHandshakes() int {
 	return len(g.handshakes.m)
 }
 
-// ViewCaughtUp reports whether the gateway has read every change made
-// through its registry, so that admission may use its view.
+// ViewCaughtUp reports whether the gateway has read the change feed up to
+// its head, so that admission may use its view.
 func (g *Gateway) ViewCaughtUp() bool {
-	return g.caughtUp.Load() == g.Registry.Commits()
+	head, err := g.Registry.ChangesHead(context.Background())
+	return err == nil && g.seen.Load() >= head
 }

@@ -10,8 +10,9 @@
 // (fleetcert.Registry.AdmitDevice). The registry is asked in the TLS
 // handshake (tls.Config.VerifyConnection, so a refused device gets a TLS
 // alert, as on AWS): for the common case, a registered ACTIVE certificate,
-// through the gateway's view of the registry (loaded at start, kept current
-// by the change feed, see registryView), otherwise by reading the store.
+// through the gateway's fleetcert.AdmissionView (loaded at start, kept
+// current by the change feed, trusted only once it has read the feed up to
+// a head read after the handshake began), otherwise by reading the store.
 // The answer is carried to the MQTT CONNECT with the
 // sequence number of the change feed it reflects. On CONNECT the session
 // is entered in the gateway's index first, so that the change watcher
@@ -42,8 +43,11 @@
 //
 // The gateway keeps an index certificate id → live sessions and consumes
 // the registry's change feed: woken at once by Registry.ChangeSignal for
-// changes made in this process, and polling the store every PollInterval
-// for changes made by other processes. When a certificate leaves ACTIVE
+// changes made in this process, by the store's notifications when it has
+// them (fleetcert.ChangeNotifier), by a handshake that found its view
+// behind, and polling the store every PollInterval. A watcher that fell
+// behind the feed's pruned horizon reloads its view and checks every
+// session against it. When a certificate leaves ACTIVE
 // (updated, transferred or deleted), every session of it in that account
 // and region is disconnected (MQTT 5: DISCONNECT 0x87 not authorized; MQTT
 // 3.1.1: the connection is closed), its last will is sent, and a
@@ -243,7 +247,9 @@ type Gateway struct {
 	// handshake; DefaultConnectTimeout when zero.
 	ConnectTimeout time.Duration
 
-	Registry *fleetcert.Registry
+	// Registry decides admission and serves the change feed (a
+	// *fleetcert.Registry); Logger gets the gateway's log lines.
+	Registry Registry
 	Logger   *slog.Logger
 
 	limits   limits
@@ -270,20 +276,23 @@ type Gateway struct {
 
 	handshakes handshakeAdmissions
 
-	// view answers the common handshake without reading the store (see
-	// registryView). caughtUp is the Registry.Commits value as of which
-	// the watcher has read every change of this process.
-	view     *registryView
-	caughtUp atomic.Int64
+	// view answers the common handshake without reading the store; it
+	// reflects every change up to seen (see verifyConnection). It is
+	// replaced when the watcher reloads it. heads coalesces the
+	// handshakes' reads of the feed's head; wake asks the watcher to read
+	// the feed now (a handshake found the view behind).
+	view  atomic.Pointer[fleetcert.AdmissionView]
+	heads headReads
+	wake  chan struct{}
 }
 
-// NewGateway returns a Gateway admitting devices by reg, logging to
-// logger (slog.Default() when nil).
-func NewGateway(reg *fleetcert.Registry, logger *slog.Logger) *Gateway {
+// NewGateway returns a Gateway admitting devices by reg (a
+// *fleetcert.Registry), logging to logger (slog.Default() when nil).
+func NewGateway(reg Registry, logger *slog.Logger) *Gateway {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Gateway{Registry: reg, Logger: logger, sessions: newSessions(), view: newRegistryView()}
+	return &Gateway{Registry: reg, Logger: logger, sessions: newSessions(), wake: make(chan struct{}, 1)}
 }
 
 // Start listens on Addr and serves devices until Close (or until ctx ends,
@@ -312,12 +321,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.ctx, g.cancel = context.WithCancel(ctx)
 
-	// Read the feed to its end first: changes before now are reflected in
-	// the statuses that admission reads.
-	if err := g.skipChanges(g.ctx); err != nil {
-		g.cancel()
-		return err
-	}
+	// The view, and the feed's position it reflects: the watcher reads
+	// the changes after it (not the feed from its start).
 	if err := g.loadView(g.ctx); err != nil {
 		g.cancel()
 		return err

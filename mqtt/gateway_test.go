@@ -44,16 +44,23 @@ var (
 // in a temp dir.
 type env struct {
 	t      *testing.T
+	path   string // the SQLite file
 	reg    *fleetcert.Registry
 	gw     *mqtt.Gateway
 	files  mqtt.ServerFiles
 	roots  *x509.CertPool
 	offset atomic.Int64 // added to the registry's clock
 	logs   *testwait.Buffer
-	reads  atomic.Int64 // read transactions (Store.View) on the store
+	// reads counts read transactions (Store.View) on the store: the
+	// reads of certificates (and CAs), not those of the change feed or
+	// its head.
+	reads atomic.Int64
 	// feedDelay delays each read of the change feed: the gateway then
 	// learns of changes that late.
 	feedDelay atomic.Int64
+	// gateways are those started on e's store: their watchers' reads are
+	// counted in reads too.
+	gateways []*mqtt.Gateway
 }
 
 // countingStore counts the read transactions of a store, and delays reads
@@ -77,12 +84,13 @@ func (s countingStore) Changes(ctx context.Context, afterSeq int64, limit int) (
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	db := sqlite.NewDB(filepath.Join(dir, "fleetcert.db"))
+	path := filepath.Join(dir, "fleetcert.db")
+	db := sqlite.NewDB(path)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{t: t, logs: &testwait.Buffer{}}
+	e := &env{t: t, path: path, logs: &testwait.Buffer{}}
 	e.reg = fleetcert.NewRegistry(countingStore{Store: db, reads: &e.reads, feedDelay: &e.feedDelay}, nil)
 	e.reg.Now = func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
 	files, err := mqtt.LoadOrCreateServerFiles(dir, nil, region, time.Now())
@@ -106,8 +114,15 @@ func (e *env) startGateway() *mqtt.Gateway { return e.launchGateway(nil) }
 // launchGateway starts a gateway on e's registry, configured by configure
 // (when not nil) before Start, closed at the test's end.
 func (e *env) launchGateway(configure func(*mqtt.Gateway)) *mqtt.Gateway {
+	return e.launchGatewayOn(e.reg, configure)
+}
+
+// launchGatewayOn starts a gateway on reg (a registry on e's store),
+// configured by configure (when not nil) before Start, closed at the
+// test's end.
+func (e *env) launchGatewayOn(reg mqtt.Registry, configure func(*mqtt.Gateway)) *mqtt.Gateway {
 	t := e.t
-	gw := mqtt.NewGateway(e.reg, slog.New(slog.NewTextHandler(e.logs, nil)))
+	gw := mqtt.NewGateway(reg, slog.New(slog.NewTextHandler(e.logs, nil)))
 	gw.Addr = "127.0.0.1:0"
 	gw.CertFile, gw.KeyFile = e.files.CertFile, e.files.KeyFile
 	gw.Region = region
@@ -121,6 +136,7 @@ func (e *env) launchGateway(configure func(*mqtt.Gateway)) *mqtt.Gateway {
 	if err := gw.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	e.gateways = append(e.gateways, gw)
 	t.Cleanup(func() {
 		gw.Close()
 		if t.Failed() {

@@ -136,6 +136,17 @@ func (x *sessions) sweep(cutoff time.Time) {
 	}
 }
 
+// all returns every indexed session.
+func (x *sessions) all() []*session {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]*session, 0, len(x.byClient))
+	for _, s := range x.byClient {
+		out = append(out, s)
+	}
+	return out
+}
+
 func (x *sessions) len() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -2,7 +2,7 @@ package mqtt
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -13,31 +13,42 @@ import (
 // changePage is how many change-feed entries are read at once.
 const changePage = 1000
 
-// skipChanges moves past the end of the change feed.
-func (g *Gateway) skipChanges(ctx context.Context) error {
-	commits := g.Registry.Commits()
-	for {
-		changes, err := g.Registry.Store.Changes(ctx, g.lastSeq, changePage)
-		if err != nil {
-			return fmt.Errorf("read change feed: %w", err)
-		}
-		if len(changes) > 0 {
-			g.lastSeq = changes[len(changes)-1].Seq
-		}
-		if len(changes) < changePage {
-			g.seen.Store(g.lastSeq)
-			g.caughtUp.Store(commits)
-			return nil
+// loadView loads a new admission view and makes it the gateway's, with the
+// feed's position it reflects: the head read before loading. The watcher
+// reads the changes after it.
+func (g *Gateway) loadView(ctx context.Context) error {
+	v := g.Registry.NewAdmissionView()
+	head, err := v.Load(ctx)
+	if err != nil {
+		return err
+	}
+	// Every admission decided before now (seq below head) is checked
+	// again at its CONNECT: the view it came from may have missed changes
+	// between seen and head.
+	for i := range g.dropSeq {
+		if g.dropSeq[i].Load() < head {
+			g.dropSeq[i].Store(head)
 		}
 	}
+	// The view before the position it reflects (see verifyConnection).
+	g.view.Store(v)
+	g.lastSeq = head
+	g.seen.Store(head)
+	return nil
 }
 
 // watchChanges consumes the change feed until ctx ends: at once when this
-// process commits a change, and every PollInterval for other processes'.
+// process commits a change, when the store says another process did, when
+// a handshake found the view behind, and every PollInterval.
 func (g *Gateway) watchChanges(ctx context.Context) {
 	defer g.watched.Done()
 	poll := time.NewTicker(g.PollInterval)
 	defer poll.Stop()
+	notify, err := g.Registry.NotifyChanges(ctx)
+	if err != nil {
+		// Polling still reads the feed.
+		g.Logger.Error("change feed notifications", "err", err)
+	}
 	lastSweep := time.Now()
 	for {
 		// Take the signal before reading, so that a commit during the read
@@ -48,6 +59,11 @@ func (g *Gateway) watchChanges(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-signal:
+		case <-g.wake:
+		case _, ok := <-notify:
+			if !ok {
+				notify = nil // ended with ctx
+			}
 		case now := <-poll.C:
 			if now.Sub(lastSweep) > 10*time.Second {
 				g.sessions.sweep(now.Add(-10 * time.Second))
@@ -57,40 +73,63 @@ func (g *Gateway) watchChanges(ctx context.Context) {
 	}
 }
 
-// readChanges applies the changes after lastSeq. A certificate a change
-// concerns leaves the admission view before the change is recorded as read
-// (noteChange), and comes back from a read of the store after its sessions
-// were dealt with (see registryView).
+// readChanges applies the changes after lastSeq. The view takes each change
+// in (reading the certificate again) before the change is recorded as read
+// (noteChange), so that the view reflects every change up to seen.
 func (g *Gateway) readChanges(ctx context.Context) {
-	commits := g.Registry.Commits()
 	for {
-		changes, err := g.Registry.Store.Changes(ctx, g.lastSeq, changePage)
+		changes, err := g.Registry.Changes(ctx, g.lastSeq, changePage)
+		if errors.Is(err, fleetcert.ErrChangesPruned) {
+			if !g.reload(ctx) {
+				return // tried again at the next wake
+			}
+			continue // from the new head
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				g.Logger.Error("read change feed", "after", g.lastSeq, "err", err)
 			}
 			return
 		}
+		view := g.view.Load()
 		for i := range changes {
 			c := &changes[i]
-			certificate := isCertificateChange(c)
-			if certificate {
-				g.view.remove(c.CertificateID)
+			if err := view.Apply(ctx, c); err != nil && ctx.Err() == nil {
+				// Out of the view: admission reads the store for it.
+				g.Logger.Error("refresh admission view", "certificateId", c.CertificateID, "err", err)
 			}
 			g.noteChange(c)
 			g.applyChange(c)
-			if certificate {
-				g.refreshView(ctx, c.CertificateID)
-			}
 			g.lastSeq = c.Seq
 		}
 		if len(changes) < changePage {
-			// Every change committed in this process before commits was
-			// read above.
-			g.caughtUp.Store(commits)
 			return
 		}
 	}
+}
+
+// reload replaces the view after the watcher fell behind the feed's pruned
+// horizon: the changes it missed cannot be read, so the registrations are
+// read again, and every session whose registration the new view does not
+// hold ACTIVE is closed, as the missed changes would have closed it. It
+// reports whether the view was reloaded.
+func (g *Gateway) reload(ctx context.Context) bool {
+	g.Logger.Warn("change feed pruned past the gateway's position; reloading the admission view", "after", g.lastSeq)
+	if err := g.loadView(ctx); err != nil {
+		if ctx.Err() == nil {
+			g.Logger.Error("reload admission view", "err", err)
+		}
+		return false
+	}
+	view := g.view.Load()
+	for _, s := range g.sessions.all() {
+		// A session still being admitted has no scope yet: it is deciding
+		// from a read of the store made now, after the missed changes.
+		if scope, _ := s.state(); scope != (fleetcert.Scope{}) && !view.Active(scope, s.certificateID) {
+			g.drop(s, scope, "NOT_ACTIVE", time.Time{})
+		}
+	}
+	return true
 }
 
 // applyChange disconnects the sessions of a certificate that left ACTIVE.
@@ -100,15 +139,20 @@ func (g *Gateway) applyChange(c *fleetcert.Change) {
 	if !leavesActive(c) {
 		return
 	}
+	status := string(c.NewStatus)
+	if status == "" {
+		status = "DELETED"
+	}
 	for _, s := range g.sessions.forCertificate(c.Scope, c.CertificateID) {
-		g.drop(s, c)
+		g.drop(s, c.Scope, status, c.Time)
 	}
 }
 
 var authError = DisconnectAuthError
 
-// drop closes a session whose certificate left ACTIVE.
-func (g *Gateway) drop(s *session, c *fleetcert.Change) {
+// drop closes a session whose certificate left ACTIVE (for status) in
+// scope, changed at changed (zero when not known).
+func (g *Gateway) drop(s *session, scope fleetcert.Scope, status string, changed time.Time) {
 	cl := s.cl
 	if cl.Closed() {
 		return
@@ -130,12 +174,12 @@ func (g *Gateway) drop(s *session, c *fleetcert.Change) {
 	// as AWS does for AUTH_ERROR. A client stopped before its session
 	// reached its read loop would end without its will.
 	cl.Net.Conn.Close()
-	latency := time.Since(c.Time)
-	g.metrics.observeDrop(latency)
-	status := string(c.NewStatus)
-	if status == "" {
-		status = "DELETED"
+	attrs := []any{"certificateId", s.certificateID, "clientId", s.clientID,
+		"account", scope.AccountID, "region", scope.Region, "status", status}
+	if !changed.IsZero() {
+		latency := time.Since(changed)
+		g.metrics.observeDrop(latency)
+		attrs = append(attrs, "latency", latency)
 	}
-	g.Logger.Info("device disconnected by status change", "certificateId", s.certificateID, "clientId", s.clientID,
-		"account", c.Scope.AccountID, "region", c.Scope.Region, "status", status, "latency", latency)
+	g.Logger.Info("device disconnected by status change", attrs...)
 }

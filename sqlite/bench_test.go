@@ -190,3 +190,23 @@ func BenchmarkCertificatesByID(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChangesHead is the read of the change feed's head that the
+// device gateway makes per TLS handshake (shared by concurrent ones) before
+// it trusts its admission view.
+func BenchmarkChangesHead(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	for i := range 1000 {
+		ch := &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated, Scope: fleetcert.Scope{AccountID: "123456789012", Region: "us-east-1"},
+			CertificateID: fmt.Sprintf("%064x", i), NewStatus: fleetcert.StatusActive, Time: time.Unix(int64(i), 0)}
+		if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.AppendChange(ctx, ch) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if _, err := db.ChangesHead(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -13,6 +14,8 @@ const (
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
 	selectChangesSQL = `SELECT seq, kind, account_id, region, certificate_id, old_status, new_status, time
 		FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2`
+	selectChangesHorizonSQL = `SELECT pruned_seq FROM change_horizon`
+	selectChangesHeadSQL    = `SELECT max(coalesce((SELECT max(seq) FROM changes), 0), pruned_seq) FROM change_horizon`
 )
 
 // AppendChange appends ch to the change feed and sets ch.Seq. The feed's
@@ -40,11 +43,81 @@ func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 }
 
 // Changes returns up to limit entries of the change feed with Seq > after,
-// in Seq order.
+// in Seq order, or an error wrapping fleetcert.ErrChangesPruned when after
+// is below the pruned horizon.
 func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.Change, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	changes, err := db.changes(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	// The horizon is read after the entries, each statement seeing the
+	// latest commit: if it is still at or below after now, it was when the
+	// entries were read, so none between after and them had been pruned.
+	var horizon int64
+	if err := db.readStmts.changesHorizon.QueryRowContext(ctx).Scan(&horizon); err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	if after < horizon {
+		return nil, fmt.Errorf("read changes after %d (pruned through %d): %w", after, horizon, fleetcert.ErrChangesPruned)
+	}
+	return changes, nil
+}
+
+// ChangesHead returns the Seq of the newest committed change: the larger of
+// the newest entry's and the pruned horizon, so that pruning every entry
+// leaves it unchanged. SQLite commits one writer at a time, so every Seq
+// below it has committed or never will.
+func (db *DB) ChangesHead(ctx context.Context) (int64, error) {
+	var head int64
+	if err := db.readStmts.changesHead.QueryRowContext(ctx).Scan(&head); err != nil {
+		return 0, fmt.Errorf("read change feed head: %w", err)
+	}
+	return head, nil
+}
+
+// PruneChanges removes the changes whose Time is before before, and with
+// them any entry of a lower Seq (which no Changes call could return any
+// more), and moves the pruned horizon to the highest Seq removed. It
+// returns how many entries it removed.
+func (db *DB) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
+	var e encoder
+	t := e.nanos(before)
+	if e.err != nil {
+		return 0, fmt.Errorf("prune changes: %w", e.err)
+	}
+	// The feed has no index on time (one per append would cost every
+	// write): the scan runs on a reader, outside the write lock, and the
+	// delete is a range of the primary key.
+	var upTo sql.NullInt64
+	if err := db.read.QueryRowContext(ctx, `SELECT max(seq) FROM changes WHERE time < ?1`, t).Scan(&upTo); err != nil {
+		return 0, fmt.Errorf("prune changes: %w", err)
+	}
+	if !upTo.Valid {
+		return 0, nil
+	}
+	var n int64
+	err := db.Update(ctx, func(ftx fleetcert.Tx) error {
+		tx := ftx.(*Tx).tx
+		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq <= ?1`, upTo.Int64)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE change_horizon SET pruned_seq = max(pruned_seq, ?1)`, upTo.Int64)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune changes: %w", err)
+	}
+	return n, nil
+}
+
+func (db *DB) changes(ctx context.Context, after int64, limit int) ([]fleetcert.Change, error) {
 	rows, err := db.readStmts.changes.QueryContext(ctx, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read changes: %w", err)

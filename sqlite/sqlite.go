@@ -384,8 +384,10 @@ type statements struct {
 	insertAccessKey   *sql.Stmt
 	countAccessKeys   *sql.Stmt
 
-	insertChange *sql.Stmt
-	changes      *sql.Stmt
+	insertChange   *sql.Stmt
+	changes        *sql.Stmt
+	changesHorizon *sql.Stmt
+	changesHead    *sql.Stmt
 
 	setting       *sql.Stmt
 	insertSetting *sql.Stmt
@@ -420,6 +422,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.countAccessKeys, countAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
 		{&s.changes, selectChangesSQL},
+		{&s.changesHorizon, selectChangesHorizonSQL},
+		{&s.changesHead, selectChangesHeadSQL},
 		{&s.setting, selectSettingSQL},
 		{&s.insertSetting, insertSettingSQL},
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -351,4 +352,43 @@ func countAccessKeys(tb testing.TB, db *sqlite.DB) int {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// The pruned horizon is stored: after a restart, a reader positioned below
+// it still learns that it missed changes, and the head has not moved back,
+// even when pruning removed every entry.
+func TestDB_PrunedHorizonPersists(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	db := sqlite.NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	var last int64
+	for i := range 3 {
+		ch := &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated, Scope: fleetcert.Scope{AccountID: "123456789012", Region: "us-east-1"},
+			CertificateID: fmt.Sprintf("%064x", i), NewStatus: fleetcert.StatusActive, Time: at.Add(time.Duration(i) * time.Second)}
+		if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.AppendChange(ctx, ch) }); err != nil {
+			t.Fatal(err)
+		}
+		last = ch.Seq
+	}
+	if n, err := db.PruneChanges(ctx, at.Add(time.Hour)); err != nil || n != 3 {
+		t.Fatalf("PruneChanges = %d, %v; want 3", n, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = mustOpenDBAt(t, path, nil)
+	if _, err := db.Changes(ctx, last-1, 10); !errors.Is(err, fleetcert.ErrChangesPruned) {
+		t.Fatalf("Changes(%d) after reopening: %v, want ErrChangesPruned", last-1, err)
+	}
+	if got, err := db.Changes(ctx, last, 10); err != nil || len(got) != 0 {
+		t.Fatalf("Changes(%d) after reopening = %+v, %v; want none", last, got, err)
+	}
+	if head, err := db.ChangesHead(ctx); err != nil || head != last {
+		t.Fatalf("ChangesHead after reopening = %d, %v; want %d", head, err, last)
+	}
 }

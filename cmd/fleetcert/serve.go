@@ -47,6 +47,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.Region, "region", "us-east-1", "region of devices whose TLS server name names none")
 	fs.StringVar(&c.DefaultAccount, "default-account", "", "account whose SNI_ONLY certificates and CAs serve devices that name no account in\ntheir TLS server name (empty: the bootstrap account; none: no account, as on AWS)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres:// URL of a shared database (empty: embedded SQLite in --data-dir)")
+	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
 	addLimitFlags(fs, &c.Limits)
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
 	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
@@ -104,6 +105,10 @@ type Config struct {
 	// Limits cap connections, requests and device traffic.
 	Limits Limits
 
+	// ChangeRetention is how long the change feed keeps an entry; 0
+	// never prunes it.
+	ChangeRetention time.Duration
+
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
 	AccessKeyID     string
@@ -125,6 +130,7 @@ type Main struct {
 
 	apiListener *connlimit.Listener
 	apiServer   *http.Server
+	pruner      *changePruner
 	ready       atomic.Bool
 }
 
@@ -163,6 +169,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("issuing CA: %w", err)
 	}
 	m.Registry = fleetcert.NewRegistry(store, iss)
+	m.pruner = startChangePruner(m.Registry, m.Config.ChangeRetention, m.Logger)
 
 	// Every listener is bound before the bootstrap key is made: a start
 	// that fails on a taken port must not spend the key it would print.
@@ -257,6 +264,7 @@ func (m *Main) APIURL() string {
 func (m *Main) Close() error {
 	m.ready.Store(false)
 	var errs []error
+	m.pruner.stop()
 	errs = append(errs, m.closeGateway())
 	if m.apiServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

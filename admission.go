@@ -1,0 +1,247 @@
+package fleetcert
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// admissionRefusal is the one admission rule on a registration already
+// chosen (SelectRegistration): "" when a registration in status, valid from
+// notBefore to notAfter, admits a device at now, else why not. AdmitDevice
+// and AdmissionView both decide with it.
+func admissionRefusal(status Status, notBefore, notAfter, now time.Time) string {
+	switch status {
+	case StatusActive:
+	case StatusRevoked:
+		return ReasonRevoked
+	case StatusPendingTransfer:
+		return ReasonPendingTransfer
+	case StatusPendingActivation:
+		return ReasonPendingActivation
+	default:
+		return ReasonInactive
+	}
+	if now.After(notAfter) {
+		return ReasonExpired
+	}
+	if now.Before(notBefore) {
+		return ReasonNotYetValid
+	}
+	return ""
+}
+
+// AdmissionView is a copy of what AdmitDevice reads of every registered
+// client certificate (each registration's scope, certificate mode, whether
+// it is ACTIVE, its validity), so that a device gateway can admit the
+// common device (one registered ACTIVE certificate) without reading the
+// store. It decides with AdmitDevice's rule (SelectRegistration, then the
+// status and validity check), and only ever admits: whatever it would
+// refuse, or does not know, is for AdmitDevice to decide from the store.
+//
+// A view is current only as of the change feed position its owner has
+// applied. Its owner (the gateway's change watcher) Loads it, which returns
+// the feed's head read before loading, Applies every change after that head
+// in Seq order, and trusts Admit for a device only once it has applied every
+// change up to a head read after the device's attempt began
+// (Registry.ChangesHead): then the view reflects every change committed
+// before the attempt, in any process, as a read of the store would.
+//
+// A certificate registered once costs a view about 116 bytes.
+type AdmissionView struct {
+	reg *Registry
+
+	mu     sync.RWMutex
+	byID   map[[sha256.Size]byte][]viewRegistration
+	scopes map[Scope]*Scope // one copy of each scope
+}
+
+// viewRegistration is one registration of a certificate: 32 bytes.
+type viewRegistration struct {
+	scope               *Scope
+	notBefore, notAfter int64 // Unix microseconds
+	active              bool
+	sniOnly             bool // certificateMode SNI_ONLY, else DEFAULT
+}
+
+func viewRegistrationKey(r viewRegistration) (Scope, CertificateMode) {
+	if r.sniOnly {
+		return *r.scope, ModeSNIOnly
+	}
+	return *r.scope, ModeDefault
+}
+
+// NewAdmissionView returns an empty view of r's registrations: Load it.
+func (r *Registry) NewAdmissionView() *AdmissionView {
+	return &AdmissionView{reg: r, byID: map[[sha256.Size]byte][]viewRegistration{}, scopes: map[Scope]*Scope{}}
+}
+
+// viewPage is how many registrations are read at once when a view loads.
+const viewPage = 5000
+
+// Load reads every registration into v and returns the change feed's head
+// as read before loading: every change up to it is reflected in v, and a
+// later one may or may not be, so the owner applies the changes after it.
+func (v *AdmissionView) Load(ctx context.Context) (int64, error) {
+	head, err := v.reg.Store.ChangesHead(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("load admission view: %w", err)
+	}
+	byID := map[string][]*Certificate{}
+	var after int64
+	for {
+		var page []*Certificate
+		err := v.reg.Store.View(ctx, func(tx Tx) error {
+			var err error
+			page, err = tx.CertificatesAfter(ctx, after, viewPage)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("load admission view: %w", err)
+		}
+		for _, c := range page {
+			byID[c.ID] = append(byID[c.ID], c)
+			after = c.Seq
+		}
+		if len(page) < viewPage {
+			break
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for id, regs := range byID {
+		if k, ok := viewKey(id); ok {
+			v.setLocked(k, regs)
+		}
+	}
+	return head, nil
+}
+
+// Apply brings the change c into v: the registrations of the client
+// certificate it concerns are read again from the store (a read made after
+// c committed, so reflecting it), and replace v's copy at once. Changes to
+// CAs and registration codes do not concern admission. On error the
+// certificate leaves v, so that AdmitDevice decides for it until a later
+// change brings it back.
+func (v *AdmissionView) Apply(ctx context.Context, c *Change) error {
+	switch c.Kind {
+	case ChangeCertificateCreated, ChangeCertificateUpdated, ChangeCertificateDeleted:
+	default:
+		return nil
+	}
+	k, ok := viewKey(c.CertificateID)
+	if !ok {
+		return nil
+	}
+	var regs []*Certificate
+	err := v.reg.Store.View(ctx, func(tx Tx) error {
+		var err error
+		regs, err = tx.CertificatesByID(ctx, c.CertificateID)
+		return err
+	})
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err != nil {
+		delete(v.byID, k)
+		return fmt.Errorf("admission view: read certificate %s: %w", c.CertificateID, err)
+	}
+	v.setLocked(k, regs)
+	return nil
+}
+
+func viewKey(certificateID string) ([sha256.Size]byte, bool) {
+	var k [sha256.Size]byte
+	n, err := hex.Decode(k[:], []byte(certificateID))
+	return k, err == nil && n == sha256.Size
+}
+
+func (v *AdmissionView) setLocked(k [sha256.Size]byte, regs []*Certificate) {
+	if len(regs) == 0 {
+		delete(v.byID, k)
+		return
+	}
+	out := make([]viewRegistration, 0, len(regs))
+	for _, c := range regs {
+		scope := v.scopes[c.Scope]
+		if scope == nil {
+			scope = &Scope{AccountID: c.AccountID, Region: c.Region}
+			v.scopes[c.Scope] = scope
+		}
+		out = append(out, viewRegistration{scope: scope, active: c.Status == StatusActive,
+			sniOnly:   c.Mode == ModeSNIOnly,
+			notBefore: c.NotBefore.UnixMicro(), notAfter: c.NotAfter.UnixMicro()})
+	}
+	v.byID[k] = out
+}
+
+func (r viewRegistration) admits(now time.Time) bool {
+	status := StatusInactive // the view keeps only whether it is ACTIVE
+	if r.active {
+		status = StatusActive
+	}
+	return admissionRefusal(status, time.UnixMicro(r.notBefore), time.UnixMicro(r.notAfter), now) == ""
+}
+
+// Admit decides for a device asking q from v's copy, by AdmitDevice's rule
+// at the Registry's clock: it returns the registration q means when it is
+// ACTIVE and valid, with the fields CertificatesByID fills but Seq and
+// CACertificateID. Otherwise (unknown, ambiguous, or refused) it returns
+// false, and AdmitDevice must decide, from the store, and say why.
+func (v *AdmissionView) Admit(q DeviceQuery) (*Certificate, bool) {
+	if len(q.Chain) == 0 {
+		return nil, false
+	}
+	key := sha256.Sum256(q.Chain[0].Raw)
+	now := v.reg.Now()
+	v.mu.RLock()
+	regs := v.byID[key]
+	i, _ := SelectRegistration(q, regs, viewRegistrationKey)
+	var r viewRegistration
+	if i >= 0 {
+		r = regs[i]
+	}
+	v.mu.RUnlock()
+	if i < 0 || !r.admits(now) {
+		return nil, false
+	}
+	mode := ModeDefault
+	if r.sniOnly {
+		mode = ModeSNIOnly
+	}
+	return &Certificate{
+		Scope: *r.scope, ID: hex.EncodeToString(key[:]), Status: StatusActive, Mode: mode,
+		NotBefore: time.UnixMicro(r.notBefore).UTC(), NotAfter: time.UnixMicro(r.notAfter).UTC(),
+	}, true
+}
+
+// Active reports whether v holds the registration of certificateID in
+// scope as ACTIVE: whether a session it admitted may go on. Like the
+// feed's changes, it looks at the status only; validity is checked when a
+// device is admitted.
+func (v *AdmissionView) Active(scope Scope, certificateID string) bool {
+	k, ok := viewKey(certificateID)
+	if !ok {
+		return false
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, r := range v.byID[k] {
+		if *r.scope == scope {
+			return r.active
+		}
+	}
+	return false
+}
+
+// Now returns the time v and AdmitDevice decide by (the Registry's clock).
+func (v *AdmissionView) Now() time.Time { return v.reg.Now() }
+
+// Len returns how many certificates v holds.
+func (v *AdmissionView) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.byID)
+}

@@ -1,0 +1,184 @@
+package fleetcert_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testpki"
+)
+
+// The admission view and AdmitDevice are one rule: for every query, the
+// view admits exactly what AdmitDevice admits, by the same registration,
+// after loading and after applying the feed's changes; it never admits
+// what AdmitDevice refuses.
+func TestAdmissionViewAgreesWithAdmitDevice(t *testing.T) {
+	ctx := context.Background()
+	reg, clk := mustOpenRegistry(t)
+	registered := func(st fleetcert.Status, scopes ...fleetcert.Scope) *testpki.Cert {
+		c := testpki.Leaf(t)
+		for _, s := range scopes {
+			if _, err := reg.RegisterCertificateWithoutCA(ctx, s, c.PEM, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+	id := func(c *testpki.Cert) string { return fleetcert.CertificateID(c.Cert.Raw) }
+	active := registered(fleetcert.StatusActive, scope)
+	inactive := registered(fleetcert.StatusInactive, scope)
+	revoked := registered(fleetcert.StatusActive, scope)
+	if err := reg.UpdateCertificate(ctx, scope, id(revoked), fleetcert.StatusRevoked); err != nil {
+		t.Fatal(err)
+	}
+	transferring := registered(fleetcert.StatusInactive, scope)
+	if _, err := reg.TransferCertificate(ctx, scope, id(transferring), otherAccount.AccountID, ""); err != nil {
+		t.Fatal(err)
+	}
+	shared := registered(fleetcert.StatusActive, scope, otherAccount)
+	otherOnly := registered(fleetcert.StatusActive, otherAccount)
+	unknown := testpki.Leaf(t)
+	// Changed after the view loads.
+	toRevoke := registered(fleetcert.StatusActive, scope)
+	toActivate := registered(fleetcert.StatusInactive, scope)
+	toDelete := registered(fleetcert.StatusInactive, scope)
+	var later *testpki.Cert // registered after the view loads
+
+	check := func(t *testing.T, v *fleetcert.AdmissionView) {
+		t.Helper()
+		certs := []*testpki.Cert{active, inactive, revoked, transferring, shared, otherOnly, unknown, toRevoke, toActivate, toDelete}
+		if later != nil {
+			certs = append(certs, later)
+		}
+		for _, c := range certs {
+			for _, q := range []fleetcert.DeviceQuery{
+				{Region: scope.Region, DefaultAccountID: scope.AccountID},
+				{Region: scope.Region},
+				{Region: scope.Region, AccountID: scope.AccountID},
+				{Region: scope.Region, AccountID: otherAccount.AccountID},
+				{Region: "eu-central-1", DefaultAccountID: scope.AccountID},
+			} {
+				q.Chain = []*x509.Certificate{c.Cert}
+				want, err := reg.AdmitDevice(ctx, q)
+				var refusal *fleetcert.DeviceRefusal
+				if err != nil && !errors.As(err, &refusal) {
+					t.Fatal(err)
+				}
+				got, ok := v.Admit(q)
+				switch {
+				case ok != (err == nil):
+					t.Errorf("certificate %.8s, query %+v: view admits %v, AdmitDevice %v", id(c), q, ok, err)
+				case ok && (got.ID != want.ID || got.Scope != want.Scope || !got.NotAfter.Equal(want.NotAfter) || got.Mode != want.Mode):
+					t.Errorf("certificate %.8s: view admits by %+v, AdmitDevice by %+v", id(c), *got, *want)
+				}
+				if ok && !v.Active(got.Scope, got.ID) {
+					t.Errorf("certificate %.8s: view admits the device but does not hold it ACTIVE in %v", id(c), got.Scope)
+				}
+			}
+		}
+	}
+
+	v := reg.NewAdmissionView()
+	head, err := v.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := reg.ChangesHead(ctx); head != h {
+		t.Fatalf("Load returned head %d, want the feed's %d", head, h)
+	}
+	t.Run("loaded", func(t *testing.T) { check(t, v) })
+
+	if err := reg.UpdateCertificate(ctx, scope, id(toRevoke), fleetcert.StatusRevoked); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.UpdateCertificate(ctx, scope, id(toActivate), fleetcert.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.DeleteCertificate(ctx, scope, id(toDelete), false); err != nil {
+		t.Fatal(err)
+	}
+	later = registered(fleetcert.StatusActive, scope)
+	chs, err := reg.Changes(ctx, head, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chs) != 4 {
+		t.Fatalf("%d changes after the head, want 4", len(chs))
+	}
+	for i := range chs {
+		if err := v.Apply(ctx, &chs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("applied", func(t *testing.T) { check(t, v) })
+
+	// Both decide by the Registry's clock.
+	clk.advance(400 * 24 * time.Hour)
+	t.Run("expired", func(t *testing.T) {
+		if _, ok := v.Admit(fleetcert.DeviceQuery{Chain: []*x509.Certificate{active.Cert}, Region: scope.Region, DefaultAccountID: scope.AccountID}); ok {
+			t.Fatal("the view admits an expired certificate")
+		}
+		check(t, v)
+	})
+	clk.advance(-400*24*time.Hour - 2*time.Hour)
+	t.Run("not-yet-valid", func(t *testing.T) {
+		if _, ok := v.Admit(fleetcert.DeviceQuery{Chain: []*x509.Certificate{active.Cert}, Region: scope.Region, AccountID: scope.AccountID}); ok {
+			t.Fatal("the view admits a certificate not yet valid")
+		}
+		check(t, v)
+	})
+	t.Run("active", func(t *testing.T) {
+		for _, tc := range []struct {
+			scope fleetcert.Scope
+			c     *testpki.Cert
+			want  bool
+		}{
+			{scope, active, true},
+			{scope, toActivate, true},
+			{otherAccount, shared, true},
+			{scope, toRevoke, false},
+			{scope, toDelete, false},
+			{scope, inactive, false},
+			{otherAccount, active, false},
+			{scope, unknown, false},
+		} {
+			if got := v.Active(tc.scope, id(tc.c)); got != tc.want {
+				t.Errorf("Active(%v, %.8s) = %v, want %v", tc.scope, id(tc.c), got, tc.want)
+			}
+		}
+	})
+}
+
+// The feed is pruned by age through the Registry; the head stays.
+func TestRegistryPruneChanges(t *testing.T) {
+	ctx := context.Background()
+	reg, clk := mustOpenRegistry(t)
+	if _, err := reg.RegisterCertificateWithoutCA(ctx, scope, testpki.Leaf(t).PEM, fleetcert.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(2 * time.Hour)
+	c, err := reg.RegisterCertificateWithoutCA(ctx, scope, testpki.Leaf(t).PEM, fleetcert.StatusActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := reg.ChangesHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := reg.PruneChanges(ctx, time.Hour); err != nil || n != 1 {
+		t.Fatalf("PruneChanges(1h) = %d, %v; want 1", n, err)
+	}
+	if _, err := reg.Changes(ctx, 0, 10); !errors.Is(err, fleetcert.ErrChangesPruned) {
+		t.Fatalf("Changes(0) after pruning: %v, want ErrChangesPruned", err)
+	}
+	chs, err := reg.Changes(ctx, head-1, 10)
+	if err != nil || len(chs) != 1 || chs[0].CertificateID != c.ID {
+		t.Fatalf("Changes(%d) = %+v, %v; want the newer registration", head-1, chs, err)
+	}
+	if h, err := reg.ChangesHead(ctx); err != nil || h != head {
+		t.Fatalf("ChangesHead after pruning = %d, %v; want %d", h, err, head)
+	}
+}

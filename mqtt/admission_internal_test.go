@@ -1,0 +1,69 @@
+package mqtt
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fleetcert/fleetcert/internal/testwait"
+)
+
+// A handshake's head read began after the handshake did: one that arrives
+// while a read runs waits for the next, which it shares with every
+// handshake that arrived meanwhile.
+func TestHeadReadsCoalesceAfterArrival(t *testing.T) {
+	var (
+		h       headReads
+		calls   atomic.Int64
+		release = make(chan struct{})
+	)
+	read := func(context.Context) (int64, error) {
+		n := calls.Add(1)
+		if n == 1 {
+			<-release
+		}
+		return n, nil // the head "read" by the n-th call
+	}
+	ctx := context.Background()
+	first := make(chan int64)
+	go func() {
+		head, _ := h.read(ctx, read)
+		first <- head
+	}()
+	testwait.For(t, "the first read to run", func() bool { return calls.Load() == 1 })
+
+	const waiters = 20
+	var wg sync.WaitGroup
+	heads := make(chan int64, waiters)
+	for range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			head, err := h.read(ctx, read)
+			if err != nil {
+				t.Error(err)
+			}
+			heads <- head
+		}()
+	}
+	testwait.For(t, "a handshake to wait for the next read", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.next != nil
+	})
+	close(release)
+	if head := <-first; head != 1 {
+		t.Fatalf("first handshake got head %d, want 1", head)
+	}
+	wg.Wait()
+	close(heads)
+	for head := range heads {
+		if head < 2 {
+			t.Fatalf("a handshake got head %d, from a read that began before it", head)
+		}
+	}
+	if n := calls.Load(); n > waiters/2 {
+		t.Fatalf("%d head reads for %d handshakes, want them shared", n, waiters+1)
+	}
+}

@@ -1,0 +1,35 @@
+package mqtt
+
+import (
+	"context"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// Registry is what the gateway needs of the certificate registry;
+// *fleetcert.Registry implements it. The gateway decides nothing itself:
+// admission is AdmitDevice's rule, read from the store or from an
+// AdmissionView the gateway keeps current from the change feed.
+type Registry interface {
+	// AdmitDevice, AutoRegistrationCandidate and AutoRegisterDevice
+	// decide a device's admission and register it just in time, from
+	// the store.
+	AdmitDevice(ctx context.Context, q fleetcert.DeviceQuery) (*fleetcert.Certificate, error)
+	AutoRegistrationCandidate(ctx context.Context, q fleetcert.DeviceQuery) (bool, error)
+	AutoRegisterDevice(ctx context.Context, q fleetcert.DeviceQuery) (*fleetcert.AutoRegistration, error)
+
+	// NewAdmissionView returns an empty copy of the registrations, for
+	// the common handshake.
+	NewAdmissionView() *fleetcert.AdmissionView
+
+	// The change feed: its entries, its head, and what wakes a reader
+	// (this process's commits; every process's, when the store can tell,
+	// else a nil channel).
+	Changes(ctx context.Context, after int64, limit int) ([]fleetcert.Change, error)
+	ChangesHead(ctx context.Context) (int64, error)
+	ChangeSignal() <-chan struct{}
+	NotifyChanges(ctx context.Context) (<-chan struct{}, error)
+}
+
+// The registry the gateway is built for.
+var _ Registry = (*fleetcert.Registry)(nil)
