@@ -396,10 +396,12 @@ func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
 	if !ValidAccountID(k.AccountID) {
 		return Errorf(EInvalidRequest, "Account id %q is not 12 digits.", k.AccountID)
 	}
-	if k.CreatedAt.IsZero() {
-		k.CreatedAt = r.now()
+	stored := *k // the caller's key stays as given
+	if stored.CreatedAt.IsZero() {
+		stored.CreatedAt = r.now()
 	}
-	k.CreatedAt = k.CreatedAt.UTC().Truncate(time.Millisecond) // what every store keeps
+	stored.CreatedAt = stored.CreatedAt.UTC().Truncate(time.Millisecond) // what every store keeps
+	k = &stored
 	ensure := func() error {
 		return r.update(ctx, func(tx Tx) error {
 			old, err := tx.AccessKey(ctx, k.ID)
