@@ -301,6 +301,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, title = http.StatusNotFound, "Not found"
 	case fleetcert.EInternalFailure:
 		status, title = http.StatusInternalServerError, "Something went wrong"
+	case fleetcert.EServiceUnavailable:
+		status, title = http.StatusServiceUnavailable, "Database unreachable"
 	}
 	h.errorPage(w, r, status, title, h.errorText(r, err))
 }
@@ -315,8 +317,11 @@ func (h *Handler) errorText(r *http.Request, err error) string {
 	case fleetcert.EInternalFailure:
 		h.Logger.Error("console: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		return "Something went wrong inside fleetcert; the details have been logged for the administrator. Try again in a moment."
-	case fleetcert.EThrottling, fleetcert.EServiceUnavailable:
+	case fleetcert.EThrottling:
 		return "fleetcert is busy right now; try again in a moment."
+	case fleetcert.EServiceUnavailable:
+		// The only source today: the store's database went away.
+		return "The database is unreachable: fleetcert can neither show nor change anything until it returns. Connected devices stay connected; try again in a moment."
 	case fleetcert.EResourceAlreadyExists:
 		var e *fleetcert.Error
 		msg := fleetcert.ErrorMessage(err)

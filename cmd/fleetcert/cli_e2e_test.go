@@ -112,7 +112,7 @@ func TestBadInvocations(t *testing.T) {
 		{"extra-argument", []string{"serve", "now"}, nil, 2, `unexpected argument "now"`},
 		{"keys-no-subcommand", []string{"keys"}, nil, 2, "no subcommand"},
 		{"keys-unknown-subcommand", []string{"keys", "frob"}, nil, 2, `unknown subcommand "frob"`},
-		{"postgres-not-yet", []string{"serve", "--data-dir", dir, "--api-addr", "127.0.0.1:0", "--database-url", "postgres://127.0.0.1/x"}, nil, 1, "PostgreSQL"},
+		{"database-unreachable", []string{"serve", "--data-dir", dir, "--api-addr", "127.0.0.1:0", "--database-url", "postgres://fleetcert@127.0.0.1:1/x"}, nil, 1, "the database cannot be reached"},
 		{"keys-no-account", []string{"keys", "create", "--data-dir", dir}, nil, 2, "--account-id is required"},
 		{"keys-no-data-dir", []string{"keys", "create", "--data-dir", dir + "/missing", "--account-id", "123456789012"}, nil, 1, "holds no fleetcert store"},
 		// An empty directory is not a store: a key written there would
