@@ -87,3 +87,19 @@ func (r *Registry) update(ctx context.Context, fn func(Tx) error) error {
 	}
 	return err
 }
+
+// AnnounceSession records in the change feed that a device connected as
+// clientID in scope with certificate certificateID, on the connection
+// sessionID, and returns the entry's Seq. Every gateway sharing the store
+// reads it and ends its own connection of that client id if it began
+// earlier (a lower Seq): one session per client id across a cluster, as
+// MQTT's session takeover gives on one broker.
+func (r *Registry) AnnounceSession(ctx context.Context, scope Scope, certificateID, clientID, sessionID string) (int64, error) {
+	ch := &Change{Kind: ChangeSessionStarted, Scope: scope, CertificateID: certificateID,
+		ClientID: clientID, SessionID: sessionID, Time: r.now()}
+	err := r.update(ctx, func(tx Tx) error { return tx.AppendChange(ctx, ch) })
+	if err != nil {
+		return 0, fmt.Errorf("announce session of %s: %w", clientID, err)
+	}
+	return ch.Seq, nil
+}

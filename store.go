@@ -239,6 +239,13 @@ const (
 
 	ChangeRegistrationCodeCreated ChangeKind = "registrationcode.created"
 	ChangeRegistrationCodeDeleted ChangeKind = "registrationcode.deleted"
+
+	// ChangeSessionStarted announces that a device connected to one node
+	// of a cluster as Change.ClientID (in Change.Scope, with certificate
+	// Change.CertificateID; Change.SessionID names the connection): any
+	// other node's connection with that client id ends (MQTT's session
+	// takeover), as on one broker.
+	ChangeSessionStarted ChangeKind = "session.started"
 )
 
 // Change is one entry of the ordered change feed, appended in the same
@@ -252,4 +259,8 @@ type Change struct {
 	OldStatus     Status // "" when created
 	NewStatus     Status // "" when deleted
 	Time          time.Time
+
+	// ClientID and SessionID are set for ChangeSessionStarted only.
+	ClientID  string
+	SessionID string
 }

@@ -170,3 +170,65 @@ func TestWatcherReloadsAfterPrune(t *testing.T) {
 	e.setStatus(scopeA, keptCert.ID, fleetcert.StatusInactive)
 	waitClosed(t, keptLive)
 }
+
+// One session per client id across processes: a device connecting to
+// gateway B with a client id connected on gateway A (another process on the
+// store) ends A's connection, with DUPLICATE_CLIENTID as its disconnect
+// reason; the newer connection stays, whichever gateway reads which
+// announcement first. Without AnnounceSessions both stay connected.
+func TestSessionTakeoverAcrossProcesses(t *testing.T) {
+	e := newEnv(t)
+	other := e.otherProcess(t)
+	announce := func(g *mqtt.Gateway) { g.AnnounceSessions = true }
+	a := e.launchGateway(announce)
+	b := e.launchGatewayOn(other, announce)
+	c := testpki.Leaf(t)
+	e.register(c, scopeA, fleetcert.StatusActive)
+	waitCaughtUp(t, a)
+	waitCaughtUp(t, b)
+
+	for i, gws := range [][2]*mqtt.Gateway{{a, b}, {b, a}} {
+		clientID := fmt.Sprint("sensor-", i)
+		older := e.session(t, gws[0].ListenAddr(), c, clientID)
+		testwait.For(t, "the first connection to be announced", func() bool {
+			return strings.Contains(e.logs.String(), "msg=\"device connected\"") && len(gws[0].Sessions(scopeA)) == 1
+		})
+		newer := e.session(t, gws[1].ListenAddr(), c, clientID)
+		waitClosed(t, older)
+		testwait.For(t, "the takeover's disconnect reason", func() bool {
+			return strings.Contains(e.logs.String(), "clientId="+clientID+" reason="+mqtt.DisconnectDuplicateID)
+		})
+		// Both gateways have read both announcements: the newer stays.
+		waitCaughtUp(t, a)
+		waitCaughtUp(t, b)
+		if n := len(gws[1].Sessions(scopeA)); n != 1 {
+			t.Fatalf("round %d: the newer gateway lists %d sessions, want 1", i, n)
+		}
+		newer.Close()
+		testwait.For(t, "the newer session to end", func() bool { return len(gws[1].Sessions(scopeA)) == 0 })
+	}
+
+	t.Run("ok/off-for-a-single-node", func(t *testing.T) {
+		head, err := e.reg.ChangesHead(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := e.launchGateway(nil)
+		y := e.launchGatewayOn(other, nil)
+		e.session(t, x.ListenAddr(), c, "alone")
+		e.session(t, y.ListenAddr(), c, "alone")
+		testwait.For(t, "both sessions listed", func() bool {
+			return len(x.Sessions(scopeA)) == 1 && len(y.Sessions(scopeA)) == 1
+		})
+		// Nothing announced them, so nothing can end either.
+		changes, err := e.reg.Changes(context.Background(), head, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range changes {
+			if ch.Kind == fleetcert.ChangeSessionStarted {
+				t.Fatalf("a gateway without AnnounceSessions announced %q", ch.ClientID)
+			}
+		}
+	})
+}

@@ -142,6 +142,13 @@ type Gateway struct {
 	// Addr is the TCP address to listen on, e.g. ":8883" or "127.0.0.1:0".
 	Addr string
 
+	// AnnounceSessions records each connection in the change feed and
+	// ends a connection whose client id another gateway on the store
+	// announced later: one session per client id across a cluster. Off for
+	// a single node, where mochi's own takeover suffices and a connection
+	// costs no store write.
+	AnnounceSessions bool
+
 	// CertFile and KeyFile are the PEM server certificate (with its chain)
 	// and key; see LoadOrCreateServerFiles.
 	CertFile string

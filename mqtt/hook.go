@@ -210,6 +210,28 @@ func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 		now := time.Now()
 		g.publish(scope, TopicConnectedPrefix+s.clientID, func() []byte { return connectedPayload(s, now) })
 	}
+	if g.AnnounceSessions {
+		g.announce(s, scope)
+	}
+}
+
+// announce records the session in the change feed, so that a connection
+// with its client id on another node of the cluster ends (see takeOver).
+// It runs once mochi holds the session under its client id, so that an
+// announcement from another node read from now on finds it.
+func (g *Gateway) announce(s *session, scope fleetcert.Scope) {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	seq, err := g.Registry.AnnounceSession(ctx, scope, s.certificateID, s.clientID, s.sessionID.String())
+	if err != nil {
+		// The session stays: it ends if another node announces its client
+		// id later, and the device is not punished for the database.
+		g.Logger.Warn("announce session to the cluster", "clientId", s.clientID, "certificateId", s.certificateID, "err", err)
+		return
+	}
+	s.claimSeq = seq
 }
 
 // OnDisconnect forgets the session and publishes the disconnected event.

@@ -29,6 +29,10 @@ type Registry interface {
 	ChangesHead(ctx context.Context) (int64, error)
 	ChangeSignal() <-chan struct{}
 	NotifyChanges(ctx context.Context) (<-chan struct{}, error)
+
+	// AnnounceSession records a connection in the change feed, for the
+	// other gateways of a cluster (Gateway.AnnounceSessions).
+	AnnounceSession(ctx context.Context, scope fleetcert.Scope, certificateID, clientID, sessionID string) (int64, error)
 }
 
 // The registry the gateway is built for.

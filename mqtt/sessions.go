@@ -28,6 +28,13 @@ type session struct {
 	// disconnectReason of its lifecycle event.
 	dropReason atomic.Pointer[string]
 
+	// claimSeq is the change-feed Seq of this connection's announcement
+	// (Gateway.AnnounceSessions), 0 before or without one; claimMu is held
+	// while it is being made, so that the watcher weighing another node's
+	// announcement against it waits for its Seq.
+	claimMu  sync.Mutex
+	claimSeq int64
+
 	// The other sessions of the same certificate, in sessions.byCert;
 	// guarded by sessions.mu. A device mostly has one, and a list costs
 	// nothing per certificate where a map of its sessions would.

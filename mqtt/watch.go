@@ -136,6 +136,10 @@ func (g *Gateway) reload(ctx context.Context) bool {
 // CA changes disconnect nobody: a deactivated CA's certificates keep
 // working (AWS IoT, "Deactivate a CA certificate").
 func (g *Gateway) applyChange(c *fleetcert.Change) {
+	if c.Kind == fleetcert.ChangeSessionStarted {
+		g.takeOver(c)
+		return
+	}
 	if !leavesActive(c) {
 		return
 	}
@@ -148,7 +152,46 @@ func (g *Gateway) applyChange(c *fleetcert.Change) {
 	}
 }
 
-var authError = DisconnectAuthError
+var (
+	authError   = DisconnectAuthError
+	duplicateID = DisconnectDuplicateID
+)
+
+// takeOver ends this gateway's connection with the client id that c
+// announces on another connection (in practice, another node), if this one
+// was announced earlier: MQTT's rule that a new connection with a client id
+// ends the old one, across a cluster. The connection that announced last
+// stays, whichever node each gateway hears of first.
+func (g *Gateway) takeOver(c *fleetcert.Change) {
+	cl, ok := g.server.Clients.Get(internalClientID(c.Scope, c.ClientID))
+	if !ok {
+		return
+	}
+	s := g.sessions.get(cl)
+	if s == nil || s.sessionID.String() == c.SessionID || cl.Closed() {
+		return
+	}
+	s.claimMu.Lock() // waits for the session's own announcement
+	claimed := s.claimSeq
+	s.claimMu.Unlock()
+	if claimed > c.Seq {
+		return // this connection is the newer one
+	}
+	scope, _ := s.state()
+	s.dropReason.Store(&duplicateID)
+	cl.Net.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if cl.Properties.ProtocolVersion >= 5 {
+		cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+			ReasonCode:  packets.ErrSessionTakenOver.Code,
+			Properties:  packets.Properties{ReasonString: packets.ErrSessionTakenOver.Reason},
+		})
+	}
+	cl.Net.Conn.Close()
+	g.Logger.Info("device disconnected: its client id connected on another node",
+		"certificateId", s.certificateID, "clientId", s.clientID, "account", scope.AccountID, "region", scope.Region,
+		"latency", time.Since(c.Time))
+}
 
 // drop closes a session whose certificate left ACTIVE (for status) in
 // scope, changed at changed (zero when not known).

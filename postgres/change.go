@@ -25,14 +25,15 @@ const (
 		), notify AS (
 			SELECT pg_notify('` + notifyChannel + `', '')
 		)
-		INSERT INTO changes (seq, kind, account_id, region, certificate_id, old_status, new_status, time)
-		SELECT head.seq, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz
+		INSERT INTO changes (seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id)
+		SELECT head.seq, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::text, $9::text
 		FROM head, notify
 		RETURNING seq`
 
 	// selectChangesSQL reads a page of the feed and the pruned horizon in one
 	// snapshot, so a prune that committed before the page was read is seen.
-	selectChangesSQL = `SELECT p.seq, c.seq, c.kind, c.account_id, c.region, c.certificate_id, c.old_status, c.new_status, c.time
+	selectChangesSQL = `SELECT p.seq, c.seq, c.kind, c.account_id, c.region, c.certificate_id, c.old_status, c.new_status, c.time,
+			c.client_id, c.session_id
 		FROM change_feed p LEFT JOIN LATERAL (
 			SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2
 		) c ON true
@@ -61,7 +62,7 @@ func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 		return err
 	}
 	err := tx.q.QueryRow(ctx, appendChangeSQL, string(ch.Kind), ch.Scope.AccountID, ch.Scope.Region,
-		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), ch.Time.UTC()).Scan(&ch.Seq)
+		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), ch.Time.UTC(), ch.ClientID, ch.SessionID).Scan(&ch.Seq)
 	return storeError(ctx, err, "append change")
 }
 
@@ -88,9 +89,11 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 		var (
 			seq                                                        *int64
 			kind, account, region, certificateID, oldStatus, newStatus *string
+			clientID, sessionID                                        *string
 			t                                                          *time.Time
 		)
-		if err := rows.Scan(&pruned, &seq, &kind, &account, &region, &certificateID, &oldStatus, &newStatus, &t); err != nil {
+		if err := rows.Scan(&pruned, &seq, &kind, &account, &region, &certificateID, &oldStatus, &newStatus, &t,
+			&clientID, &sessionID); err != nil {
 			return nil, fmt.Errorf("read changes: %w", err)
 		}
 		if seq == nil { // no change after `after`
@@ -104,6 +107,8 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 			OldStatus:     fleetcert.Status(*oldStatus),
 			NewStatus:     fleetcert.Status(*newStatus),
 			Time:          fromTime(t),
+			ClientID:      *clientID,
+			SessionID:     *sessionID,
 		})
 	}
 	if err := rows.Err(); err != nil {

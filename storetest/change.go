@@ -57,11 +57,14 @@ func testChanges(t *testing.T, s fleetcert.Store) {
 		newChange(scopeA, "c", fleetcert.ChangeCertificateUpdated, fleetcert.StatusActive, fleetcert.StatusRevoked, baseTime.Add(2*time.Millisecond)),
 		newChange(scopeARegion, "c", fleetcert.ChangeCertificateCreated, "", fleetcert.StatusPendingActivation, baseTime.Add(3*time.Millisecond)),
 		newChange(scopeA, "c", fleetcert.ChangeCertificateDeleted, fleetcert.StatusRevoked, "", baseTime.Add(4*time.Millisecond)),
+		{Kind: fleetcert.ChangeSessionStarted, Scope: scopeB, CertificateID: certificateID("d"), Time: baseTime.Add(5 * time.Millisecond),
+			ClientID: "sensor/7 ✓", SessionID: "node-a/3f8e2a3c-1b5d-4e6f-8a9b-0c1d2e3f4a5b"},
 	}
 	appendChanges(t, s, want[0])
 	appendChanges(t, s, want[1], want[2]) // two in one transaction
 	appendChanges(t, s, want[3])
 	appendChanges(t, s, want[4])
+	appendChanges(t, s, want[5])
 	for i := 1; i < len(want); i++ {
 		if want[i].Seq <= want[i-1].Seq {
 			t.Fatalf("change Seq %d after %d, want increasing", want[i].Seq, want[i-1].Seq)

@@ -366,3 +366,43 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("the cluster's issuing CA is not the embedded store's (%v)", err)
 	}
 }
+
+// TestClusterClientIDTakeover connects one client id to node A, then to
+// node B: A's session ends (MQTT's takeover rule, across the cluster) and
+// B's stays. The time from B's CONNACK to A's connection closing is logged
+// (BENCHMARKS.md).
+func TestClusterClientIDTakeover(t *testing.T) {
+	dbURL := testpg.NewDatabase(t)
+	a := startNode(t, dbURL)
+	b := startNode(t, dbURL)
+	dev, _ := registerDevice(t, a.defaultClient(), types.CertificateStatusActive)
+	var worst time.Duration
+	for i := range 5 {
+		clientID := fmt.Sprint("takeover-", i)
+		_, lostA, err := a.connectDevice(t, dev, clientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, lostB, err := b.connectDevice(t, dev, clientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		connected := time.Now()
+		select {
+		case <-lostA:
+		case <-time.After(testwait.Hang):
+			t.Fatalf("round %d: node A kept the session node B took over", i)
+		}
+		worst = max(worst, time.Since(connected))
+		testwait.For(t, "node A's log of the takeover", func() bool {
+			return strings.Contains(a.stderr.String(), "clientId="+clientID+" reason=DUPLICATE_CLIENTID")
+		})
+		select {
+		case err := <-lostB:
+			t.Fatalf("round %d: node B dropped the newer session: %v", i, err)
+		default:
+		}
+		cb.Disconnect(0)
+	}
+	t.Logf("the older session ended at most %s after the newer one's CONNACK", worst)
+}

@@ -59,6 +59,8 @@ func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
 	g.CertFile, g.KeyFile = certFile, keyFile
 	g.Region = c.Region
 	g.Hostnames = c.MQTTHostnames
+	// Nodes of a cluster keep one session per client id among them.
+	g.AnnounceSessions = c.DatabaseURL != ""
 	c.Limits.configureGateway(g)
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("mqtt gateway: %w", err)
