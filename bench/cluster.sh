@@ -121,7 +121,7 @@ api_bench() { # api_bench LABEL ENDPOINTS OP
 	timeout 900 "$T/bin/fleetcert-bench" --endpoint "$endpoints" --op "$op" \
 		--concurrency "$CONCURRENCY" --duration "$DURATION" --max-ops "$MAX_OPS" \
 		>"$T/out/$label-$op.txt" 2>"$T/out/$label-$op.log" || log "$label $op: fleetcert-bench failed (see $T/out)"
-	grep -E '^op=' "$T/out/$label-$op.txt" | grep timed | sed "s/^/  $(printf '%-14s' "$label") | /"
+	grep -E '^op=[A-Za-z]+ ' "$T/out/$label-$op.txt" | sed "s/^/  $(printf '%-14s' "$label") | /"
 }
 echo "# fleetcert cluster bench: $(go version | cut -d' ' -f3), $(nproc) CPUs, concurrency $CONCURRENCY, duration $DURATION; every server and the load tool share these CPUs"
 for round in $(seq "$ROUNDS"); do
