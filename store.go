@@ -182,6 +182,26 @@ type Tx interface {
 	// Errors: ResourceAlreadyExistsException when name exists.
 	CreateSetting(ctx context.Context, name string, value []byte) error
 
+	// Expiring state: small values kept until a time, shared by every
+	// process on the store (the console's sign-ins, messages, results and
+	// sign-in limiter, so that any node of a cluster serves any browser).
+	// kind groups values of one use; key is unique within it.
+
+	// Expiring returns the value of (kind, key) unless it expired at now.
+	// Errors: ResourceNotFoundException.
+	Expiring(ctx context.Context, kind, key string, now time.Time) ([]byte, error)
+
+	// PutExpiring stores value under (kind, key) until expires, replacing
+	// any value there.
+	PutExpiring(ctx context.Context, kind, key string, value []byte, expires time.Time) error
+
+	// DeleteExpiring removes (kind, key); a missing one is no error.
+	DeleteExpiring(ctx context.Context, kind, key string) error
+
+	// PruneExpiring removes every value that expired before now and
+	// returns how many.
+	PruneExpiring(ctx context.Context, now time.Time) (int64, error)
+
 	// PutTransfer stores t, replacing the transfer with the same Region,
 	// CertificateID, SourceAccountID and TransferDate (which must be set).
 	PutTransfer(ctx context.Context, t *Transfer) error

@@ -391,6 +391,11 @@ type statements struct {
 
 	setting       *sql.Stmt
 	insertSetting *sql.Stmt
+
+	expiring       *sql.Stmt
+	putExpiring    *sql.Stmt
+	deleteExpiring *sql.Stmt
+	pruneExpiring  *sql.Stmt
 }
 
 // prepare prepares every statement on pool p.
@@ -426,6 +431,10 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.changesHead, selectChangesHeadSQL},
 		{&s.setting, selectSettingSQL},
 		{&s.insertSetting, insertSettingSQL},
+		{&s.expiring, selectExpiringSQL},
+		{&s.putExpiring, putExpiringSQL},
+		{&s.deleteExpiring, deleteExpiringSQL},
+		{&s.pruneExpiring, pruneExpiringSQL},
 	}
 	for asc := range 2 {
 		for f := range certificateFilters {

@@ -88,6 +88,8 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/concurrent-read-check-write", testConcurrentReadCheckWrite},
 		{"ok/setting", testSetting},
 		{"ok/setting-concurrent-create", testSettingConcurrentCreate},
+		{"ok/expiring", testExpiring},
+		{"ok/expiring-counter", testExpiringCounter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
