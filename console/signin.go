@@ -59,8 +59,8 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.showSignIn(w, r, http.StatusForbidden, d)
 		return
 	}
-	if !fleetcert.ValidRegion(d.Region) {
-		d.Error = "The region is not a valid AWS region name, such as us-east-1."
+	if !knownRegion(d.Region) {
+		d.Error = "Choose a Region from the list."
 		h.showSignIn(w, r, http.StatusBadRequest, d)
 		return
 	}
@@ -101,8 +101,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	// the address's count would let whoever holds one key guess at the
 	// others without limit.
 	h.limiter.release(attempt)
-	l := h.logins.create(fleetcert.Scope{AccountID: key.AccountID, Region: d.Region}, key.ID, now, h.IdleTimeout, h.MaxSessionAge)
-	h.setCookie(w, r, sessionCookie, l.token, 0)
+	l, err := h.newLogin(r.Context(), fleetcert.Scope{AccountID: key.AccountID, Region: d.Region}, key.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.setCookie(w, r, sessionCookie, l.Token, 0)
 	h.setCookie(w, r, signInCookie, "", -1)
 	h.Logger.Info("console: signed in", "accessKeyId", key.ID, "accountId", key.AccountID, "region", d.Region, "remoteAddr", addr.String())
 	next := d.Next
@@ -113,7 +117,10 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	h.logins.remove(loginFrom(r))
+	if err := h.Logins.DeleteLogin(r.Context(), loginFrom(r).Token); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	h.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
 }
