@@ -375,4 +375,3 @@ func returnTo(r *http.Request, fallback string) string {
 	}
 	return fallback
 }
-
