@@ -48,6 +48,14 @@
   // for browsers without that), and close on a click outside, on Tab out of
   // them, and on Escape anywhere.
   var menus = document.querySelectorAll("details.menu");
+  // A press of the pointer moves focus at once (mousedown), but the click
+  // that follows comes at mouseup: closing a menu on that focus change
+  // would move the rows under the pointer between the two, and the click
+  // would land on another row. A click outside closes the menu instead.
+  var pressing = false;
+  document.addEventListener("pointerdown", function () { pressing = true; }, true);
+  document.addEventListener("pointerup", function () { setTimeout(function () { pressing = false; }, 0); }, true);
+  document.addEventListener("pointercancel", function () { pressing = false; }, true);
   var closeAll = function (except) {
     menus.forEach(function (o) { if (o !== except && o.open) o.open = false; });
   };
@@ -60,7 +68,7 @@
     });
     m.addEventListener("focusout", function (e) {
       // Focus moved to something outside the menu: Tab or Shift+Tab out.
-      if (m.open && e.relatedTarget && !m.contains(e.relatedTarget)) m.open = false;
+      if (m.open && !pressing && e.relatedTarget && !m.contains(e.relatedTarget)) m.open = false;
     });
     m.addEventListener("keydown", function (e) {
       if (e.key === "ArrowDown" || e.key === "ArrowUp") {
