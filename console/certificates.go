@@ -137,11 +137,12 @@ func (p pager) Any() bool { return p.Prev != "" || p.Next != "" }
 // "before" query parameter. list is called with the marker and direction.
 func listPage(q url.Values, size int, byExpiry bool, list func(fleetcert.ListOptions) (*fleetcert.CertificatePage, error)) ([]*fleetcert.Certificate, pager, error) {
 	before, after := q.Get("before"), q.Get("after")
-	opts := fleetcert.ListOptions{PageSize: &size, Marker: after}
+	// Newest first by creation; soonest first by expiry.
+	opts := fleetcert.ListOptions{PageSize: &size, Marker: after, Ascending: byExpiry}
 	if before != "" {
-		// A page back is read forward from the first row of the page one was
-		// on, oldest first, then turned around.
-		opts = fleetcert.ListOptions{PageSize: &size, Marker: before, Ascending: true}
+		// A page back is read the other way from the first row of the page
+		// one was on, then turned around.
+		opts = fleetcert.ListOptions{PageSize: &size, Marker: before, Ascending: !byExpiry}
 	}
 	page, err := list(opts)
 	if err != nil {
