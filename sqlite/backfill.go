@@ -61,7 +61,7 @@ func (db *DB) backfillBatch(ctx context.Context) (int, error) {
 			c.SetX509Fields(cert)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE certificates SET issuer = ?, authority_key_id = ?, common_name = ? WHERE seq = ?`,
-			blob(c.Issuer), blob(c.AuthorityKeyID), c.CommonName, r.seq); err != nil {
+			blob(c.Issuer), keyID(c.AuthorityKeyID), c.CommonName, r.seq); err != nil {
 			return 0, err
 		}
 	}

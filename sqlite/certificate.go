@@ -112,7 +112,7 @@ func certificateArgs(c *fleetcert.Certificate) ([]any, error) {
 	} else {
 		args = append(args, nil, nil, nil, nil, nil, nil)
 	}
-	args = append(args, blob(c.Issuer), blob(c.AuthorityKeyID), c.CommonName)
+	args = append(args, blob(c.Issuer), keyID(c.AuthorityKeyID), c.CommonName)
 	if e.err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", c.ID, e.err)
 	}
@@ -248,6 +248,15 @@ func rowsAffected(res sql.Result, err error, what string) error {
 func blob(b []byte) any {
 	if len(b) == 0 {
 		return nil
+	}
+	return b
+}
+
+// keyID is an authority key id as a column value: an empty blob when
+// absent (migration 0004).
+func keyID(b []byte) []byte {
+	if b == nil {
+		return []byte{}
 	}
 	return b
 }

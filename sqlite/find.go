@@ -20,6 +20,16 @@ import (
 func certificateWhere(q fleetcert.CertificateQuery) (string, []any) {
 	var b strings.Builder
 	args := []any{q.AccountID, q.Region}
+	// The index of the most selective filter: the planner, asked to sort by
+	// creation, would otherwise walk the creation index and test every row.
+	switch {
+	case q.IDPrefix != "":
+		b.WriteString(` INDEXED BY certificates_by_id`)
+	case q.CommonNamePrefix != "":
+		b.WriteString(` INDEXED BY certificates_by_common_name`)
+	case q.Issuer != nil:
+		b.WriteString(` INDEXED BY certificates_by_issuer`)
+	}
 	b.WriteString(` WHERE account_id = ?1 AND region = ?2`)
 	add := func(clause string, vs ...any) {
 		parts := strings.Split(clause, "?")
@@ -52,7 +62,9 @@ func certificateWhere(q fleetcert.CertificateQuery) (string, []any) {
 	if q.Issuer != nil {
 		add(`issuer = ?`, q.Issuer)
 		if q.AuthorityKeyID != nil {
-			add(`(authority_key_id = ? OR authority_key_id IS NULL)`, q.AuthorityKeyID)
+			// Absent is stored as an empty blob: an IN of two values on the
+			// index.
+			add(`authority_key_id IN (?, x'')`, q.AuthorityKeyID)
 		}
 	}
 	if p := q.CommonNamePrefix; p != "" {
