@@ -289,7 +289,11 @@ type chrome struct {
 // run runs actions, failing the test with the page's address and text.
 func (c *chrome) run(step string, actions ...chromedp.Action[chromedp.Void]) {
 	c.t.Helper()
-	if err := chromedp.Do(c.ctx, actions...); err != nil {
+	// A step that cannot happen (a missing element) fails after the hang
+	// limit, not at the browser's overall deadline.
+	ctx, cancel := context.WithTimeout(c.ctx, testwait.Hang)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		loc, _ := chromedp.Run(c.ctx, chromedp.Location())
 		body, _ := chromedp.Run(c.ctx, chromedp.Text(chromedp.CSS("body")))
 		c.t.Fatalf("%s: %v\nat %s:\n%s", step, err, loc, body)

@@ -16,7 +16,7 @@ ALTER TABLE certificates ADD COLUMN common_name TEXT;
 -- confirms each signature. ca_certificate_id is in the index so that the
 -- many certificates registered under the CA are passed over in the index,
 -- without reading their rows.
-CREATE INDEX certificates_by_issuer ON certificates (account_id, region, issuer, authority_key_id, ca_certificate_id);
+CREATE INDEX certificates_by_issuer ON certificates (account_id, region, issuer, authority_key_id, ca_certificate_id, creation_date, seq);
 -- Search by the start of the common name (a range on the index).
 CREATE INDEX certificates_by_common_name ON certificates (account_id, region, common_name);
 -- Keyset pagination by end of validity.
