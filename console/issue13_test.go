@@ -66,6 +66,25 @@ func TestEveryFormRedirects(t *testing.T) {
 			}
 		})
 	}
+	t.Run("fail/sign-in refused", func(t *testing.T) {
+		k := e.key("111111111111")
+		anon := e.browser()
+		m := signInField.FindStringSubmatch(anon.get("/console/signin").Body)
+		resp, err := anon.noFollow().PostForm(e.Srv.URL+"/console/signin", url.Values{"signin_token": {m[1]},
+			"access_key_id": {k.ID}, "secret_access_key": {"wrong-secret"}, "region": {testRegion}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/signin?failed=credentials") ||
+			strings.Contains(loc, k.ID) || strings.Contains(loc, "wrong-secret") {
+			t.Errorf("a refused sign-in: %d to %q", resp.StatusCode, loc)
+		}
+		r := anon.get(loc)
+		wantStatus(t, r, http.StatusUnauthorized)
+		wantText(t, r, "The access key ID or secret access key is not correct.")
+	})
 	t.Run("fail/refused form is shown again from its GET", func(t *testing.T) {
 		_, loc := b.postStatus("/console/certificates/from-csr", url.Values{"csr": {"not a CSR"}})
 		r := b.get(loc)

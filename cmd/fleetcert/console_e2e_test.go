@@ -126,6 +126,9 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText(".alert-error", "not correct"),
 	)
 	run("sign in",
+		// The refusal's page has its own address, which holds neither the
+		// key id nor the secret: type both again.
+		chromedp.SendKeys(chromedp.CSS("#access_key_id"), testKeyID),
 		chromedp.SendKeys(chromedp.CSS("#secret_access_key"), testSecret),
 		chromedp.SetValue(chromedp.CSS("#region"), testRegion),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
