@@ -2,6 +2,7 @@ package fleetcert
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -45,6 +46,16 @@ type Certificate struct {
 	NotAfter         time.Time
 
 	Transfer *TransferData
+
+	// Issuer is the certificate's raw DER issuer name, AuthorityKeyID its
+	// authority key identifier (nil without the extension) and CommonName
+	// its subject common name. The Registry sets them from the certificate;
+	// the store keeps and indexes them, to find the certificates a CA
+	// signed whatever CA they were registered under (a CA page, a CA's bulk
+	// actions) and to search by name. Nil or "" when unknown.
+	Issuer         []byte
+	AuthorityKeyID []byte
+	CommonName     string
 
 	// Seq is the store's insertion sequence, the tie-breaker of list order.
 	// Set by the store.
@@ -98,4 +109,19 @@ func ParseCertificateID(member, id string) (string, error) {
 		}
 	}
 	return strings.ToLower(id), nil
+}
+
+// SetX509Fields sets the fields a store indexes from the certificate's
+// contents (Issuer, AuthorityKeyID, CommonName) from cert.
+func (c *Certificate) SetX509Fields(cert *x509.Certificate) {
+	c.Issuer = nonEmpty(cert.RawIssuer)
+	c.AuthorityKeyID = nonEmpty(cert.AuthorityKeyId)
+	c.CommonName = cert.Subject.CommonName
+}
+
+func nonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"math"
 	"time"
 )
 
@@ -29,8 +30,19 @@ type CertificatePage struct {
 }
 
 // markerVersion prefixes every marker so the format can change later
-// without misreading old markers.
-const markerVersion = 1
+// without misreading old markers. A position whose time lies beyond the
+// int64 nanoseconds (after 2262: a NotAfter of 9999, in a listing by
+// expiry) is written as markerVersionMicros, its time in microseconds.
+const (
+	markerVersion       = 1
+	markerVersionMicros = 2
+)
+
+// Limits of a time as int64 Unix nanoseconds.
+var (
+	minMarkerNanos = time.Unix(0, math.MinInt64)
+	maxMarkerNanos = time.Unix(0, math.MaxInt64)
+)
 
 // markerLen is the length of every marker: 17 bytes in base64.
 var markerLen = base64.StdEncoding.EncodedLen(17)
@@ -41,6 +53,10 @@ func EncodeMarker(c Cursor) string {
 	var b [17]byte
 	b[0] = markerVersion
 	binary.BigEndian.PutUint64(b[1:], uint64(c.CreationDate.UnixNano()))
+	if c.CreationDate.Before(minMarkerNanos) || c.CreationDate.After(maxMarkerNanos) {
+		b[0] = markerVersionMicros
+		binary.BigEndian.PutUint64(b[1:], uint64(c.CreationDate.UnixMicro()))
+	}
 	binary.BigEndian.PutUint64(b[9:], uint64(c.Seq))
 	return base64.StdEncoding.EncodeToString(b[:])
 }
@@ -56,13 +72,18 @@ func DecodeMarker(m string) (*Cursor, error) {
 	// Strict, and only the form EncodeMarker writes: base64 would also take
 	// line breaks and other unused padding bits, so one page would have
 	// several markers.
-	if len(m) != markerLen || err != nil || len(b) != 17 || b[0] != markerVersion {
+	if len(m) != markerLen || err != nil || len(b) != 17 || (b[0] != markerVersion && b[0] != markerVersionMicros) {
 		return nil, Errorf(EInvalidRequest, "The marker is not valid; pass the nextMarker of a previous response.")
 	}
-	return &Cursor{
-		CreationDate: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:]))).UTC(),
-		Seq:          int64(binary.BigEndian.Uint64(b[9:])),
-	}, nil
+	t := time.Unix(0, int64(binary.BigEndian.Uint64(b[1:]))).UTC()
+	if b[0] == markerVersionMicros {
+		t = time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:]))).UTC()
+		if !t.Before(minMarkerNanos) && !t.After(maxMarkerNanos) {
+			// Only EncodeMarker's form: one marker per position.
+			return nil, Errorf(EInvalidRequest, "The marker is not valid; pass the nextMarker of a previous response.")
+		}
+	}
+	return &Cursor{CreationDate: t, Seq: int64(binary.BigEndian.Uint64(b[9:]))}, nil
 }
 
 // checkPageSize applies the default and the model's limits.

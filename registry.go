@@ -141,7 +141,7 @@ func (r *Registry) createIssued(ctx context.Context, scope Scope, der []byte, se
 }
 
 func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status Status, mode CertificateMode, now time.Time) *Certificate {
-	return &Certificate{
+	c := &Certificate{
 		Scope:            scope,
 		ID:               CertificateID(cert.Raw),
 		Status:           status,
@@ -155,6 +155,8 @@ func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status St
 		NotBefore:        cert.NotBefore.UTC(),
 		NotAfter:         cert.NotAfter.UTC(),
 	}
+	c.SetX509Fields(cert)
+	return c
 }
 
 // create stores c and records it in the change feed.
@@ -288,38 +290,78 @@ func (r *Registry) ListCertificates(ctx context.Context, scope Scope, opts ListO
 // CertificateFilter narrows a listing of client certificates (the
 // console's filters).
 type CertificateFilter struct {
-	Status          Status
-	CACertificateID string
-	IDPrefix        string // hex digits, any case
+	Status           Status
+	CACertificateID  string
+	NoCA             bool   // only certificates registered without a CA
+	IDPrefix         string // hex digits, any case
+	CommonNamePrefix string // the start of the subject common name, case-sensitive
+	SortByExpiry     bool   // order by end of validity instead of creation
 }
 
 // FindCertificates returns a page of the client certificates of scope that
-// match f, ordered like ListCertificates.
+// match f, ordered like ListCertificates (or by NotAfter with
+// f.SortByExpiry).
 //
 // Errors: InvalidRequestException.
 func (r *Registry) FindCertificates(ctx context.Context, scope Scope, f CertificateFilter, opts ListOptions) (*CertificatePage, error) {
-	q := CertificateQuery{Scope: scope}
+	q, err := f.query(scope)
+	if err != nil {
+		return nil, err
+	}
+	return r.listCertificates(ctx, q, opts)
+}
+
+// CountCertificates returns how many client certificates of scope match f,
+// counting no further than limit (so the answer is min(count, limit)).
+//
+// Errors: InvalidRequestException.
+func (r *Registry) CountCertificates(ctx context.Context, scope Scope, f CertificateFilter, limit int) (int, error) {
+	q, err := f.query(scope)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = r.Store.View(ctx, func(tx Tx) error {
+		n, err = tx.CountCertificates(ctx, q, limit)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count certificates: %w", err)
+	}
+	return n, nil
+}
+
+func (f CertificateFilter) query(scope Scope) (CertificateQuery, error) {
+	q := CertificateQuery{Scope: scope, NoCA: f.NoCA, OrderByExpiry: f.SortByExpiry}
 	if f.Status != "" {
 		st, err := ParseStatus(string(f.Status))
 		if err != nil {
-			return nil, err
+			return q, err
 		}
 		q.Status = st.normalize()
 	}
 	if f.CACertificateID != "" {
+		if f.NoCA {
+			return q, Errorf(EInvalidRequest, "Choose either a CA or no CA.")
+		}
 		id, err := ParseCertificateID("caCertificateId", f.CACertificateID)
 		if err != nil {
-			return nil, err
+			return q, err
 		}
 		q.CACertificateID = id
 	}
 	if p := strings.ToLower(f.IDPrefix); p != "" {
 		if len(p) > 64 || strings.Trim(p, "0123456789abcdef") != "" {
-			return nil, Errorf(EInvalidRequest, "A certificate id prefix is up to 64 hex digits.")
+			return q, Errorf(EInvalidRequest, "A certificate id prefix is up to 64 hex digits.")
 		}
 		q.IDPrefix = p
 	}
-	return r.listCertificates(ctx, q, opts)
+	if len(f.CommonNamePrefix) > 64 {
+		// RFC 5280 ub-common-name: 64 characters.
+		return q, Errorf(EInvalidRequest, "A common name is at most 64 characters.")
+	}
+	q.CommonNamePrefix = f.CommonNamePrefix
+	return q, nil
 }
 
 func (r *Registry) listCertificates(ctx context.Context, q CertificateQuery, opts ListOptions) (*CertificatePage, error) {
@@ -329,7 +371,12 @@ func (r *Registry) listCertificates(ctx context.Context, q CertificateQuery, opt
 			q.After, q.Limit = after, limit
 			return tx.ListCertificates(ctx, q)
 		},
-		func(c *Certificate) Cursor { return Cursor{CreationDate: c.CreationDate, Seq: c.Seq} })
+		func(c *Certificate) Cursor {
+			if q.OrderByExpiry {
+				return Cursor{CreationDate: c.NotAfter, Seq: c.Seq}
+			}
+			return Cursor{CreationDate: c.CreationDate, Seq: c.Seq}
+		})
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}

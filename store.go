@@ -114,12 +114,20 @@ type Tx interface {
 	// Errors: ResourceNotFoundException.
 	DeleteCertificate(ctx context.Context, scope Scope, id string) error
 
-	// ListCertificates returns up to q.Limit certificates of q.Scope in the
-	// order (CreationDate, Seq), ascending or descending, strictly after the
-	// cursor q.After when it is set. The listed records carry every field
-	// but PEM, which is left empty: listings never return it, and it is
-	// most of a record's size.
+	// ListCertificates returns up to q.Limit certificates of q.Scope that
+	// match every filter of q, in the order (CreationDate, Seq) — or
+	// (NotAfter, Seq) with q.OrderByExpiry — ascending or descending,
+	// strictly after the cursor q.After when it is set. The listed records
+	// carry every field but PEM, which is left empty: listings never return
+	// it, and it is most of a record's size.
 	ListCertificates(ctx context.Context, q CertificateQuery) ([]*Certificate, error)
+
+	// CountCertificates returns how many certificates of q.Scope match q's
+	// filters (q.After, q.Limit and the order are ignored), counting no
+	// further than limit: the result is min(count, limit), so that a page
+	// can say "more than limit" without the cost of counting a whole
+	// account. SQL: SELECT count(*) FROM (SELECT 1 … WHERE filters LIMIT limit).
+	CountCertificates(ctx context.Context, q CertificateQuery, limit int) (int, error)
 
 	// AccessKey returns the access key id.
 	// Errors: ResourceNotFoundException.
@@ -223,6 +231,26 @@ type CertificateQuery struct {
 	Ascending       bool    // oldest first; AWS's default is newest first
 	After           *Cursor // resume strictly after this position
 	Limit           int
+
+	// NoCA, when set, selects only certificates registered without a CA
+	// (CACertificateID "").
+	NoCA bool
+	// Issuer, when set, selects only certificates whose Issuer equals it
+	// byte for byte; with AuthorityKeyID also set, only those of them whose
+	// AuthorityKeyID equals it or is empty (a certificate without the
+	// extension may still be signed by that key). The candidates a CA may
+	// have signed; the Registry confirms each by its signature.
+	Issuer         []byte
+	AuthorityKeyID []byte
+	// ExcludeCACertificateID, when set, leaves out the certificates
+	// registered under this CA (those a CA's page lists already).
+	ExcludeCACertificateID string
+	// CommonNamePrefix, when set, selects only certificates whose
+	// CommonName starts with it, compared byte for byte (case-sensitive).
+	CommonNamePrefix string
+	// OrderByExpiry orders by (NotAfter, Seq) instead of (CreationDate,
+	// Seq); After.CreationDate then holds the NotAfter of the position.
+	OrderByExpiry bool
 }
 
 // CAQuery selects a page of CA certificates.

@@ -5,104 +5,47 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"strconv"
 	"sync"
-	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
 
-// Bulk actions change the status of every certificate a CA issued — what
+// Bulk actions change the status of every certificate a CA signed — what
 // the AWS console cannot do (deactivate-ca-cert.md: "does not provide a way
-// to list the certificates that were signed by the CA"). They run in the
-// background so that thousands of certificates do not hold a request open,
-// and the progress page follows them.
-
-// bulkJob is one running or finished bulk action.
-type bulkJob struct {
-	ID     string
-	Scope  fleetcert.Scope
-	CAID   string
-	Target fleetcert.Status
-
-	mu       sync.Mutex
-	progress bulkProgress
-}
-
-// bulkProgress is a snapshot of a bulk job.
-type bulkProgress struct {
-	Counting  bool
-	Total     int
-	Done      int
-	Changed   int
-	Unchanged int // already in the target status
-	Skipped   int // the state machine does not allow the change
-	Failed    int
-	Errors    []string // the first few failures, in words
-	Finished  bool
-	Started   time.Time
-	Ended     time.Time
-}
-
-// Percent is how much of the job is done, 0 to 100.
-func (p bulkProgress) Percent() int {
-	if p.Total == 0 {
-		if p.Finished {
-			return 100
-		}
-		return 0
-	}
-	return p.Done * 100 / p.Total
-}
-
-func (j *bulkJob) snapshot() bulkProgress {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	p := j.progress
-	p.Errors = append([]string(nil), p.Errors...)
-	return p
-}
-
-func (j *bulkJob) update(fn func(p *bulkProgress)) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	fn(&j.progress)
-}
-
-// jobRetention is how long a finished job's summary stays viewable.
-const jobRetention = time.Hour
+// to list the certificates that were signed by the CA"): those registered
+// under it and those whose signature verifies with its key though they were
+// registered without it (Registry.ListCertificatesSignedBy). They run in
+// the background so that thousands of certificates do not hold a request
+// open; their progress is kept in the JobStore and the progress page polls
+// it. One job per CA runs at a time.
 
 // bulkPageSize is how many certificates a job reads at a time.
 const bulkPageSize = fleetcert.MaxPageSize
 
-func (s *jobStore) start(h *Handler, j *bulkJob) {
+// jobRunner runs the jobs of this process and stops them on Close.
+type jobRunner struct {
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (s *jobRunner) start(fn func(ctx context.Context)) {
 	s.mu.Lock()
-	if s.jobs == nil {
-		s.jobs = map[string]*bulkJob{}
+	if s.ctx == nil {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 	}
-	now := h.now()
-	for id, o := range s.jobs {
-		if p := o.snapshot(); p.Finished && now.Sub(p.Ended) > jobRetention {
-			delete(s.jobs, id)
-		}
-	}
-	s.jobs[j.ID] = j
 	ctx := s.ctx
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		h.runBulk(ctx, j)
+		fn(ctx)
 	}()
 }
 
-func (s *jobStore) get(id string) *bulkJob {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.jobs[id]
-}
-
-func (s *jobStore) closeAll() {
+func (s *jobRunner) closeAll() {
 	s.mu.Lock()
 	if s.cancel != nil {
 		s.cancel()
@@ -111,65 +54,89 @@ func (s *jobStore) closeAll() {
 	s.wg.Wait()
 }
 
-// runBulk walks the CA's certificates and sets each to j.Target.
-func (h *Handler) runBulk(ctx context.Context, j *bulkJob) {
-	defer j.update(func(p *bulkProgress) { p.Finished, p.Ended = true, h.now() })
-	list := func(marker string) (*fleetcert.CertificatePage, error) {
-		size := bulkPageSize
-		return h.Registry.ListCertificatesByCA(ctx, j.Scope, j.CAID, fleetcert.ListOptions{PageSize: &size, Marker: marker, Ascending: true})
+// caCertificates walks every certificate CA caID signed in scope: those
+// registered under it, then those registered without it whose signature
+// verifies with its key. fn gets each page; walking stops at its error.
+func (h *Handler) caCertificates(ctx context.Context, scope fleetcert.Scope, caID string, fn func([]*fleetcert.Certificate, bool) error) error {
+	lists := []func(fleetcert.ListOptions) (*fleetcert.CertificatePage, error){
+		func(o fleetcert.ListOptions) (*fleetcert.CertificatePage, error) {
+			return h.Registry.ListCertificatesByCA(ctx, scope, caID, o)
+		},
+		func(o fleetcert.ListOptions) (*fleetcert.CertificatePage, error) {
+			return h.Registry.ListCertificatesSignedBy(ctx, scope, caID, o)
+		},
+	}
+	for i, list := range lists {
+		// Ascending order keeps the walk stable: certificates registered
+		// while it runs come after it, and status changes do not move rows.
+		for marker := ""; ; {
+			size := bulkPageSize
+			page, err := list(fleetcert.ListOptions{PageSize: &size, Marker: marker, Ascending: true})
+			if err != nil {
+				return err
+			}
+			if err := fn(page.Certificates, i == 1); err != nil {
+				return err
+			}
+			if marker = page.NextMarker; marker == "" {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// runBulk sets every certificate of j's CA to j.Target, reporting progress
+// to the JobStore.
+func (h *Handler) runBulk(ctx context.Context, j *Job) {
+	p := j.JobProgress
+	report := func() {
+		if err := h.Jobs.Progress(context.WithoutCancel(ctx), j.ID, p); err != nil {
+			h.Logger.Error("console: bulk action: record progress", "job", j.ID, "err", err)
+		}
 	}
 	fail := func(msg string) {
-		j.update(func(p *bulkProgress) {
-			p.Failed++
-			if len(p.Errors) < 5 {
-				p.Errors = append(p.Errors, msg)
-			}
-		})
+		p.Failed++
+		if len(p.Errors) < 5 {
+			p.Errors = append(p.Errors, msg)
+		}
 	}
+	defer func() {
+		p.Finished, p.Ended = true, h.now()
+		report()
+	}()
 	// Count first, so that the progress page can show how far along it is.
 	total := 0
-	for marker := ""; ; {
-		page, err := list(marker)
-		if err != nil {
-			h.Logger.Error("console: bulk action: list certificates", "ca", j.CAID, "err", err)
-			fail("The certificates of this CA could not be listed; the details have been logged.")
-			return
-		}
-		total += len(page.Certificates)
-		if marker = page.NextMarker; marker == "" {
-			break
-		}
+	err := h.caCertificates(ctx, j.Scope, j.CAID, func(certs []*fleetcert.Certificate, _ bool) error {
+		total += len(certs)
+		return nil
+	})
+	if err != nil {
+		h.Logger.Error("console: bulk action: list certificates", "ca", j.CAID, "err", err)
+		fail("The certificates of this CA could not be listed; the details have been logged.")
+		return
 	}
-	j.update(func(p *bulkProgress) { p.Counting, p.Total = false, total })
-
-	// Ascending order keeps the walk stable: certificates registered while
-	// it runs come after it, and status changes do not move rows.
-	for marker := ""; ; {
-		page, err := list(marker)
-		if err != nil {
-			h.Logger.Error("console: bulk action: list certificates", "ca", j.CAID, "err", err)
-			fail("The certificates of this CA could not be listed; the details have been logged.")
-			return
-		}
-		for _, c := range page.Certificates {
+	p.Counting, p.Total = false, total
+	report()
+	err = h.caCertificates(ctx, j.Scope, j.CAID, func(certs []*fleetcert.Certificate, _ bool) error {
+		for _, c := range certs {
 			if ctx.Err() != nil {
-				fail("The action was stopped because fleetcert is shutting down.")
-				return
+				return ctx.Err()
 			}
 			changed, err := fleetcert.CheckTransition(c.Status, j.Target)
 			switch {
 			case err != nil:
-				j.update(func(p *bulkProgress) { p.Skipped++ })
+				p.Skipped++
 			case !changed:
-				j.update(func(p *bulkProgress) { p.Unchanged++ })
+				p.Unchanged++
 			default:
 				err := h.Registry.UpdateCertificate(ctx, j.Scope, c.ID, j.Target)
 				switch fleetcert.ErrorCode(err) {
 				case "":
-					j.update(func(p *bulkProgress) { p.Changed++ })
+					p.Changed++
 				case fleetcert.ECertificateState, fleetcert.EResourceNotFound:
 					// Changed or deleted by someone else since it was listed.
-					j.update(func(p *bulkProgress) { p.Skipped++ })
+					p.Skipped++
 				case fleetcert.EInternalFailure:
 					h.Logger.Error("console: bulk action: update certificate", "id", c.ID, "err", err)
 					fail("Certificate " + shortID(c.ID) + ": an internal error occurred; the details have been logged.")
@@ -177,11 +144,17 @@ func (h *Handler) runBulk(ctx context.Context, j *bulkJob) {
 					fail("Certificate " + shortID(c.ID) + ": " + fleetcert.ErrorMessage(err))
 				}
 			}
-			j.update(func(p *bulkProgress) { p.Done++ })
+			p.Done++
 		}
-		if marker = page.NextMarker; marker == "" {
-			return
-		}
+		report()
+		return nil
+	})
+	switch {
+	case ctx.Err() != nil:
+		fail("The action was stopped because fleetcert is shutting down.")
+	case err != nil:
+		h.Logger.Error("console: bulk action: list certificates", "ca", j.CAID, "err", err)
+		fail("The certificates of this CA could not be listed; the details have been logged.")
 	}
 }
 
@@ -205,37 +178,94 @@ func bulkTarget(action string) (fleetcert.Status, string, bool) {
 	return "", "", false
 }
 
+// statusCount is how many of a CA's certificates are in a status, and what
+// a bulk action does to them.
+type statusCount struct {
+	Status fleetcert.Status
+	N      int
+	Change bool // the action changes them
+}
+
 func (h *Handler) confirmBulk(w http.ResponseWriter, r *http.Request) {
 	id := h.pathID(w, r)
 	if id == "" {
 		return
 	}
 	action := r.URL.Query().Get("action")
-	_, verb, ok := bulkTarget(action)
+	target, verb, ok := bulkTarget(action)
 	if !ok {
 		h.errorPage(w, r, http.StatusBadRequest, "That did not work", "Choose Deactivate all or Revoke all on the CA's page.")
 		return
 	}
-	ca, err := h.Registry.DescribeCACertificate(r.Context(), loginFrom(r).Scope, id)
+	l := loginFrom(r)
+	ca, err := h.Registry.DescribeCACertificate(r.Context(), l.Scope, id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	name := caDisplayName(ca)
+	if running, err := h.Jobs.LatestJob(r.Context(), l.Scope, id); err == nil && running != nil && !running.Finished {
+		h.redirectFlash(w, r, Prefix+"cas/"+id+"/bulk/"+running.ID, &Flash{Error: true,
+			Message: "A bulk action on CA " + name + " is already running; wait for it to finish before starting another."})
+		return
+	}
+	// What changes, by status: the registered ones counted by the store, the
+	// ones signed but registered without the CA walked and confirmed.
+	counts := map[fleetcert.Status]int{}
+	signed := 0
+	err = h.caCertificates(r.Context(), l.Scope, id, func(certs []*fleetcert.Certificate, other bool) error {
+		for _, c := range certs {
+			counts[c.Status]++
+			if other {
+				signed++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var details []string
+	changing, active := 0, counts[fleetcert.StatusActive]
+	for _, s := range append([]fleetcert.Status{fleetcert.StatusActive}, filterStatuses[1:]...) {
+		n := counts[s]
+		if n == 0 {
+			continue
+		}
+		changed, err := fleetcert.CheckTransition(s, target)
+		what := "stay as they are (the status does not allow the change)"
+		switch {
+		case err == nil && changed:
+			what = "become " + statusLabel(target)
+			changing += n
+		case err == nil:
+			what = "are " + statusLabel(target) + " already"
+		}
+		details = append(details, strconv.Itoa(n)+" "+statusLabel(s)+": "+what)
+	}
+	if signed > 0 {
+		details = append(details, strconv.Itoa(signed)+" of them are registered without this CA but signed by it; they are included.")
+	}
 	d := confirmData{
-		Heading: verb + " every certificate issued by CA " + shortID(ca.ID) + "?",
-		Details: []string{"CA certificate ID: " + ca.ID},
+		Heading: verb + " " + strconv.Itoa(changing) + " certificates issued by CA " + name + "?",
+		Details: append([]string{"CA: " + name + " (" + ca.ID + ")"}, details...),
 		Action:  Prefix + "cas/" + id + "/bulk",
-		Button:  verb + " all",
+		Button:  verb + " " + strconv.Itoa(changing) + " certificates",
 		Danger:  action == "revoke",
 		Return:  Prefix + "cas/" + id,
 		Cancel:  Prefix + "cas/" + id,
 		Fields:  map[string]string{"action": action},
 	}
+	devices := "Devices connected with one of the " + strconv.Itoa(active) + " active certificates are disconnected at once, and refused"
 	if action == "revoke" {
-		d.Lead = "Every certificate registered under this CA in this account and region is revoked. Their devices are refused from now on, and connected ones are disconnected."
+		d.Lead = devices + " from now on."
 		d.Warning = "Revoked certificates can never be activated again. To stop the devices only for a while, choose Deactivate all instead."
 	} else {
-		d.Lead = "Every active certificate registered under this CA in this account and region is deactivated. Their devices are refused until the certificates are activated again. Revoked certificates stay revoked."
+		d.Lead = devices + " until their certificates are activated again. Revoked certificates stay revoked."
+	}
+	if changing == 0 {
+		d.Lead = "No certificate of this CA would change: none is in a status this action changes."
 	}
 	h.render(w, r, http.StatusOK, "confirm", &page{Title: verb + " all certificates", Nav: "cas", Data: d})
 }
@@ -251,39 +281,70 @@ func (h *Handler) startBulk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := loginFrom(r)
-	if _, err := h.Registry.DescribeCACertificate(r.Context(), l.Scope, id); err != nil {
+	ca, err := h.Registry.DescribeCACertificate(r.Context(), l.Scope, id)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	j := &bulkJob{ID: newJobID(), Scope: l.Scope, CAID: id, Target: target}
-	j.progress = bulkProgress{Counting: true, Started: h.now()}
+	j := &Job{ID: newJobID(), Scope: l.Scope, CAID: id, CAName: caDisplayName(ca), Target: target,
+		JobProgress: JobProgress{Counting: true, Started: h.now()}}
+	running, err := h.Jobs.StartJob(r.Context(), j)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if running != nil {
+		h.redirectFlash(w, r, Prefix+"cas/"+id+"/bulk/"+running.ID, &Flash{Error: true,
+			Message: "A bulk action on CA " + j.CAName + " is already running; nothing new was started."})
+		return
+	}
 	h.Logger.Info("console: bulk action", "accountId", l.Scope.AccountID, "region", l.Scope.Region, "ca", id, "target", target)
-	h.jobs.start(h, j)
+	h.runner.start(func(ctx context.Context) { h.runBulk(ctx, j) })
 	http.Redirect(w, r, Prefix+"cas/"+id+"/bulk/"+j.ID, http.StatusSeeOther)
 }
 
 type bulkData struct {
-	Job      *bulkJob
-	Verb     string
-	Progress bulkProgress
+	Job  *Job
+	Verb string
+}
+
+// job returns the job of the URL, or nil after answering 404.
+func (h *Handler) job(w http.ResponseWriter, r *http.Request) *Job {
+	id := h.pathID(w, r)
+	if id == "" {
+		return nil
+	}
+	// A job is visible only to the account and region that started it.
+	j, err := h.Jobs.Job(r.Context(), loginFrom(r).Scope, r.PathValue("job"))
+	if err != nil {
+		h.fail(w, r, err)
+		return nil
+	}
+	if j == nil || j.CAID != id {
+		h.errorPage(w, r, http.StatusNotFound, "Not found", "This bulk action does not exist or its summary has expired.")
+		return nil
+	}
+	return j
+}
+
+func bulkVerb(j *Job) string {
+	if j.Target == fleetcert.StatusRevoked {
+		return "Revoking"
+	}
+	return "Deactivating"
 }
 
 func (h *Handler) bulkProgress(w http.ResponseWriter, r *http.Request) {
-	id := h.pathID(w, r)
-	if id == "" {
-		return
+	if j := h.job(w, r); j != nil {
+		h.render(w, r, http.StatusOK, "bulk", &page{Title: bulkVerb(j) + " certificates", Nav: "cas", Refresh: !j.Finished,
+			Data: bulkData{Job: j, Verb: bulkVerb(j)}})
 	}
-	j := h.jobs.get(r.PathValue("job"))
-	// A job is visible only to the account and region that started it.
-	if j == nil || j.Scope != loginFrom(r).Scope || j.CAID != id {
-		h.errorPage(w, r, http.StatusNotFound, "Not found", "This bulk action does not exist or its summary has expired.")
-		return
+}
+
+// bulkFragment is the progress part of the bulk page alone, which the
+// page's script fetches every second instead of reloading the page.
+func (h *Handler) bulkFragment(w http.ResponseWriter, r *http.Request) {
+	if j := h.job(w, r); j != nil {
+		h.renderFragment(w, r, "bulkbody", bulkData{Job: j, Verb: bulkVerb(j)})
 	}
-	verb := "Deactivating"
-	if j.Target == fleetcert.StatusRevoked {
-		verb = "Revoking"
-	}
-	progress := j.snapshot()
-	h.render(w, r, http.StatusOK, "bulk", &page{Title: verb + " certificates", Nav: "cas", Refresh: !progress.Finished,
-		Data: bulkData{Job: j, Verb: verb, Progress: progress}})
 }

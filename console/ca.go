@@ -66,12 +66,16 @@ func caName(ca *fleetcert.CACertificate) string {
 }
 
 type caDetailData struct {
-	CA     *fleetcert.CACertificate
-	Name   string
-	X509   *x509Info
-	Certs  []certRow
-	Pager  pager
-	Return string
+	CA          *fleetcert.CACertificate
+	Name        string
+	X509        *x509Info
+	Certs       []certRow
+	Pager       pager
+	Count       string
+	Signed      []certRow // signed by the CA, registered without it
+	SignedPager pager
+	Job         *Job // the latest bulk action, running or finished
+	Return      string
 }
 
 func (h *Handler) ca(w http.ResponseWriter, r *http.Request) {
@@ -85,15 +89,58 @@ func (h *Handler) ca(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	certs, p, err := listPage(r.URL.Query(), pageSize(r.URL.Query()), func(opts fleetcert.ListOptions) (*fleetcert.CertificatePage, error) {
+	q := r.URL.Query()
+	certs, p, err := listPage(q, pageSize(q), false, func(opts fleetcert.ListOptions) (*fleetcert.CertificatePage, error) {
 		return h.Registry.ListCertificatesByCA(r.Context(), l.Scope, id, opts)
 	})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	d := caDetailData{CA: ca, Name: commonName(ca.PEM), X509: parseX509(ca.PEM), Certs: rows(certs), Pager: p, Return: r.URL.RequestURI()}
-	h.render(w, r, http.StatusOK, "ca", &page{Title: "CA " + shortID(ca.ID), Nav: "cas", Data: d})
+	n, err := h.Registry.CountCertificates(r.Context(), l.Scope, fleetcert.CertificateFilter{CACertificateID: id}, countLimit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	// The second table pages on its own query parameter.
+	sq := url.Values{"after": {q.Get("signed_after")}}
+	signed, err := h.Registry.ListCertificatesSignedBy(r.Context(), l.Scope, id, fleetcert.ListOptions{PageSize: ptr(pageSize(q)), Marker: sq.Get("after"), Ascending: true})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	names, _, err := h.caNames(r, l.Scope)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d := caDetailData{CA: ca, Name: caDisplayName(ca), X509: parseX509(ca.PEM), Certs: rows(certs, names), Pager: p,
+		Count: countText(n), Signed: rows(signed.Certificates, names), Return: r.URL.RequestURI()}
+	for i := range d.Signed {
+		d.Signed[i].Signed = true
+	}
+	if signed.NextMarker != "" {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Set("signed_after", signed.NextMarker)
+		d.SignedPager.Next = "?" + v.Encode() + "#h-signed"
+		v.Del("signed_after")
+		d.SignedPager.First = "?" + v.Encode() + "#h-signed"
+	} else if q.Get("signed_after") != "" {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Del("signed_after")
+		d.SignedPager.First = "?" + v.Encode() + "#h-signed"
+	}
+	if d.Job, err = h.Jobs.LatestJob(r.Context(), l.Scope, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "ca", &page{Title: "CA " + d.Name, Nav: "cas", Data: d})
 }
 
 func (h *Handler) caPEM(w http.ResponseWriter, r *http.Request) {
@@ -109,6 +156,65 @@ func (h *Handler) caPEM(w http.ResponseWriter, r *http.Request) {
 	servePEM(w, id+"-ca.pem", ca.PEM)
 }
 
+// caAnchor is the fragment of a CA's row on the CAs page.
+func caAnchor(id string) string { return "ca-" + id }
+
+// backToCA is the page to return to after an action on CA id: its row on
+// the CAs page, or its own page.
+func backToCA(back, id string) string {
+	if back == Prefix+"cas" || strings.HasPrefix(back, Prefix+"cas?") {
+		return back + "#" + caAnchor(id)
+	}
+	return back
+}
+
+// confirmCAStatus asks before activating or deactivating a CA.
+func (h *Handler) confirmCAStatus(w http.ResponseWriter, r *http.Request) {
+	id := h.pathID(w, r)
+	if id == "" {
+		return
+	}
+	to := fleetcert.CAStatus(r.URL.Query().Get("to"))
+	if to != fleetcert.CAStatusActive && to != fleetcert.CAStatusInactive {
+		h.errorPage(w, r, http.StatusBadRequest, "That did not work", "Choose Activate or Deactivate from the CA's menu.")
+		return
+	}
+	ca, err := h.Registry.DescribeCACertificate(r.Context(), loginFrom(r).Scope, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	back := returnTo(r, Prefix+"cas/"+id)
+	name := caDisplayName(ca)
+	if ca.Status == to {
+		h.redirectFlash(w, r, backToCA(back, id), &Flash{Error: true, Message: "CA " + name + " is " + strings.ToLower(statusLabel(fleetcert.Status(to))) + " already."})
+		return
+	}
+	verb, lead := "Activate", "Certificates this CA issued can be registered under it again"+
+		map[bool]string{true: ", and devices can register themselves on first connection (auto-registration is enabled).", false: "."}[ca.AutoRegistrationStatus == fleetcert.AutoRegistrationEnable]
+	if to == fleetcert.CAStatusInactive {
+		verb, lead = "Deactivate", "No new certificate this CA issued can be registered, by hand or by auto-registration. Certificates already registered keep working until you deactivate or revoke them (Deactivate all / Revoke all on the CA's page)."
+	}
+	h.render(w, r, http.StatusOK, "confirm", &page{Title: verb + " CA", Nav: "cas", Data: confirmData{
+		Heading: verb + " CA " + name + "?",
+		Lead:    lead,
+		Details: []string{"CA certificate ID: " + id, "Current status: " + statusLabel(fleetcert.Status(ca.Status))},
+		Action:  Prefix + "cas/" + id + "/status",
+		Button:  verb + " CA",
+		Return:  back,
+		Cancel:  backToCA(back, id),
+		Fields:  map[string]string{"status": string(to)},
+	}})
+}
+
+// caNameOf names CA id of the request's scope, or the start of its id.
+func (h *Handler) caNameOf(r *http.Request, id string) string {
+	if ca, err := h.Registry.DescribeCACertificate(r.Context(), loginFrom(r).Scope, id); err == nil {
+		return caDisplayName(ca)
+	}
+	return shortID(id)
+}
+
 func (h *Handler) updateCA(w http.ResponseWriter, r *http.Request) {
 	id := h.pathID(w, r)
 	if id == "" {
@@ -119,17 +225,18 @@ func (h *Handler) updateCA(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusBadRequest, "That did not work", "Choose Activate or Deactivate from the CA's menu.")
 		return
 	}
-	back := returnTo(r, Prefix+"cas/"+id)
+	back := backToCA(returnTo(r, Prefix+"cas/"+id), id)
 	err := h.Registry.UpdateCACertificate(r.Context(), loginFrom(r).Scope, id, fleetcert.UpdateCAInput{NewStatus: string(to)})
 	if err != nil {
-		h.redirectFlash(w, r, back, &flash{Error: true, Message: h.caErrorText(r, id, err)})
+		h.redirectFlash(w, r, back, &Flash{Error: true, Message: h.caErrorText(r, id, err)})
 		return
 	}
-	msg := "CA " + shortID(id) + " is now active: certificates it issued can be registered."
+	name := h.caNameOf(r, id)
+	msg := "CA " + name + " is now active: certificates it issued can be registered."
 	if to == fleetcert.CAStatusInactive {
-		msg = "CA " + shortID(id) + " is now inactive: no new certificates it issued can be registered. Certificates already registered keep working until you deactivate or revoke them."
+		msg = "CA " + name + " is now inactive: no new certificates it issued can be registered. Certificates already registered keep working until you deactivate or revoke them."
 	}
-	h.redirectFlash(w, r, back, &flash{Message: msg})
+	h.redirectFlash(w, r, back, &Flash{Message: msg})
 }
 
 func (h *Handler) updateAutoRegistration(w http.ResponseWriter, r *http.Request) {
@@ -142,24 +249,25 @@ func (h *Handler) updateAutoRegistration(w http.ResponseWriter, r *http.Request)
 		h.errorPage(w, r, http.StatusBadRequest, "That did not work", "Choose to enable or disable auto-registration from the CA's menu.")
 		return
 	}
-	back := returnTo(r, Prefix+"cas/"+id)
+	back := backToCA(returnTo(r, Prefix+"cas/"+id), id)
 	err := h.Registry.UpdateCACertificate(r.Context(), loginFrom(r).Scope, id, fleetcert.UpdateCAInput{NewAutoRegistrationStatus: string(to)})
 	if err != nil {
-		h.redirectFlash(w, r, back, &flash{Error: true, Message: h.caErrorText(r, id, err)})
+		h.redirectFlash(w, r, back, &Flash{Error: true, Message: h.caErrorText(r, id, err)})
 		return
 	}
-	msg := "Auto-registration is now enabled for CA " + shortID(id) + "."
+	name := h.caNameOf(r, id)
+	msg := "Auto-registration is now enabled for CA " + name + "."
 	if to == fleetcert.AutoRegistrationDisable {
-		msg = "Auto-registration is now disabled for CA " + shortID(id) + "."
+		msg = "Auto-registration is now disabled for CA " + name + "."
 	}
-	h.redirectFlash(w, r, back, &flash{Message: msg})
+	h.redirectFlash(w, r, back, &Flash{Message: msg})
 }
 
 func (h *Handler) caErrorText(r *http.Request, id string, err error) string {
 	if fleetcert.ErrorCode(err) == fleetcert.EResourceNotFound {
 		return "CA " + shortID(id) + " does not exist in this account and region; it may have been deleted."
 	}
-	return h.errorText(r, err)
+	return "CA " + h.caNameOf(r, id) + ": " + h.errorText(r, err)
 }
 
 func (h *Handler) confirmDeleteCA(w http.ResponseWriter, r *http.Request) {
@@ -174,11 +282,11 @@ func (h *Handler) confirmDeleteCA(w http.ResponseWriter, r *http.Request) {
 	}
 	back := returnTo(r, Prefix+"cas/"+id)
 	if ca.Status != fleetcert.CAStatusInactive {
-		h.redirectFlash(w, r, back, &flash{Error: true, Message: "CA " + shortID(id) + " is active; deactivate it before deleting it."})
+		h.redirectFlash(w, r, backToCA(back, id), &Flash{Error: true, Message: "CA " + caDisplayName(ca) + " is active; deactivate it before deleting it."})
 		return
 	}
 	h.render(w, r, http.StatusOK, "confirm", &page{Title: "Delete CA certificate", Nav: "cas", Data: confirmData{
-		Heading: "Delete CA certificate " + shortID(id) + "?",
+		Heading: "Delete CA certificate " + caDisplayName(ca) + "?",
 		Lead:    "The CA is removed from this account and region. Certificates it issued stay registered, with their current status.",
 		Details: []string{"CA certificate ID: " + id},
 		Warning: "To use the CA again you must register it again, with a new verification certificate.",
@@ -186,7 +294,7 @@ func (h *Handler) confirmDeleteCA(w http.ResponseWriter, r *http.Request) {
 		Button:  "Delete CA certificate",
 		Danger:  true,
 		Return:  Prefix + "cas",
-		Cancel:  back,
+		Cancel:  backToCA(back, id),
 	}})
 }
 
@@ -195,11 +303,12 @@ func (h *Handler) deleteCA(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		return
 	}
+	name := h.caNameOf(r, id)
 	if err := h.Registry.DeleteCACertificate(r.Context(), loginFrom(r).Scope, id); err != nil {
-		h.redirectFlash(w, r, Prefix+"cas/"+id, &flash{Error: true, Message: h.caErrorText(r, id, err)})
+		h.redirectFlash(w, r, Prefix+"cas/"+id, &Flash{Error: true, Message: h.caErrorText(r, id, err)})
 		return
 	}
-	h.redirectFlash(w, r, Prefix+"cas", &flash{Message: "CA certificate " + shortID(id) + " was deleted."})
+	h.redirectFlash(w, r, Prefix+"cas", &Flash{Message: "CA certificate " + name + " (" + shortID(id) + ") was deleted."})
 }
 
 type registerCAData struct {
@@ -213,7 +322,12 @@ type registerCAData struct {
 }
 
 func (h *Handler) registerCAPage(w http.ResponseWriter, r *http.Request) {
-	h.showRegisterCA(w, r, http.StatusOK, registerCAData{Mode: string(fleetcert.ModeDefault), Activate: true})
+	d := registerCAData{Mode: string(fleetcert.ModeDefault), Activate: true}
+	status := http.StatusOK
+	if h.formDraft(r, "register-ca", &d) && d.Error != "" {
+		status = http.StatusBadRequest
+	}
+	h.showRegisterCA(w, r, status, d)
 }
 
 func (h *Handler) showRegisterCA(w http.ResponseWriter, r *http.Request, status int, d registerCAData) {
@@ -266,7 +380,7 @@ func (h *Handler) registerCA(w http.ResponseWriter, r *http.Request) {
 		}
 		ca, err := h.Registry.RegisterCACertificate(r.Context(), loginFrom(r).Scope, in)
 		if err == nil {
-			h.redirectFlash(w, r, Prefix+"cas/"+ca.ID, &flash{Message: "CA certificate registered. Certificates it issued can now be registered under it" + map[bool]string{true: ".", false: " once you activate it."}[d.Activate]})
+			h.redirectFlash(w, r, Prefix+"cas/"+ca.ID, &Flash{Message: "CA certificate " + caDisplayName(ca) + " registered. Certificates it issued can now be registered under it" + map[bool]string{true: ".", false: " once you activate it."}[d.Activate]})
 			return
 		}
 		if fleetcert.ErrorCode(err) == fleetcert.EInternalFailure {
@@ -275,7 +389,7 @@ func (h *Handler) registerCA(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Error = h.errorText(r, err)
 	}
-	h.showRegisterCA(w, r, http.StatusBadRequest, d)
+	h.redirectResult(w, r, "register-ca", d, Prefix+"cas/register")
 }
 
 // commonName is the subject common name of the PEM certificate, or "".

@@ -31,7 +31,7 @@ func TestRegisterCA(t *testing.T) {
 		r = b.postMultipart("/console/cas/register", url.Values{"mode": {"DEFAULT"}, "activate": {"1"}, "auto_registration": {"1"}},
 			[]file{{"ca_file", "rootCA.pem", caCert.PEM}, {"verification_file", "verification_cert.pem", verification.PEM}})
 		wantStatus(t, r, http.StatusOK)
-		wantText(t, r, "CA certificate registered.", "Fleet Root CA", "Active", "Enabled", "Default")
+		wantText(t, r, "CA certificate Fleet Root CA registered.", "Active", "Enabled", "Default")
 		ca, err := e.Reg.DescribeCACertificate(context.Background(), scope, fleetcert.CertificateID(caCert.Cert.Raw))
 		if err != nil {
 			t.Fatal(err)
@@ -45,7 +45,7 @@ func TestRegisterCA(t *testing.T) {
 		b, scope := e.signedIn("111111111111")
 		caCert := testpki.New(t, testpki.Options{IsCA: true})
 		r := b.postMultipart("/console/cas/register", url.Values{"mode": {"SNI_ONLY"}, "ca_pem": {caCert.PEM}}, nil)
-		wantText(t, r, "CA certificate registered.", "once you activate it", "Inactive")
+		wantText(t, r, "registered. Certificates it issued", "once you activate it", "Inactive")
 		ca, err := e.Reg.DescribeCACertificate(context.Background(), scope, fleetcert.CertificateID(caCert.Cert.Raw))
 		if err != nil || ca.Mode != fleetcert.ModeSNIOnly || ca.Status != fleetcert.CAStatusInactive {
 			t.Errorf("registered %+v %v", ca, err)
@@ -188,9 +188,12 @@ func TestBulkActions(t *testing.T) {
 		}
 		deadline := testwait.Deadline()
 		for {
-			// The progress page reloads itself until the job finishes.
+			// The progress page follows the job until it finishes: its
+			// script polls the progress fragment, and without JavaScript it
+			// reloads itself.
 			finished := strings.Contains(text(r.Body), "Finished:")
-			if refresh := strings.Contains(r.Body, `<meta http-equiv="refresh" content="1">`); refresh == finished {
+			refresh := strings.Contains(r.Body, `<noscript><meta http-equiv="refresh" content="2"></noscript>`)
+			if poll := strings.Contains(r.Body, `data-poll="/console/cas/`+ca.ID+`/bulk/`); refresh == finished || poll != refresh {
 				t.Fatalf("progress page: finished %v, reloads itself %v", finished, refresh)
 			}
 			if finished {
@@ -207,7 +210,8 @@ func TestBulkActions(t *testing.T) {
 
 	t.Run("ok/deactivate all", func(t *testing.T) {
 		confirm := b.get("/console/cas/" + ca.ID + "/bulk?action=deactivate")
-		wantText(t, confirm, "Deactivate every certificate issued by CA", "Revoked certificates stay revoked")
+		wantText(t, confirm, "Deactivate 2 certificates issued by CA", "2 Active: become Inactive", "1 Inactive: are Inactive already",
+			"disconnected at once", "Revoked certificates stay revoked")
 		r := run(t, "deactivate")
 		wantText(t, r, "Finished: 2 changed, 1 already inactive, 1 skipped, 0 failed.")
 		for i, want := range []fleetcert.Status{fleetcert.StatusInactive, fleetcert.StatusInactive, fleetcert.StatusInactive, fleetcert.StatusRevoked} {
@@ -218,7 +222,7 @@ func TestBulkActions(t *testing.T) {
 	})
 	t.Run("ok/revoke all", func(t *testing.T) {
 		confirm := b.get("/console/cas/" + ca.ID + "/bulk?action=revoke")
-		wantText(t, confirm, "Revoke every certificate issued by CA", "permanent")
+		wantText(t, confirm, "Revoke 3 certificates issued by CA", "3 Inactive: become Revoked", "permanent")
 		r := run(t, "revoke")
 		wantText(t, r, "Finished: 3 changed, 1 already revoked, 0 skipped, 0 failed.")
 		for i := range ids {

@@ -15,6 +15,8 @@ import (
 type certRow struct {
 	*fleetcert.Certificate
 	Actions actions
+	CAName  string // the name of the CA it is registered under
+	Signed  bool   // signed by the CA of the page, registered without it
 }
 
 // actions are the status changes the state machine allows from a status,
@@ -40,12 +42,31 @@ func allowedActions(s fleetcert.Status) actions {
 	}
 }
 
-func rows(certs []*fleetcert.Certificate) []certRow {
+// rows makes the table rows of certs; caNames names the CAs by id.
+func rows(certs []*fleetcert.Certificate, caNames map[string]string) []certRow {
 	out := make([]certRow, len(certs))
 	for i, c := range certs {
-		out[i] = certRow{Certificate: c, Actions: allowedActions(c.Status)}
+		name := caNames[c.CACertificateID]
+		if name == "" && c.CACertificateID != "" {
+			name = shortID(c.CACertificateID)
+		}
+		out[i] = certRow{Certificate: c, Actions: allowedActions(c.Status), CAName: name}
 	}
 	return out
+}
+
+// caNames returns the names of the CAs of scope (up to the first 250),
+// by id, and their options for a filter.
+func (h *Handler) caNames(r *http.Request, scope fleetcert.Scope) (map[string]string, []*fleetcert.CACertificate, error) {
+	page, err := h.Registry.ListCACertificates(r.Context(), scope, fleetcert.ListOptions{PageSize: ptr(fleetcert.MaxPageSize)}, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	names := make(map[string]string, len(page.CACertificates))
+	for _, ca := range page.CACertificates {
+		names[ca.ID] = caDisplayName(ca)
+	}
+	return names, page.CACertificates, nil
 }
 
 // option is an entry of a <select>.
@@ -66,15 +87,44 @@ type certListData struct {
 	Rows     []certRow
 	Status   string
 	CA       string
-	Prefix   string
+	Search   string
+	Sort     string
 	Size     int
 	Statuses []option
 	CAs      []option
 	Sizes    []option
+	Sorts    []option
 	Filtered bool
 	Error    string
 	Pager    pager
+	Count    string // "1,234 certificates" or "More than 5,000 certificates"
 	Return   string // this page, for the forms of the option menus
+}
+
+// countLimit bounds the count of a listing: counting further would cost
+// more than the page itself (about a millisecond per 10,000 index entries
+// on SQLite); past it the page says "more than 5,000".
+const countLimit = 5_000
+
+// countText says how many certificates there are, given a count bounded
+// by countLimit.
+func countText(n int) string {
+	switch {
+	case n >= countLimit:
+		return "More than " + thousands(countLimit) + " certificates"
+	case n == 1:
+		return "1 certificate"
+	}
+	return thousands(n) + " certificates"
+}
+
+// thousands writes n with comma separators.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // pager holds the links of a keyset-paginated table.
@@ -86,13 +136,14 @@ func (p pager) Any() bool { return p.Prev != "" || p.Next != "" }
 
 // listPage reads one page of a listing positioned by the "after" or
 // "before" query parameter. list is called with the marker and direction.
-func listPage(q url.Values, size int, list func(fleetcert.ListOptions) (*fleetcert.CertificatePage, error)) ([]*fleetcert.Certificate, pager, error) {
+func listPage(q url.Values, size int, byExpiry bool, list func(fleetcert.ListOptions) (*fleetcert.CertificatePage, error)) ([]*fleetcert.Certificate, pager, error) {
 	before, after := q.Get("before"), q.Get("after")
-	opts := fleetcert.ListOptions{PageSize: &size, Marker: after}
+	// Newest first by creation; soonest first by expiry.
+	opts := fleetcert.ListOptions{PageSize: &size, Marker: after, Ascending: byExpiry}
 	if before != "" {
-		// A page back is read forward from the first row of the page one was
-		// on, oldest first, then turned around.
-		opts = fleetcert.ListOptions{PageSize: &size, Marker: before, Ascending: true}
+		// A page back is read the other way from the first row of the page
+		// one was on, then turned around.
+		opts = fleetcert.ListOptions{PageSize: &size, Marker: before, Ascending: !byExpiry}
 	}
 	page, err := list(opts)
 	if err != nil {
@@ -115,7 +166,11 @@ func listPage(q url.Values, size int, list func(fleetcert.ListOptions) (*fleetce
 		if c == nil {
 			return first
 		}
-		v.Set(key, fleetcert.EncodeMarker(fleetcert.Cursor{CreationDate: c.CreationDate, Seq: c.Seq}))
+		pos := c.CreationDate
+		if byExpiry {
+			pos = c.NotAfter
+		}
+		v.Set(key, fleetcert.EncodeMarker(fleetcert.Cursor{CreationDate: pos, Seq: c.Seq}))
 		return "?" + v.Encode()
 	}
 	var p pager
@@ -155,12 +210,17 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request) {
 	d := certListData{
 		Status: q.Get("status"),
 		CA:     strings.ToLower(strings.TrimSpace(q.Get("ca"))),
-		Prefix: strings.ToLower(strings.TrimSpace(q.Get("q"))),
+		Search: strings.TrimSpace(q.Get("q")),
+		Sort:   q.Get("sort"),
 		Size:   pageSize(q),
 		Return: r.URL.RequestURI(),
 	}
-	d.Filtered = d.Status != "" || d.CA != "" || d.Prefix != ""
+	if d.Sort != "expiry" {
+		d.Sort = ""
+	}
+	d.Filtered = d.Status != "" || d.CA != "" || d.Search != ""
 	d.Sizes = sizeOptions(d.Size)
+	d.Sorts = []option{{Value: "", Label: "Newest first", Selected: d.Sort == ""}, {Value: "expiry", Label: "Expiring first", Selected: d.Sort == "expiry"}}
 	d.Statuses = []option{{Value: "", Label: "All statuses", Selected: d.Status == ""}}
 	for _, s := range filterStatuses {
 		d.Statuses = append(d.Statuses, option{Value: string(s), Label: statusLabel(s), Selected: string(s) == d.Status})
@@ -168,20 +228,20 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request) {
 	if d.Status != "" && !slices.Contains(filterStatuses, fleetcert.Status(d.Status)) {
 		d.Error = "Choose a status from the list."
 	}
-	if d.CA != "" && !isCertificateID(d.CA) {
+	if d.CA != "" && d.CA != "none" && !isCertificateID(d.CA) {
 		d.Error = "The CA filter must be a CA certificate id: 64 hex digits."
 	}
-	if d.Prefix != "" && (len(d.Prefix) > 64 || strings.Trim(d.Prefix, "0123456789abcdef") != "") {
-		d.Error = "Search by the start of a certificate id: up to 64 hex digits (0-9, a-f)."
+	if len(d.Search) > 64 {
+		d.Error = "Search by the start of a certificate id or of a common name: up to 64 characters."
 	}
 
-	cas, err := h.Registry.ListCACertificates(r.Context(), l.Scope, fleetcert.ListOptions{PageSize: ptr(fleetcert.MaxPageSize)}, "")
+	names, cas, err := h.caNames(r, l.Scope)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	d.CAs = []option{{Value: "", Label: "Any CA or none", Selected: d.CA == ""}}
-	for _, ca := range cas.CACertificates {
+	d.CAs = []option{{Value: "", Label: "Any CA or none", Selected: d.CA == ""}, {Value: "none", Label: "No CA", Selected: d.CA == "none"}}
+	for _, ca := range cas {
 		d.CAs = append(d.CAs, option{Value: ca.ID, Label: caLabel(ca), Selected: ca.ID == d.CA})
 	}
 	if d.CA != "" && !slices.ContainsFunc(d.CAs, func(o option) bool { return o.Value == d.CA }) {
@@ -189,13 +249,37 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if d.Error == "" {
-		f := fleetcert.CertificateFilter{Status: fleetcert.Status(d.Status), CACertificateID: d.CA, IDPrefix: d.Prefix}
-		certs, p, err := listPage(q, d.Size, func(opts fleetcert.ListOptions) (*fleetcert.CertificatePage, error) {
-			return h.Registry.FindCertificates(r.Context(), l.Scope, f, opts)
-		})
+		f := fleetcert.CertificateFilter{Status: fleetcert.Status(d.Status), SortByExpiry: d.Sort == "expiry"}
+		if d.CA == "none" {
+			f.NoCA = true
+		} else {
+			f.CACertificateID = d.CA
+		}
+		// A search is the start of an id when it can be one (hex digits),
+		// and of a common name otherwise or when no id starts with it.
+		hexSearch := d.Search != "" && strings.Trim(strings.ToLower(d.Search), "0123456789abcdef") == ""
+		if hexSearch {
+			f.IDPrefix = d.Search
+		} else {
+			f.CommonNamePrefix = d.Search
+		}
+		list := func(f fleetcert.CertificateFilter) ([]*fleetcert.Certificate, pager, error) {
+			return listPage(q, d.Size, f.SortByExpiry, func(opts fleetcert.ListOptions) (*fleetcert.CertificatePage, error) {
+				return h.Registry.FindCertificates(r.Context(), l.Scope, f, opts)
+			})
+		}
+		certs, p, err := list(f)
+		if err == nil && hexSearch && len(certs) == 0 {
+			f.IDPrefix, f.CommonNamePrefix = "", d.Search
+			certs, p, err = list(f)
+		}
+		var n int
+		if err == nil {
+			n, err = h.Registry.CountCertificates(r.Context(), l.Scope, f, countLimit)
+		}
 		switch code := fleetcert.ErrorCode(err); code {
 		case "":
-			d.Rows, d.Pager = rows(certs), p
+			d.Rows, d.Pager, d.Count = rows(certs, names), p, countText(n)
 		case fleetcert.EInvalidRequest:
 			d.Error = h.errorText(r, err)
 		default:
@@ -208,6 +292,14 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusBadRequest
 	}
 	h.render(w, r, status, "certificates", &page{Title: "Certificates", Nav: "certificates", Data: d})
+}
+
+// caDisplayName is the CA's subject common name, or the start of its id.
+func caDisplayName(ca *fleetcert.CACertificate) string {
+	if cn := commonName(ca.PEM); cn != "" {
+		return cn
+	}
+	return shortID(ca.ID)
 }
 
 func caLabel(ca *fleetcert.CACertificate) string {
@@ -305,8 +397,68 @@ func servePEM(w http.ResponseWriter, filename, pemText string) {
 	w.Write([]byte(pemText))
 }
 
-// updateCertificate activates or deactivates a certificate (revoking has
-// its own confirmation page).
+// certName names a certificate in a sentence: its id's start and, when it
+// has one, its common name.
+func certName(c *fleetcert.Certificate) string {
+	if c.CommonName != "" {
+		return shortID(c.ID) + " (" + c.CommonName + ")"
+	}
+	return shortID(c.ID)
+}
+
+// rowAnchor is the fragment of a certificate's row in a table.
+func rowAnchor(id string) string { return "c-" + id }
+
+// backToRow is the page to return to after an action on certificate id,
+// scrolled to its row (and the row focused by console.js), unless the page
+// is the certificate's own.
+func backToRow(back, id string) string {
+	if strings.HasPrefix(back, Prefix+"certificates/"+id) || strings.Contains(back, "#") {
+		return back
+	}
+	return back + "#" + rowAnchor(id)
+}
+
+// confirmStatus asks before activating or deactivating a certificate: the
+// menu's entries lead here, so a click alone never changes a certificate.
+func (h *Handler) confirmStatus(w http.ResponseWriter, r *http.Request) {
+	id := h.pathID(w, r)
+	if id == "" {
+		return
+	}
+	to := fleetcert.Status(r.URL.Query().Get("to"))
+	if to != fleetcert.StatusActive && to != fleetcert.StatusInactive {
+		h.errorPage(w, r, http.StatusBadRequest, "That did not work", "Choose Activate or Deactivate from the certificate's menu.")
+		return
+	}
+	c, err := h.Registry.DescribeCertificate(r.Context(), loginFrom(r).Scope, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	back := returnTo(r, Prefix+"certificates/"+id)
+	if changed, err := fleetcert.CheckTransition(c.Status, to); err != nil || !changed {
+		h.redirectFlash(w, r, backToRow(back, id), &Flash{Error: true, Message: "Certificate " + certName(c) + " is " +
+			strings.ToLower(statusLabel(c.Status)) + " and cannot be " + map[fleetcert.Status]string{fleetcert.StatusActive: "activated", fleetcert.StatusInactive: "deactivated"}[to] + " now."})
+		return
+	}
+	verb, lead := "Activate", "Devices using this certificate can connect again."
+	if to == fleetcert.StatusInactive {
+		verb, lead = "Deactivate", "Devices using this certificate are refused until it is activated again, and connected ones are disconnected at once."
+	}
+	h.render(w, r, http.StatusOK, "confirm", &page{Title: verb + " certificate", Nav: "certificates", Data: confirmData{
+		Heading: verb + " certificate " + certName(c) + "?",
+		Lead:    lead,
+		Details: []string{"Certificate ID: " + id, "Current status: " + statusLabel(c.Status)},
+		Action:  Prefix + "certificates/" + id + "/status",
+		Button:  verb + " certificate",
+		Return:  back,
+		Cancel:  backToRow(back, id),
+		Fields:  map[string]string{"status": string(to)},
+	}})
+}
+
+// updateCertificate activates or deactivates a certificate.
 func (h *Handler) updateCertificate(w http.ResponseWriter, r *http.Request) {
 	id := h.pathID(w, r)
 	if id == "" {
@@ -322,35 +474,41 @@ func (h *Handler) updateCertificate(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) setStatus(w http.ResponseWriter, r *http.Request, id string, to fleetcert.Status) {
 	l := loginFrom(r)
-	back := returnTo(r, Prefix+"certificates/"+id)
+	back := backToRow(returnTo(r, Prefix+"certificates/"+id), id)
 	err := h.Registry.UpdateCertificate(r.Context(), l.Scope, id, to)
 	if err != nil {
-		h.redirectFlash(w, r, back, &flash{Error: true, Message: h.statusErrorText(r, l.Scope, id, to, err)})
+		h.redirectFlash(w, r, back, &Flash{Error: true, Message: h.statusErrorText(r, l.Scope, id, to, err)})
 		return
 	}
-	h.redirectFlash(w, r, back, &flash{Message: "Certificate " + shortID(id) + " is now " + strings.ToLower(statusLabel(to)) + "."})
+	name := shortID(id)
+	if c, err := h.Registry.DescribeCertificate(r.Context(), l.Scope, id); err == nil {
+		name = certName(c)
+	}
+	h.redirectFlash(w, r, back, &Flash{Message: "Certificate " + name + " is now " + strings.ToLower(statusLabel(to)) + "."})
 }
 
 // statusErrorText explains why a certificate's status could not change,
-// from its current status where the state machine refused.
+// from its current status where the state machine refused, naming the
+// certificate (the row may be stale: someone else changed it meanwhile).
 func (h *Handler) statusErrorText(r *http.Request, scope fleetcert.Scope, id string, to fleetcert.Status, err error) string {
 	if fleetcert.ErrorCode(err) == fleetcert.ECertificateState {
 		if c, derr := h.Registry.DescribeCertificate(r.Context(), scope, id); derr == nil {
 			switch c.Status {
 			case fleetcert.StatusRevoked:
 				if to == fleetcert.StatusActive {
-					return "This certificate is revoked; a revoked certificate can never be activated again."
+					return "Certificate " + certName(c) + " is revoked; a revoked certificate can never be activated again."
 				}
-				return "This certificate is revoked; a revoked certificate's status can never change again."
+				return "Certificate " + certName(c) + " is revoked; a revoked certificate's status can never change again."
 			case fleetcert.StatusPendingTransfer:
-				return "This certificate is being transferred to another account; its status cannot change until the transfer is accepted, rejected or cancelled."
+				return "Certificate " + certName(c) + " is being transferred to another account; its status cannot change until the transfer is accepted, rejected or cancelled."
 			}
+			return "Certificate " + certName(c) + " is " + strings.ToLower(statusLabel(c.Status)) + " now: " + h.errorText(r, err)
 		}
 	}
 	if fleetcert.ErrorCode(err) == fleetcert.EResourceNotFound {
 		return "Certificate " + shortID(id) + " does not exist in this account and region; it may have been deleted."
 	}
-	return h.errorText(r, err)
+	return "Certificate " + shortID(id) + ": " + h.errorText(r, err)
 }
 
 type confirmData struct {
@@ -378,11 +536,11 @@ func (h *Handler) confirmRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	back := returnTo(r, Prefix+"certificates/"+id)
 	if !allowedActions(c.Status).Revoke {
-		h.redirectFlash(w, r, back, &flash{Error: true, Message: "Certificate " + shortID(id) + " is " + strings.ToLower(statusLabel(c.Status)) + " and cannot be revoked now."})
+		h.redirectFlash(w, r, backToRow(back, id), &Flash{Error: true, Message: "Certificate " + certName(c) + " is " + strings.ToLower(statusLabel(c.Status)) + " and cannot be revoked now."})
 		return
 	}
 	h.render(w, r, http.StatusOK, "confirm", &page{Title: "Revoke certificate", Nav: "certificates", Data: confirmData{
-		Heading: "Revoke certificate " + shortID(id) + "?",
+		Heading: "Revoke certificate " + certName(c) + "?",
 		Lead:    "Devices using this certificate are refused from now on, and connected ones are disconnected.",
 		Details: []string{"Certificate ID: " + id, "Current status: " + statusLabel(c.Status)},
 		Warning: "A revoked certificate can never be activated again. To stop a device only for a while, deactivate its certificate instead.",
@@ -390,7 +548,7 @@ func (h *Handler) confirmRevoke(w http.ResponseWriter, r *http.Request) {
 		Button:  "Revoke certificate",
 		Danger:  true,
 		Return:  back,
-		Cancel:  back,
+		Cancel:  backToRow(back, id),
 	}})
 }
 
@@ -414,11 +572,11 @@ func (h *Handler) confirmDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	back := returnTo(r, Prefix+"certificates/"+id)
 	if err := fleetcert.CanDelete(c.ID, c.Status); err != nil {
-		h.redirectFlash(w, r, back, &flash{Error: true, Message: h.errorText(r, err)})
+		h.redirectFlash(w, r, backToRow(back, id), &Flash{Error: true, Message: "Certificate " + certName(c) + ": " + h.errorText(r, err)})
 		return
 	}
 	h.render(w, r, http.StatusOK, "confirm", &page{Title: "Delete certificate", Nav: "certificates", Data: confirmData{
-		Heading: "Delete certificate " + shortID(id) + "?",
+		Heading: "Delete certificate " + certName(c) + "?",
 		Lead:    "The certificate is removed from this account and region. Devices using it can no longer connect.",
 		Details: []string{"Certificate ID: " + id, "Current status: " + statusLabel(c.Status)},
 		Warning: "The record and its history are gone; the same certificate file can be registered again later.",
@@ -426,7 +584,7 @@ func (h *Handler) confirmDelete(w http.ResponseWriter, r *http.Request) {
 		Button:  "Delete certificate",
 		Danger:  true,
 		Return:  returnTo(r, Prefix+"certificates"),
-		Cancel:  back,
+		Cancel:  backToRow(back, id),
 	}})
 }
 
@@ -439,11 +597,15 @@ func (h *Handler) deleteCertificate(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(back, Prefix+"certificates/"+id) {
 		back = Prefix + "certificates"
 	}
+	name := shortID(id)
+	if c, err := h.Registry.DescribeCertificate(r.Context(), loginFrom(r).Scope, id); err == nil {
+		name = certName(c)
+	}
 	if err := h.Registry.DeleteCertificate(r.Context(), loginFrom(r).Scope, id, false); err != nil {
-		h.redirectFlash(w, r, back, &flash{Error: true, Message: h.errorText(r, err)})
+		h.redirectFlash(w, r, back, &Flash{Error: true, Message: "Certificate " + name + ": " + h.errorText(r, err)})
 		return
 	}
-	h.redirectFlash(w, r, back, &flash{Message: "Certificate " + shortID(id) + " was deleted."})
+	h.redirectFlash(w, r, back, &Flash{Message: "Certificate " + name + " was deleted."})
 }
 
 type devicesData struct {

@@ -166,10 +166,15 @@ func TestCertificatesFilters(t *testing.T) {
 		r := b.get("/console/certificates?status=REVOKED")
 		wantText(t, r, "No certificates match these filters.")
 	})
-	t.Run("fail/not hex", func(t *testing.T) {
+	t.Run("ok/not hex is a common name", func(t *testing.T) {
 		r := b.get("/console/certificates?q=xyz")
+		wantStatus(t, r, http.StatusOK)
+		wantText(t, r, "No certificates match these filters.")
+	})
+	t.Run("fail/too long", func(t *testing.T) {
+		r := b.get("/console/certificates?q=" + strings.Repeat("x", 65))
 		wantStatus(t, r, http.StatusBadRequest)
-		wantText(t, r, "up to 64 hex digits")
+		wantText(t, r, "up to 64 characters")
 	})
 	t.Run("fail/bad CA id", func(t *testing.T) {
 		wantStatus(t, b.get("/console/certificates?ca=abc"), http.StatusBadRequest)
@@ -267,10 +272,10 @@ func TestUpdateCertificate(t *testing.T) {
 
 	r := b.post("/console/certificates/"+c.ID+"/status", url.Values{"status": {"INACTIVE"}, "return": {"/console/certificates?status=INACTIVE"}})
 	wantStatus(t, r, http.StatusOK)
-	if r.URL.RequestURI() != "/console/certificates?status=INACTIVE" {
+	if r.URL.RequestURI() != "/console/certificates?status=INACTIVE" || r.URL.Fragment != "c-"+c.ID {
 		t.Errorf("came back to %s", r.URL.RequestURI())
 	}
-	wantText(t, r, "Certificate "+c.ID[:10]+"… is now inactive.")
+	wantText(t, r, "Certificate "+c.ID[:10]+"… ("+c.CommonName+") is now inactive.")
 	if got := describe(t, e, scope, c.ID).Status; got != fleetcert.StatusInactive {
 		t.Fatalf("status %s after Deactivate", got)
 	}

@@ -10,7 +10,6 @@ package console
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/fleetcert/fleetcert"
@@ -116,11 +114,19 @@ type Handler struct {
 	// sign-in limiter counts and the log lines name.
 	TrustedProxies []netip.Prefix
 
+	// Logins, Flashes and Results keep sessions (with their CSRF tokens),
+	// flash messages and the results of forms; Jobs the bulk actions.
+	// NewHandler sets in-memory implementations (one MemoryState for the
+	// first three, a MemoryJobs).
+	Logins  LoginStore
+	Flashes FlashStore
+	Results ResultStore
+	Jobs    JobStore
+
 	mux     *http.ServeMux
 	pages   *template.Template // each page by name, see parsePages
-	logins  loginStore
 	limiter signInLimiter
-	jobs    jobStore
+	runner  jobRunner
 }
 
 // NewHandler returns a Handler on reg that logs to logger (slog.Default()
@@ -140,6 +146,9 @@ func NewHandler(reg *fleetcert.Registry, logger *slog.Logger) *Handler {
 		mux:                http.NewServeMux(),
 		pages:              parsePages(),
 	}
+	state := NewMemoryState()
+	h.Logins, h.Flashes, h.Results = state, state, state
+	h.Jobs = NewMemoryJobs()
 	h.routes()
 	return h
 }
@@ -157,17 +166,21 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET "+Prefix+"signin", h.signInPage)
 	h.mux.HandleFunc("POST "+Prefix+"signin", h.signIn)
 	h.mux.HandleFunc("POST "+Prefix+"signout", h.auth(h.signOut))
+	h.mux.HandleFunc("POST "+Prefix+"region", h.auth(h.switchRegion))
 
 	h.mux.HandleFunc("GET "+Prefix+"certificates", h.auth(h.certificates))
 	h.mux.HandleFunc("GET "+Prefix+"certificates/create", h.auth(h.createChoice))
 	h.mux.HandleFunc("GET "+Prefix+"certificates/register", h.auth(h.registerPage))
 	h.mux.HandleFunc("POST "+Prefix+"certificates/register", h.auth(h.register))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/register/results/{rid}", h.auth(h.registerResults))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/create-keys/result/{rid}", h.auth(h.createdKeys))
 	h.mux.HandleFunc("GET "+Prefix+"certificates/create-keys", h.auth(h.createKeysPage))
 	h.mux.HandleFunc("POST "+Prefix+"certificates/create-keys", h.auth(h.createKeys))
 	h.mux.HandleFunc("GET "+Prefix+"certificates/from-csr", h.auth(h.fromCSRPage))
 	h.mux.HandleFunc("POST "+Prefix+"certificates/from-csr", h.auth(h.fromCSR))
 	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}", h.auth(h.certificate))
 	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}/pem", h.auth(h.certificatePEM))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}/status", h.auth(h.confirmStatus))
 	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/status", h.auth(h.updateCertificate))
 	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}/revoke", h.auth(h.confirmRevoke))
 	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/revoke", h.auth(h.revokeCertificate))
@@ -179,6 +192,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST "+Prefix+"cas/register", h.auth(h.registerCA))
 	h.mux.HandleFunc("GET "+Prefix+"cas/{id}", h.auth(h.ca))
 	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/pem", h.auth(h.caPEM))
+	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/status", h.auth(h.confirmCAStatus))
 	h.mux.HandleFunc("POST "+Prefix+"cas/{id}/status", h.auth(h.updateCA))
 	h.mux.HandleFunc("POST "+Prefix+"cas/{id}/auto-registration", h.auth(h.updateAutoRegistration))
 	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/delete", h.auth(h.confirmDeleteCA))
@@ -186,6 +200,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/bulk", h.auth(h.confirmBulk))
 	h.mux.HandleFunc("POST "+Prefix+"cas/{id}/bulk", h.auth(h.startBulk))
 	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/bulk/{job}", h.auth(h.bulkProgress))
+	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/bulk/{job}/progress", h.auth(h.bulkFragment))
 
 	h.mux.HandleFunc("GET "+Prefix+"devices", h.auth(h.devices))
 	h.mux.HandleFunc(Prefix, h.auth(h.notFoundPage))
@@ -222,7 +237,7 @@ func (h *Handler) recoverPanic(w http.ResponseWriter, r *http.Request) {
 
 // Close stops running bulk actions and waits for them to end.
 func (h *Handler) Close() error {
-	h.jobs.closeAll()
+	h.runner.closeAll()
 	return nil
 }
 
@@ -240,18 +255,12 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 type page struct {
 	Title string
 	Nav   string // "certificates", "cas" or "devices": the current entry
-	Login *login
+	Login *Login
 	CSRF  string
-	Flash *flash
+	Flash *Flash
 	// Refresh makes the browser load the page again after a second.
 	Refresh bool
 	Data    any
-}
-
-// flash is a one-time message shown on the next page.
-type flash struct {
-	Error   bool
-	Message string
 }
 
 // render executes the page template name with data and writes it with
@@ -262,9 +271,13 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	if l := loginFrom(r); l != nil && p.Login == nil {
 		p.Login = l
-		p.CSRF = l.csrf
+		p.CSRF = l.CSRF
 		if p.Flash == nil {
-			p.Flash = h.logins.popFlash(l)
+			f, err := h.Flashes.PopFlash(r.Context(), l.Token)
+			if err != nil {
+				h.Logger.Error("console: read flash", "err", err)
+			}
+			p.Flash = f
 		}
 	}
 	var buf bytes.Buffer
@@ -278,6 +291,20 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	// Pages show account data and, once, private keys: never cache them.
 	hdr.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// renderFragment executes template name alone (a part of a page that a
+// script fetches).
+func (h *Handler) renderFragment(w http.ResponseWriter, r *http.Request, name string, data any) {
+	var buf bytes.Buffer
+	if err := h.pages.ExecuteTemplate(&buf, name, data); err != nil {
+		h.Logger.Error("console: render fragment", "template", name, "err", err)
+		http.Error(w, "An internal error occurred; it has been logged.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.Write(buf.Bytes())
 }
 
@@ -335,9 +362,11 @@ func (h *Handler) errorText(r *http.Request, err error) string {
 
 // redirectFlash redirects to target (a console path) with a message for the
 // next page.
-func (h *Handler) redirectFlash(w http.ResponseWriter, r *http.Request, target string, f *flash) {
+func (h *Handler) redirectFlash(w http.ResponseWriter, r *http.Request, target string, f *Flash) {
 	if l := loginFrom(r); l != nil && f != nil {
-		h.logins.setFlash(l, f)
+		if err := h.Flashes.SetFlash(r.Context(), l.Token, *f); err != nil {
+			h.Logger.Error("console: store flash", "err", err)
+		}
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
@@ -350,13 +379,4 @@ func returnTo(r *http.Request, fallback string) string {
 		return v
 	}
 	return fallback
-}
-
-// jobStore holds the bulk actions of all sessions.
-type jobStore struct {
-	mu     sync.Mutex
-	jobs   map[string]*bulkJob
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }

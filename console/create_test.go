@@ -40,7 +40,7 @@ func TestRegisterCertificates(t *testing.T) {
 		wantStatus(t, r, http.StatusOK)
 		wantText(t, r, "3 of 5 certificates registered; 2 failed",
 			"one.pem", fleetcert.CertificateID(one.Cert.Raw),
-			"garbage.pem", "The certificate is not a valid PEM-encoded X.509 certificate.",
+			"garbage.pem", "The file is neither a PEM certificate nor a DER one.",
 			"empty.pem", "The file is empty.",
 			"two.pem", fleetcert.CertificateID(two.Cert.Raw))
 		for cert, want := range map[*testpki.Cert]fleetcert.Status{one: fleetcert.StatusActive, three: fleetcert.StatusRevoked, two: fleetcert.StatusActive} {
@@ -158,7 +158,7 @@ func TestCreateFromCSR(t *testing.T) {
 	csr, _ := testpki.CSR(t, "sensor-42")
 	r := b.postMultipart("/console/certificates/from-csr", url.Values{"csr": {csr}, "activate": {"1"}}, nil)
 	wantStatus(t, r, http.StatusOK)
-	wantText(t, r, "The certificate was created from your CSR.", "CN=sensor-42")
+	wantText(t, r, "(sensor-42) was created from your CSR.", "CN=sensor-42")
 	id := strings.TrimPrefix(r.URL.Path, "/console/certificates/")
 	if c := describe(t, e, scope, id); c.Status != fleetcert.StatusActive {
 		t.Errorf("status %s", c.Status)

@@ -291,6 +291,14 @@ func (e *env) signInFrom(remote, keyID, secret string, hdr http.Header) signInAt
 	req.RemoteAddr = remote
 	w := httptest.NewRecorder()
 	e.H.ServeHTTP(w, req)
+	// A refusal redirects to the form saying why (post/redirect/get);
+	// the page it leads to has the refusal's status.
+	if loc := w.Header().Get("Location"); w.Code == http.StatusSeeOther && strings.HasPrefix(loc, "/console/signin?failed=") {
+		get := httptest.NewRequest("GET", loc, nil)
+		get.RemoteAddr = remote
+		w = httptest.NewRecorder()
+		e.H.ServeHTTP(w, get)
+	}
 	return signInAttempt{Status: w.Code, Body: w.Body.String(), Header: w.Result().Header}
 }
 
@@ -312,6 +320,14 @@ func (e *env) signInOver(c *http.Client, keyID, secret string) (signInAttempt, e
 	resp, err := c.Do(signInForm(e.Srv.URL+"/console/signin", keyID, secret, nil))
 	if err != nil {
 		return signInAttempt{}, err
+	}
+	// A refusal redirects to the form saying why; the page it leads to has
+	// the refusal's status.
+	if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/console/signin?failed=") {
+		resp.Body.Close()
+		if resp, err = c.Get(e.Srv.URL + loc); err != nil {
+			return signInAttempt{}, err
+		}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

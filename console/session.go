@@ -7,8 +7,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
-	"sync"
-	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -22,25 +20,6 @@ const (
 	signInCookie = "fleetcert_console_signin"
 )
 
-// login is one signed-in console session. Only the store's mutex guards
-// the mutable fields.
-type login struct {
-	token    string
-	csrf     string
-	Scope    fleetcert.Scope
-	KeyID    string
-	created  time.Time
-	lastSeen time.Time
-	flash    *flash
-}
-
-// loginStore keeps console sessions in memory: a restart signs everyone
-// out, which is acceptable for an operator console.
-type loginStore struct {
-	mu    sync.Mutex
-	byTok map[string]*login
-}
-
 func randomToken() string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -49,77 +28,34 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *loginStore) create(scope fleetcert.Scope, keyID string, now time.Time, idle, maxAge time.Duration) *login {
-	l := &login{token: randomToken(), csrf: randomToken(), Scope: scope, KeyID: keyID, created: now, lastSeen: now}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.byTok == nil {
-		s.byTok = map[string]*login{}
+// newLogin stores a new session of key keyID in scope.
+func (h *Handler) newLogin(ctx context.Context, scope fleetcert.Scope, keyID string) (*Login, error) {
+	now := h.now()
+	if m, ok := h.Logins.(*MemoryState); ok {
+		m.pruneLogins(now, h.IdleTimeout, h.MaxSessionAge)
 	}
-	// Expired sessions are dropped as new ones are made, so the map stays
-	// as small as the number of live sessions.
-	for tok, o := range s.byTok {
-		if expired(o, now, idle, maxAge) {
-			delete(s.byTok, tok)
-		}
-	}
-	s.byTok[l.token] = l
-	return l
-}
-
-func expired(l *login, now time.Time, idle, maxAge time.Duration) bool {
-	return now.Sub(l.lastSeen) > idle || now.Sub(l.created) > maxAge
-}
-
-// get returns the live session of token and marks it used.
-func (s *loginStore) get(token string, now time.Time, idle, maxAge time.Duration) *login {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.byTok[token]
-	if l == nil {
-		return nil
-	}
-	if expired(l, now, idle, maxAge) {
-		delete(s.byTok, token)
-		return nil
-	}
-	l.lastSeen = now
-	return l
-}
-
-func (s *loginStore) remove(l *login) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byTok, l.token)
-}
-
-func (s *loginStore) setFlash(l *login, f *flash) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l.flash = f
-}
-
-func (s *loginStore) popFlash(l *login) *flash {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := l.flash
-	l.flash = nil
-	return f
+	l := &Login{Token: randomToken(), CSRF: randomToken(), Scope: scope, KeyID: keyID, Created: now, LastSeen: now}
+	return l, h.Logins.CreateLogin(ctx, l)
 }
 
 type loginKey struct{}
 
-func loginFrom(r *http.Request) *login {
-	l, _ := r.Context().Value(loginKey{}).(*login)
+func loginFrom(r *http.Request) *Login {
+	l, _ := r.Context().Value(loginKey{}).(*Login)
 	return l
 }
 
-func (h *Handler) currentLogin(r *http.Request) *login {
+func (h *Handler) currentLogin(r *http.Request) *Login {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	return h.logins.get(c.Value, h.now(), h.IdleTimeout, h.MaxSessionAge)
+	l, err := h.Logins.Login(r.Context(), c.Value, h.now(), h.IdleTimeout, h.MaxSessionAge)
+	if err != nil {
+		h.Logger.Error("console: read session", "err", err)
+		return nil
+	}
+	return l
 }
 
 // auth runs fn for a signed-in session and checks the CSRF token of every
@@ -156,7 +92,7 @@ const maxFormBytes = 1 << 20
 // 64 KiB and the rest of the form.
 const maxUploadBytes = MaxRegisterFiles*(fleetcert.MaxCertificatePEM+4096) + 64<<10
 
-func (h *Handler) checkCSRF(w http.ResponseWriter, r *http.Request, l *login) bool {
+func (h *Handler) checkCSRF(w http.ResponseWriter, r *http.Request, l *Login) bool {
 	var err error
 	if isMultipart(r) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxUploadBytes)
@@ -171,7 +107,7 @@ func (h *Handler) checkCSRF(w http.ResponseWriter, r *http.Request, l *login) bo
 		return false
 	}
 	got := r.PostFormValue("csrf")
-	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(l.csrf)) != 1 {
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(l.CSRF)) != 1 {
 		h.errorPage(w, r, http.StatusForbidden, "Request refused",
 			"This form was not sent from a current console page, so it was refused to protect your account. Reload the page and try again.")
 		return false

@@ -24,12 +24,62 @@ type signInData struct {
 // so that the page does not tell which one was wrong.
 const badCredentials = "The access key ID or secret access key is not correct."
 
+// signInRefusals are the reasons a sign-in POST redirects back to the
+// form with (post/redirect/get: a reload shows the refusal again rather
+// than sending the secret again), with the page's status and message. The
+// reason is in the address, never the key id or the secret.
+var signInRefusals = map[string]struct {
+	status  int
+	message string
+}{
+	"credentials": {http.StatusUnauthorized, badCredentials},
+	"expired":     {http.StatusForbidden, "The sign-in form expired or was not sent from this console. Try again."},
+	"region":      {http.StatusBadRequest, "Choose a Region from the list."},
+	"limited":     {http.StatusTooManyRequests, ""},
+	"internal":    {http.StatusInternalServerError, "Something went wrong inside fleetcert; the details have been logged for the administrator. Try again in a moment."},
+}
+
 func (h *Handler) signInPage(w http.ResponseWriter, r *http.Request) {
 	if h.currentLogin(r) != nil {
 		http.Redirect(w, r, nextPage(r), http.StatusSeeOther)
 		return
 	}
-	h.showSignIn(w, r, http.StatusOK, signInData{Next: r.URL.Query().Get("next"), Region: DefaultRegion})
+	q := r.URL.Query()
+	d := signInData{Next: q.Get("next"), Region: q.Get("region")}
+	if !knownRegion(d.Region) {
+		d.Region = DefaultRegion
+	}
+	status := http.StatusOK
+	if f, ok := signInRefusals[q.Get("failed")]; ok {
+		status, d.Error = f.status, f.message
+		if q.Get("failed") == "limited" {
+			wait, err := strconv.Atoi(q.Get("wait"))
+			if err != nil || wait < 1 || wait > 24*3600 {
+				wait = 60
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(wait))
+			d.Error = "Too many failed sign-ins from your address. Try again in " + inWords(time.Duration(wait)*time.Second) + "."
+		}
+	}
+	h.showSignIn(w, r, status, d)
+}
+
+// refuseSignIn redirects to the sign-in form saying why.
+func (h *Handler) refuseSignIn(w http.ResponseWriter, r *http.Request, d signInData, reason string, wait time.Duration) {
+	v := url.Values{"failed": {reason}}
+	if knownRegion(d.Region) {
+		v.Set("region", d.Region)
+	}
+	if isConsolePath(d.Next) {
+		v.Set("next", d.Next)
+	}
+	if wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		v.Set("wait", strconv.Itoa(secs))
+		// For a client that reads the answer to its POST.
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	http.Redirect(w, r, Prefix+"signin?"+v.Encode(), http.StatusSeeOther)
 }
 
 func (h *Handler) showSignIn(w http.ResponseWriter, r *http.Request, status int, d signInData) {
@@ -55,13 +105,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(signInCookie)
 	if form := r.PostFormValue("signin_token"); err != nil || form == "" ||
 		subtle.ConstantTimeCompare([]byte(c.Value), []byte(form)) != 1 {
-		d.Error = "The sign-in form expired or was not sent from this console. Try again."
-		h.showSignIn(w, r, http.StatusForbidden, d)
+		h.refuseSignIn(w, r, d, "expired", 0)
 		return
 	}
-	if !fleetcert.ValidRegion(d.Region) {
-		d.Error = "The region is not a valid AWS region name, such as us-east-1."
-		h.showSignIn(w, r, http.StatusBadRequest, d)
+	if !knownRegion(d.Region) {
+		h.refuseSignIn(w, r, d, "region", 0)
 		return
 	}
 	// The attempt is counted before its secret is checked, and given back
@@ -73,9 +121,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.Logger.Warn("console: sign-in refused, too many failures", "remoteAddr", addr.String())
 		// One message for every limit and for any key id, known or not, so
 		// that the refusal tells nothing about the key.
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		d.Error = "Too many failed sign-ins from your address. Try again in " + inWords(wait) + "."
-		h.showSignIn(w, r, http.StatusTooManyRequests, d)
+		h.refuseSignIn(w, r, d, "limited", wait)
 		return
 	}
 	secret := r.PostFormValue("secret_access_key")
@@ -87,22 +133,25 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	case fleetcert.EResourceNotFound:
 	default:
 		h.limiter.release(attempt) // the secret was not checked
-		d.Error = h.errorText(r, err)
-		h.showSignIn(w, r, http.StatusInternalServerError, d)
+		h.errorText(r, err)        // logs it
+		h.refuseSignIn(w, r, d, "internal", 0)
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(stored)) != 1 || key == nil || d.AccessKeyID == "" {
 		h.Logger.Info("console: failed sign-in", "remoteAddr", addr.String())
-		d.Error = badCredentials
-		h.showSignIn(w, r, http.StatusUnauthorized, d)
+		h.refuseSignIn(w, r, d, "credentials", 0)
 		return
 	}
 	// A success gives back its own attempt and forgives no other: clearing
 	// the address's count would let whoever holds one key guess at the
 	// others without limit.
 	h.limiter.release(attempt)
-	l := h.logins.create(fleetcert.Scope{AccountID: key.AccountID, Region: d.Region}, key.ID, now, h.IdleTimeout, h.MaxSessionAge)
-	h.setCookie(w, r, sessionCookie, l.token, 0)
+	l, err := h.newLogin(r.Context(), fleetcert.Scope{AccountID: key.AccountID, Region: d.Region}, key.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.setCookie(w, r, sessionCookie, l.Token, 0)
 	h.setCookie(w, r, signInCookie, "", -1)
 	h.Logger.Info("console: signed in", "accessKeyId", key.ID, "accountId", key.AccountID, "region", d.Region, "remoteAddr", addr.String())
 	next := d.Next
@@ -113,7 +162,10 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	h.logins.remove(loginFrom(r))
+	if err := h.Logins.DeleteLogin(r.Context(), loginFrom(r).Token); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	h.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
 }

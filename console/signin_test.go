@@ -106,7 +106,7 @@ func TestSignIn(t *testing.T) {
 		k := e.key("111111111111")
 		r := e.browser().signIn(k.ID, k.Secret, "Not A Region")
 		wantStatus(t, r, http.StatusBadRequest)
-		wantText(t, r, "not a valid AWS region")
+		wantText(t, r, "Choose a Region from the list.")
 	})
 	t.Run("fail/no sign-in token", func(t *testing.T) {
 		e := newEnv(t)

@@ -12,19 +12,20 @@ import (
 )
 
 // certificateColumns are the columns of a certificate, in the order of
-// certificateArgs ($1 … $21) and scanCertificate (then seq).
+// certificateArgs ($1 … $24) and scanCertificate (then seq).
 const certificateColumns = `account_id, region, certificate_id, ca_certificate_id, status, pem, mode,
 	owned_by, previous_owned_by, creation_date, last_modified_date, customer_version, generation_id,
 	not_before, not_after,
 	transfer_target_account_id, transfer_message, transfer_reject_reason,
-	transfer_date, transfer_accept_date, transfer_reject_date`
+	transfer_date, transfer_accept_date, transfer_reject_date,
+	issuer, authority_key_id, common_name`
 
 const (
 	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
 		WHERE account_id = $1 AND region = $2 AND certificate_id = $3`
 
 	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
 		RETURNING seq`
 
 	updateCertificateSQL = `UPDATE certificates SET
@@ -32,7 +33,8 @@ const (
 		owned_by = $8, previous_owned_by = $9, creation_date = $10, last_modified_date = $11,
 		customer_version = $12, generation_id = $13, not_before = $14, not_after = $15,
 		transfer_target_account_id = $16, transfer_message = $17, transfer_reject_reason = $18,
-		transfer_date = $19, transfer_accept_date = $20, transfer_reject_date = $21
+		transfer_date = $19, transfer_accept_date = $20, transfer_reject_date = $21,
+		issuer = $22, authority_key_id = $23, common_name = $24
 		WHERE account_id = $1 AND region = $2 AND certificate_id = $3`
 
 	deleteCertificateSQL = `DELETE FROM certificates
@@ -56,7 +58,15 @@ func certificateArgs(c *fleetcert.Certificate) []any {
 	} else {
 		args = append(args, nil, nil, nil, nil, nil, nil)
 	}
-	return args
+	var issuer any // NULL when unknown
+	if len(c.Issuer) > 0 {
+		issuer = c.Issuer
+	}
+	keyID := c.AuthorityKeyID
+	if keyID == nil {
+		keyID = []byte{} // absent: migration 0005
+	}
+	return append(args, issuer, keyID, c.CommonName)
 }
 
 // scanCertificate reads a row of certificateColumns and seq.
@@ -73,9 +83,16 @@ func scanCertificate(row pgx.Row) (*fleetcert.Certificate, error) {
 		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
 		&notBefore, &notAfter,
 		&target, &message, &reason, &transferDate, &acceptDate, &rejectDate,
+		&c.Issuer, &c.AuthorityKeyID, &c.CommonName,
 		&c.Seq)
 	if err != nil {
 		return nil, err
+	}
+	if len(c.Issuer) == 0 {
+		c.Issuer = nil
+	}
+	if len(c.AuthorityKeyID) == 0 {
+		c.AuthorityKeyID = nil
 	}
 	c.Status = fleetcert.Status(status)
 	c.Mode = fleetcert.CertificateMode(mode)
@@ -171,6 +188,12 @@ func rowsAffected(ctx context.Context, n int64, err error, what string) error {
 // comparison is a range on an index ending in (creation_date, seq), so a
 // page costs its own rows however deep it is.
 func listSQL(columns, table string, where []string, args []any, ascending bool, after *fleetcert.Cursor, limit int) (string, []any) {
+	return listSQLBy("creation_date", columns, table, where, args, ascending, after, limit)
+}
+
+// listSQLBy is listSQL in the order (col, seq); the cursor's CreationDate
+// holds col's value.
+func listSQLBy(col, columns, table string, where []string, args []any, ascending bool, after *fleetcert.Cursor, limit int) (string, []any) {
 	param := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -180,11 +203,16 @@ func listSQL(columns, table string, where []string, args []any, ascending bool, 
 		if ascending {
 			op = ">"
 		}
-		where = append(where, fmt.Sprintf("(creation_date, seq) %s (%s, %s)", op, param(after.CreationDate.UTC()), param(after.Seq)))
+		where = append(where, fmt.Sprintf("(%s, seq) %s (%s, %s)", col, op, param(after.CreationDate.UTC()), param(after.Seq)))
 	}
-	order := "creation_date DESC, seq DESC"
+	if col != "creation_date" {
+		// The Registry always sets NotAfter; a row without one is left out
+		// of the listing by it, as in the SQLite store.
+		where = append(where, col+" IS NOT NULL")
+	}
+	order := col + " DESC, seq DESC"
 	if ascending {
-		order = "creation_date, seq"
+		order = col + ", seq"
 	}
 	return `SELECT ` + columns + `, seq FROM ` + table + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + order + ` LIMIT ` + param(limit), args
@@ -196,32 +224,15 @@ func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery
 	if q.Limit <= 0 {
 		return nil, nil
 	}
-	where := []string{"account_id = $1", "region = $2"}
-	args := []any{q.AccountID, q.Region}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if q.CACertificateID != "" {
-		add("ca_certificate_id = $%d", q.CACertificateID)
-	}
-	if q.Status != "" {
-		add("status = $%d", string(q.Status))
-	}
-	if q.OwnedBy != "" {
-		add("owned_by = $%d", q.OwnedBy)
-	}
-	if q.IDPrefix != "" {
-		// Ids are lowercase hex: every id that starts with the prefix sorts
-		// below the prefix followed by 'g'. COLLATE "C" compares bytes, as
-		// the prefix range needs, whatever the database's collation.
-		add(`certificate_id COLLATE "C" >= $%d`, q.IDPrefix)
-		add(`certificate_id COLLATE "C" < $%d`, q.IDPrefix+"g")
-	}
+	where, args := certificateWhere(q)
 	// A listing never returns the PEM (the Store contract), and the PEM is
 	// most of a row: select an empty one.
 	columns := strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1)
-	query, args := listSQL(columns, "certificates", where, args, q.Ascending, q.After, q.Limit)
+	col := "creation_date"
+	if q.OrderByExpiry {
+		col = "not_after"
+	}
+	query, args := listSQLBy(col, columns, "certificates", where, args, q.Ascending, q.After, q.Limit)
 	certs := make([]*fleetcert.Certificate, 0, min(q.Limit, 256))
 	err := tx.readSet(ctx, nil, func(rows pgx.Rows) error {
 		c, err := scanCertificate(rows)
@@ -234,4 +245,72 @@ func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery
 		return nil, storeError(ctx, fmt.Errorf("list certificates: %w", err), "")
 	}
 	return certs, nil
+}
+
+// certificateWhere returns the conditions of q's filters and their
+// arguments ($1, $2: the scope).
+func certificateWhere(q fleetcert.CertificateQuery) ([]string, []any) {
+	where := []string{"account_id = $1", "region = $2"}
+	args := []any{q.AccountID, q.Region}
+	add := func(cond string, vs ...any) {
+		ps := make([]any, len(vs))
+		for i, v := range vs {
+			args = append(args, v)
+			ps[i] = len(args)
+		}
+		where = append(where, fmt.Sprintf(cond, ps...))
+	}
+	switch {
+	case q.CACertificateID != "":
+		add("ca_certificate_id = $%d", q.CACertificateID)
+	case q.NoCA:
+		add("ca_certificate_id = ''")
+	}
+	if q.ExcludeCACertificateID != "" {
+		add("ca_certificate_id <> $%d", q.ExcludeCACertificateID)
+	}
+	if q.Status != "" {
+		add("status = $%d", string(q.Status))
+	}
+	if q.OwnedBy != "" {
+		add("owned_by = $%d", q.OwnedBy)
+	}
+	if q.IDPrefix != "" {
+		// Ids are lowercase hex: every id that starts with the prefix sorts
+		// below the prefix followed by 'g'. COLLATE "C" compares bytes, as
+		// the prefix range needs, whatever the database's collation.
+		add(`certificate_id COLLATE "C" >= $%d AND certificate_id COLLATE "C" < $%d`, q.IDPrefix, q.IDPrefix+"g")
+	}
+	if q.Issuer != nil {
+		add("issuer = $%d", q.Issuer)
+		if q.AuthorityKeyID != nil {
+			add("authority_key_id IN ($%d, ''::bytea)", q.AuthorityKeyID)
+		}
+	}
+	if p := q.CommonNamePrefix; p != "" {
+		// LIKE 'p%' in the C collation is a range on the index, compared
+		// byte for byte; unlike a computed upper bound it is valid UTF-8
+		// whatever p ends with. The pattern's own characters are escaped.
+		add(`common_name COLLATE "C" LIKE $%d ESCAPE '\'`, likeEscaper.Replace(p)+"%")
+	}
+	return where, args
+}
+
+// likeEscaper escapes LIKE's special characters.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// CountCertificates returns min(limit, the number of certificates of
+// q.Scope matching q's filters).
+func (tx *Tx) CountCertificates(ctx context.Context, q fleetcert.CertificateQuery, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	where, args := certificateWhere(q)
+	args = append(args, limit)
+	query := fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM certificates WHERE %s LIMIT $%d) c`, strings.Join(where, " AND "), len(args))
+	var n int
+	if err := tx.q.QueryRow(ctx, query, args...).Scan(&n); err != nil {
+		return 0, storeError(ctx, fmt.Errorf("count certificates: %w", err), "")
+	}
+	return n, nil
 }

@@ -11,26 +11,28 @@ import (
 )
 
 // certificateColumns are the columns of a certificate, in the order of
-// certificateArgs (?1 … ?21) and scanCertificate (then seq).
+// certificateArgs (?1 … ?24) and scanCertificate (then seq).
 const certificateColumns = `account_id, region, certificate_id, ca_certificate_id, status, pem, mode,
 	owned_by, previous_owned_by, creation_date, last_modified_date, customer_version, generation_id,
 	not_before, not_after,
 	transfer_target_account_id, transfer_message, transfer_reject_reason,
-	transfer_date, transfer_accept_date, transfer_reject_date`
+	transfer_date, transfer_accept_date, transfer_reject_date,
+	issuer, authority_key_id, common_name`
 
 const (
 	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
 		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
 
 	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)`
 
 	updateCertificateSQL = `UPDATE certificates SET
 		ca_certificate_id = ?4, status = ?5, pem = ?6, mode = ?7,
 		owned_by = ?8, previous_owned_by = ?9, creation_date = ?10, last_modified_date = ?11,
 		customer_version = ?12, generation_id = ?13, not_before = ?14, not_after = ?15,
 		transfer_target_account_id = ?16, transfer_message = ?17, transfer_reject_reason = ?18,
-		transfer_date = ?19, transfer_accept_date = ?20, transfer_reject_date = ?21
+		transfer_date = ?19, transfer_accept_date = ?20, transfer_reject_date = ?21,
+		issuer = ?22, authority_key_id = ?23, common_name = ?24
 		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
 
 	deleteCertificateSQL = `DELETE FROM certificates
@@ -110,6 +112,7 @@ func certificateArgs(c *fleetcert.Certificate) ([]any, error) {
 	} else {
 		args = append(args, nil, nil, nil, nil, nil, nil)
 	}
+	args = append(args, blob(c.Issuer), keyID(c.AuthorityKeyID), c.CommonName)
 	if e.err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", c.ID, e.err)
 	}
@@ -127,16 +130,25 @@ func scanCertificate(s scanner) (*fleetcert.Certificate, error) {
 		created, modified, notBefore, notAfter sql.NullInt64
 		target, message, reason                sql.NullString
 		transferDate, acceptDate, rejectDate   sql.NullInt64
+		commonName                             sql.NullString
 	)
 	err := s.Scan(&c.AccountID, &c.Region, &c.ID, &c.CACertificateID, &status, &c.PEM, &mode,
 		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
 		&notBefore, &notAfter,
 		&target, &message, &reason, &transferDate, &acceptDate, &rejectDate,
+		&c.Issuer, &c.AuthorityKeyID, &commonName,
 		&c.Seq)
 	if err != nil {
 		return nil, err
 	}
 	c.Status = fleetcert.Status(status)
+	c.CommonName = commonName.String
+	if len(c.Issuer) == 0 {
+		c.Issuer = nil
+	}
+	if len(c.AuthorityKeyID) == 0 {
+		c.AuthorityKeyID = nil
+	}
 	c.Mode = fleetcert.CertificateMode(mode)
 	c.CreationDate = fromNanos(created)
 	c.LastModifiedDate = fromNanos(modified)
@@ -232,11 +244,31 @@ func rowsAffected(res sql.Result, err error, what string) error {
 	return nil
 }
 
+// blob is b as a column value: NULL when empty.
+func blob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// keyID is an authority key id as a column value: an empty blob when
+// absent (migration 0004).
+func keyID(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
 // ListCertificates returns up to q.Limit certificates of q.Scope in
 // (CreationDate, Seq) order, strictly after q.After when it is set.
 func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery) ([]*fleetcert.Certificate, error) {
 	if q.Limit <= 0 {
 		return nil, nil
+	}
+	if q.NoCA || q.Issuer != nil || q.ExcludeCACertificateID != "" || q.CommonNamePrefix != "" || q.OrderByExpiry {
+		return tx.findCertificates(ctx, q)
 	}
 	// Without a cursor, start before the first or after the last position.
 	var created, seq int64 = math.MinInt64, math.MinInt64

@@ -128,6 +128,9 @@ func (db *DB) Open() (err error) {
 	if err := db.migrate(context.Background()); err != nil {
 		return fmt.Errorf("open database %s: %w", db.Path, err)
 	}
+	if err := db.backfillCertificates(context.Background()); err != nil {
+		return fmt.Errorf("open database %s: %w", db.Path, err)
+	}
 
 	db.read, err = sql.Open("sqlite", db.Path+params+"&_query_only=1")
 	if err != nil {
@@ -168,7 +171,7 @@ func (db *DB) Close() error {
 // cost of a single-row read: BEGIN and ROLLBACK are two more statements
 // for SQLite to run, and database/sql watches each transaction's context.
 func (db *DB) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
-	return fn(&Tx{stmts: db.readStmts})
+	return fn(&Tx{stmts: db.readStmts, pool: db.read})
 }
 
 // Update runs fn in a write transaction that holds the database's write lock
@@ -194,8 +197,24 @@ func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
 // inside the function given to View or Update.
 type Tx struct {
 	tx       *sql.Tx // nil in a View: statements run on the read pool
+	pool     *sql.DB // the read pool, in a View
 	stmts    *statements
 	writable bool
+}
+
+// querier runs a statement that is not prepared.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// query returns where to run a statement that is not prepared: the
+// transaction, or in a View the read pool.
+func (tx *Tx) query() querier {
+	if tx.tx != nil {
+		return tx.tx
+	}
+	return tx.pool
 }
 
 // Check that *Tx implements the contract.

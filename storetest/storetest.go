@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/list-status-owner-ca-filters", testListFilters},
 		{"ok/list-status-filter-follows-updates", testListStatusFilterFollowsUpdates},
 		{"ok/list-id-prefix", testListIDPrefix},
+		{"ok/list-find-filters-and-count", testListFindFilters},
 		{"ok/certificates-by-id", testCertificatesByID},
 		{"ok/certificates-after", testCertificatesAfter},
 		{"ok/ca-create-and-get", testCACreateAndGet},

@@ -104,58 +104,8 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		return p
 	}
-	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\nat %s:\n%s", step, err, loc, body)
-		}
-	}
-	// screenshot saves the whole page once it is laid out: right after a
-	// navigation the DOM can be there while the layout is not (Chromium
-	// then refuses a 0-width capture).
-	screenshot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
-			var png []byte
-			err := browserWait(ctx, func() (bool, error) {
-				ready, err := chromedp.Evaluate[bool](`document.readyState === "complete" && document.documentElement.getBoundingClientRect().width > 0`)(ctx, tab)
-				if err != nil || !ready {
-					return false, err
-				}
-				png, err = chromedp.FullScreenshot(100)(ctx, tab)
-				return err == nil, err
-			})
-			if err != nil {
-				return fmt.Errorf("screenshot %s: %w", name, err)
-			}
-			return os.WriteFile(filepath.Join(shots, name), png, 0o644)
-		})
-	}
-	// waitText waits until an element matching the CSS selector contains
-	// text. Evaluation errors while a page is replaced by the next one are
-	// retried until the deadline. It first waits for such an element
-	// through chromedp's own view of the document: the page's JavaScript
-	// can show the next page before chromedp has read that page's document
-	// (DOM.documentUpdated arrives later), and an action on a node of the
-	// previous page then fails with "Could not find node with given id".
-	// Waiting for an element only the new page has (an alert after a form
-	// was sent) makes the next action see the new page.
-	waitText := func(selector, text string) chromedp.Action[chromedp.Void] {
-		expr := `Array.from(document.querySelectorAll(` + jsQuote(selector) + `)).some(e => e.textContent.includes(` + jsQuote(text) + `))`
-		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
-			wctx, cancel := context.WithTimeout(ctx, testwait.Hang)
-			defer cancel()
-			if _, err := chromedp.WaitVisible(chromedp.CSS(selector))(wctx, tab); err != nil {
-				return fmt.Errorf("no %s: %w", selector, err)
-			}
-			err := browserWait(ctx, func() (bool, error) { return chromedp.Evaluate[bool](expr)(ctx, tab) })
-			if err != nil {
-				return fmt.Errorf("no %s says %q: %w", selector, text, err)
-			}
-			return nil
-		})
-	}
+	c := &chrome{t: t, ctx: ctx, shots: shots}
+	run, screenshot := c.run, c.screenshot
 
 	// "/" leads to the console, which asks to sign in.
 	run("open /", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#access_key_id")))
@@ -176,6 +126,9 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText(".alert-error", "not correct"),
 	)
 	run("sign in",
+		// The refusal's page has its own address, which holds neither the
+		// key id nor the secret: type both again.
+		chromedp.SendKeys(chromedp.CSS("#access_key_id"), testKeyID),
 		chromedp.SendKeys(chromedp.CSS("#secret_access_key"), testSecret),
 		chromedp.SetValue(chromedp.CSS("#region"), testRegion),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
@@ -199,6 +152,16 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText(".alert", "2 of 2 certificates registered"),
 		screenshot("register-result.png"),
 	)
+	// Post/redirect/get: the results have their own address, and a reload
+	// shows them again rather than registering the files again.
+	resultURL, _ := chromedp.Run(ctx, chromedp.Location())
+	if !strings.Contains(resultURL, "/console/certificates/register/results/") {
+		t.Errorf("registration results at %s, not at their own address", resultURL)
+	}
+	run("reload the results",
+		chromedp.Reload(),
+		waitText(".alert", "2 of 2 certificates registered"),
+	)
 	for _, id := range []string{oneID, twoID} {
 		if got := certStatus(t, api, id); got != "ACTIVE" {
 			t.Errorf("registered %s is %s, want ACTIVE", id[:10], got)
@@ -211,10 +174,12 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.Navigate(base+"/console/certificates"),
 		waitText("h1", "Certificates"),
 		chromedp.Click(chromedp.CSS(menu)),
-		chromedp.WaitVisible(chromedp.CSS(`details.menu[open] button[value="INACTIVE"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`details.menu[open] a[href*="to=INACTIVE"]`)),
 		screenshot("certificates-menu.png"),
-		chromedp.Click(chromedp.CSS(`details.menu[open] button[value="INACTIVE"]`)),
-		waitText(".alert-success", "is now inactive"),
+		chromedp.Click(chromedp.CSS(`details.menu[open] a[href*="to=INACTIVE"]`)),
+		waitText("h1", "Deactivate certificate "+oneID[:10]),
+		chromedp.Click(chromedp.CSS(`form[action$="/status"] button[type="submit"]`)),
+		waitText(".alert-success", "(thermostat-0001) is now inactive"),
 	)
 	if got := certStatus(t, api, oneID); got != "INACTIVE" {
 		t.Fatalf("after Deactivate: %s", got)
@@ -273,7 +238,7 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.SetUploadFiles(chromedp.CSS("#verification_file"), []string{write("verification_cert.pem", verification.PEM)}),
 		screenshot("register-ca.png"),
 		chromedp.Click(chromedp.CSS(`form button.btn-primary[type="submit"]`)),
-		waitText(".alert-success", "CA certificate registered."),
+		waitText(".alert-success", "CA certificate Acme Thermostats CA registered."),
 	)
 	caID := fleetcert.CertificateID(ca.Cert.Raw)
 	out, err := api.DescribeCACertificate(context.Background(), &iot.DescribeCACertificateInput{CertificateId: aws.String(caID)})
@@ -315,6 +280,94 @@ func TestConsoleInChromium(t *testing.T) {
 	if resp.Request.URL.Path != "/console/signin" {
 		t.Errorf("signed-out request answered at %s", resp.Request.URL)
 	}
+}
+
+// chrome is a tab of the browser test and where its screenshots go.
+type chrome struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+}
+
+// run runs actions, failing the test with the page's address and text.
+func (c *chrome) run(step string, actions ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	// A step that cannot happen (a missing element) fails after the hang
+	// limit, not at the browser's overall deadline.
+	ctx, cancel := context.WithTimeout(c.ctx, testwait.Hang)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		loc, _ := chromedp.Run(c.ctx, chromedp.Location())
+		body, _ := chromedp.Run(c.ctx, chromedp.Text(chromedp.CSS("body")))
+		c.t.Fatalf("%s: %v\nat %s:\n%s", step, err, loc, body)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](c *chrome, expr string) T {
+	c.t.Helper()
+	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		c.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// screenshot saves the whole page once it is laid out: right after a
+// navigation the DOM can be there while the layout is not (Chromium then
+// refuses a 0-width capture).
+func (c *chrome) screenshot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		var png []byte
+		err := browserWait(ctx, func() (bool, error) {
+			ready, err := chromedp.Evaluate[bool](`document.readyState === "complete" && document.documentElement.getBoundingClientRect().width > 0`)(ctx, tab)
+			if err != nil || !ready {
+				return false, err
+			}
+			png, err = chromedp.FullScreenshot(100)(ctx, tab)
+			return err == nil, err
+		})
+		if err != nil {
+			return fmt.Errorf("screenshot %s: %w", name, err)
+		}
+		return os.WriteFile(filepath.Join(c.shots, name), png, 0o644)
+	})
+}
+
+// waitText waits until an element matching the CSS selector contains
+// text. Evaluation errors while a page is replaced by the next one are
+// retried until the deadline. It first waits for such an element through
+// chromedp's own view of the document: the page's JavaScript can show the
+// next page before chromedp has read that page's document
+// (DOM.documentUpdated arrives later), and an action on a node of the
+// previous page then fails with "Could not find node with given id".
+// Waiting for an element only the new page has (an alert after a form was
+// sent) makes the next action see the new page.
+func waitText(selector, text string) chromedp.Action[chromedp.Void] {
+	expr := `Array.from(document.querySelectorAll(` + jsQuote(selector) + `)).some(e => e.textContent.includes(` + jsQuote(text) + `))`
+	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		wctx, cancel := context.WithTimeout(ctx, testwait.Hang)
+		defer cancel()
+		if _, err := chromedp.WaitVisible(chromedp.CSS(selector))(wctx, tab); err != nil {
+			return fmt.Errorf("no %s: %w", selector, err)
+		}
+		err := browserWait(ctx, func() (bool, error) { return chromedp.Evaluate[bool](expr)(ctx, tab) })
+		if err != nil {
+			return fmt.Errorf("no %s says %q: %w", selector, text, err)
+		}
+		return nil
+	})
+}
+
+// waitTrue waits until the JavaScript expression is true.
+func waitTrue(what, expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		err := browserWait(ctx, func() (bool, error) { return chromedp.Evaluate[bool](expr)(ctx, tab) })
+		if err != nil {
+			return fmt.Errorf("waiting for %s (%s): %w", what, expr, err)
+		}
+		return nil
+	})
 }
 
 func certStatus(t *testing.T, api *iot.Client, id string) string {
