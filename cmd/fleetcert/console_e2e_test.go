@@ -144,7 +144,12 @@ func TestConsoleInChromium(t *testing.T) {
 		waitText("h1", "Create a certificate"),
 		chromedp.Click(chromedp.CSS(`a[href="/console/certificates/register"]`)),
 		waitText("h1", "Register existing device certificates"),
-		chromedp.SetUploadFiles(chromedp.CSS("#certificates"), []string{write("thermostat-0001.pem", one.PEM), write("thermostat-0002.pem", two.PEM)}),
+		// Three files chosen, one of them by mistake: it is removed from
+		// the selection before sending.
+		chromedp.SetUploadFiles(chromedp.CSS("#certificates"), []string{write("thermostat-0001.pem", one.PEM), write("notes.txt", "not a certificate"), write("thermostat-0002.pem", two.PEM)}),
+		waitText("#file-list", "notes.txt"),
+		chromedp.Click(chromedp.CSS(`#file-list button[aria-label="Remove notes.txt"]`)),
+		waitTrue("notes.txt removed", `document.getElementById("certificates").files.length === 2 && !document.getElementById("file-list").textContent.includes("notes.txt")`),
 		waitText("#file-list", "thermostat-0002.pem"),
 		chromedp.Click(chromedp.CSS(`input[name="status_all"][value="ACTIVE"]`)),
 		screenshot("register.png"),
