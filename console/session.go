@@ -46,23 +46,35 @@ func loginFrom(r *http.Request) *Login {
 }
 
 func (h *Handler) currentLogin(r *http.Request) *Login {
+	l, _ := h.readLogin(r)
+	return l
+}
+
+// readLogin returns the request's session, nil when it has none, and the
+// error of a session store that could not be read (its database is
+// unreachable): that is no reason to sign the operator out.
+func (h *Handler) readLogin(r *http.Request) (*Login, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return nil
+		return nil, nil
 	}
 	l, err := h.Logins.Login(r.Context(), c.Value, h.now(), h.IdleTimeout, h.MaxSessionAge)
 	if err != nil {
 		h.Logger.Error("console: read session", "err", err)
-		return nil
+		return nil, err
 	}
-	return l
+	return l, nil
 }
 
 // auth runs fn for a signed-in session and checks the CSRF token of every
 // POST; anyone else is sent to the sign-in page.
 func (h *Handler) auth(fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		l := h.currentLogin(r)
+		l, err := h.readLogin(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
 		if l == nil {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, Prefix+"signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)

@@ -406,3 +406,20 @@ func TestClusterClientIDTakeover(t *testing.T) {
 	}
 	t.Logf("the older session ended at most %s after the newer one's CONNACK", worst)
 }
+
+// TestClusterConsoleSession signs in to the console through node A and
+// goes on through node B, as a browser behind a load balancer would.
+func TestClusterConsoleSession(t *testing.T) {
+	dbURL := testpg.NewDatabase(t)
+	a := startNode(t, dbURL)
+	b := startNode(t, dbURL)
+	browser := consoleClient(t, a) // cookies are per host, not per port
+	resp, err := browser.Get(b.url + "/console/certificates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/console/certificates" {
+		t.Fatalf("node B: %s at %s, want the signed-in page", resp.Status, resp.Request.URL)
+	}
+}

@@ -203,6 +203,11 @@ func (m *Main) Run(ctx context.Context) error {
 	// The web console; "/" alone (a browser's first request) goes to it.
 	m.Console = console.NewHandler(m.Registry, m.Logger)
 	m.Console.TrustedProxies = m.Config.Limits.TrustedProxies
+	if m.Config.DatabaseURL != "" {
+		// A cluster: any node serves any signed-in browser.
+		st := &console.StoreState{Store: m.Store, MaxAge: m.Console.MaxSessionAge}
+		m.Console.Logins, m.Console.Flashes, m.Console.Results = st, st, st
+	}
 	if m.Gateway != nil {
 		m.Console.Sessions = gatewaySessions{m.Gateway}
 	}
