@@ -118,6 +118,11 @@ type Handler struct {
 	// flash messages and the results of forms; Jobs the bulk actions.
 	// NewHandler sets in-memory implementations (one MemoryState for the
 	// first three, a MemoryJobs).
+	// SignInLimitStore, when set, keeps the sign-in limiter's counts in
+	// that store instead of this process's memory, so that every node of
+	// a cluster holds a client to the same limits.
+	SignInLimitStore fleetcert.Store
+
 	Logins  LoginStore
 	Flashes FlashStore
 	Results ResultStore

@@ -116,7 +116,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	// if the secret is right: counted after a failure, parallel attempts
 	// could all pass the check before the first failure was recorded.
 	addr, now := h.clientAddr(r), h.now()
-	attempt, wait, ok := h.limiter.reserve(d.AccessKeyID, addr, now, h.signInLimits())
+	release, wait, ok, err := h.reserveSignIn(r.Context(), d.AccessKeyID, addr, now, h.signInLimits())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if !ok {
 		h.Logger.Warn("console: sign-in refused, too many failures", "remoteAddr", addr.String())
 		// One message for every limit and for any key id, known or not, so
@@ -132,8 +136,8 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		stored = key.Secret
 	case fleetcert.EResourceNotFound:
 	default:
-		h.limiter.release(attempt) // the secret was not checked
-		h.errorText(r, err)        // logs it
+		release()           // the secret was not checked
+		h.errorText(r, err) // logs it
 		h.refuseSignIn(w, r, d, "internal", 0)
 		return
 	}
@@ -145,7 +149,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	// A success gives back its own attempt and forgives no other: clearing
 	// the address's count would let whoever holds one key guess at the
 	// others without limit.
-	h.limiter.release(attempt)
+	release()
 	l, err := h.newLogin(r.Context(), fleetcert.Scope{AccountID: key.AccountID, Region: d.Region}, key.ID)
 	if err != nil {
 		h.fail(w, r, err)

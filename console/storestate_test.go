@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,5 +115,48 @@ func TestStoreState(t *testing.T) {
 	}
 	if v, _ := s.Result(ctx, "tok-1", "r1", now); v != nil {
 		t.Fatal("a deleted result was shown")
+	}
+}
+
+// Two consoles sharing the limiter's counts in one store (two nodes of a
+// cluster): parallel wrong sign-ins through both are held to one limit.
+func TestSignInLimitSharedByProcesses(t *testing.T) {
+	e := newEnv(t)
+	k := e.key("111111111111")
+	e.H.SignInLimitStore = e.DB
+	other := sqlite.NewDB(e.DB.Path)
+	if err := other.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	h2 := console.NewHandler(fleetcert.NewRegistry(other, nil), slog.New(slog.NewTextHandler(&testwait.Buffer{}, nil)))
+	h2.SignInLimitStore = other
+	t.Cleanup(func() { h2.Close() })
+	e2 := *e
+	e2.H = h2
+
+	const n = 20
+	results := make([]signInAttempt, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		node := e
+		if i%2 == 1 {
+			node = &e2
+		}
+		wg.Go(func() { results[i] = node.signInFrom("192.0.2.7:4000", k.ID, "wrong", nil) })
+	}
+	wg.Wait()
+	byStatus := map[int]int{}
+	for _, r := range results {
+		byStatus[r.Status]++
+	}
+	if byStatus[http.StatusUnauthorized] != console.DefaultMaxFailedSignIns || byStatus[http.StatusTooManyRequests] != n-console.DefaultMaxFailedSignIns {
+		t.Fatalf("%d wrong sign-ins through two nodes answered %v, want %d checked (401) and the rest 429",
+			n, byStatus, console.DefaultMaxFailedSignIns)
+	}
+	// Another address is not held by this one's count, and a right secret
+	// from it signs in and gives its attempt back.
+	if r := e2.signInFrom("192.0.2.8:4000", k.ID, k.Secret, nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("the right secret from another address: %d", r.Status)
 	}
 }

@@ -207,6 +207,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// A cluster: any node serves any signed-in browser.
 		st := &console.StoreState{Store: m.Store, MaxAge: m.Console.MaxSessionAge}
 		m.Console.Logins, m.Console.Flashes, m.Console.Results = st, st, st
+		m.Console.SignInLimitStore = m.Store
 	}
 	if m.Gateway != nil {
 		m.Console.Sessions = gatewaySessions{m.Gateway}
