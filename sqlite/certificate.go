@@ -308,11 +308,17 @@ func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery
 	}
 	args = args[:n]
 	rows, err := tx.stmt(ctx, tx.stmts.listCertificates[asc][filters]).QueryContext(ctx, args...)
+	return scanCertificateList(rows, err, q.Limit)
+}
+
+// scanCertificateList reads and closes the rows of a listing query (err
+// is the query's).
+func scanCertificateList(rows *sql.Rows, err error, limit int) ([]*fleetcert.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}
 	defer rows.Close()
-	certs := make([]*fleetcert.Certificate, 0, min(q.Limit, 256))
+	certs := make([]*fleetcert.Certificate, 0, min(limit, 256))
 	for rows.Next() {
 		c, err := scanCertificate(rows)
 		if err != nil {

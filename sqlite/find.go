@@ -133,22 +133,7 @@ func (tx *Tx) findCertificates(ctx context.Context, q fleetcert.CertificateQuery
 	fmt.Fprintf(&b, ` LIMIT ?%d`, n+3)
 	args = append(args, pos, seq, q.Limit)
 	rows, err := tx.query().QueryContext(ctx, b.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("list certificates: %w", err)
-	}
-	defer rows.Close()
-	certs := make([]*fleetcert.Certificate, 0, min(q.Limit, 256))
-	for rows.Next() {
-		c, err := scanCertificate(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list certificates: %w", err)
-		}
-		certs = append(certs, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list certificates: %w", err)
-	}
-	return certs, nil
+	return scanCertificateList(rows, err, q.Limit)
 }
 
 // CountCertificates returns min(limit, the number of certificates of
