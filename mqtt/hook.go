@@ -200,6 +200,11 @@ func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	s.established = true
 	scope := s.scope
 	s.mu.Unlock()
+	if g.AnnounceSessions {
+		// Before the line and the event: they then mean that every node
+		// of the cluster will hold the client id as this connection's.
+		g.announce(s, scope)
+	}
 	// Typed attributes: this line and the disconnected one are written for
 	// every connection.
 	g.Logger.LogAttrs(context.Background(), slog.LevelInfo, "device connected",
@@ -209,9 +214,6 @@ func (h *authHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	if presenceTopicOK(s.clientID) {
 		now := time.Now()
 		g.publish(scope, TopicConnectedPrefix+s.clientID, func() []byte { return connectedPayload(s, now) })
-	}
-	if g.AnnounceSessions {
-		g.announce(s, scope)
 	}
 }
 
@@ -229,6 +231,7 @@ func (g *Gateway) announce(s *session, scope fleetcert.Scope) {
 		// The session stays: it ends if another node announces its client
 		// id later, and the device is not punished for the database.
 		g.Logger.Warn("announce session to the cluster", "clientId", s.clientID, "certificateId", s.certificateID, "err", err)
+		s.claimSeq = -1 // older than any announcement
 		return
 	}
 	s.claimSeq = seq

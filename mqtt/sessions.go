@@ -29,7 +29,7 @@ type session struct {
 	dropReason atomic.Pointer[string]
 
 	// claimSeq is the change-feed Seq of this connection's announcement
-	// (Gateway.AnnounceSessions), 0 before or without one; claimMu is held
+	// (Gateway.AnnounceSessions), 0 before it, -1 when it failed; claimMu is held
 	// while it is being made, so that the watcher weighing another node's
 	// announcement against it waits for its Seq.
 	claimMu  sync.Mutex

@@ -174,8 +174,11 @@ func (g *Gateway) takeOver(c *fleetcert.Change) {
 	s.claimMu.Lock() // waits for the session's own announcement
 	claimed := s.claimSeq
 	s.claimMu.Unlock()
-	if claimed > c.Seq {
-		return // this connection is the newer one
+	if claimed == 0 || claimed > c.Seq {
+		// This connection is the newer one: announced later, or not yet
+		// (mochi lists a session before it is established), in which case
+		// its announcement will come after c, which has committed.
+		return
 	}
 	scope, _ := s.state()
 	s.dropReason.Store(&duplicateID)

@@ -383,6 +383,11 @@ func TestClusterClientIDTakeover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The connection announced last stays; node A logs a connection
+		// once it is announced.
+		testwait.For(t, "node A's connection announced", func() bool {
+			return regexp.MustCompile(`msg="device connected" certificateId=\S+ clientId=` + clientID + ` `).MatchString(a.stderr.String())
+		})
 		cb, lostB, err := b.connectDevice(t, dev, clientID)
 		if err != nil {
 			t.Fatal(err)

@@ -149,7 +149,10 @@ func (s *Server) URL(dbname string) string {
 		u.Path = "/" + dbname
 		return u.String()
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, url.PathEscape(dbname))
+	// connect_timeout: a store's default (1 s, to fail fast when the
+	// server is unreachable) is shorter than a new connection can take on
+	// a loaded machine under -race; a stopped server still refuses at once.
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=10", s.port, url.PathEscape(dbname))
 }
 
 // Addr returns the server's address, host:port.
