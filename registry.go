@@ -24,6 +24,7 @@ type Registry struct {
 	Now func() time.Time
 
 	signal changeSignal
+	signed signatureCache // what a CA's key was found to have signed
 }
 
 // NewRegistry returns a Registry on store that issues with iss.

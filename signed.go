@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"sync"
 )
 
 // The certificates a CA signed. A CA's certificates are those registered
@@ -55,9 +56,12 @@ func (r *Registry) ListCertificatesSignedBy(ctx context.Context, scope Scope, ca
 			if c.CACertificateID == ca.ID {
 				continue
 			}
-			ok, err := signedBy(ctx, tx, c, caCert)
-			if err != nil {
-				return err
+			ok, known := r.signed.get(c.ID, ca.ID)
+			if !known {
+				if ok, err = signedBy(ctx, tx, c, caCert); err != nil {
+					return err
+				}
+				r.signed.put(c.ID, ca.ID, ok)
 			}
 			if ok {
 				page.Certificates = append(page.Certificates, c)
@@ -128,4 +132,34 @@ func (r *Registry) FindRegisteredIssuer(ctx context.Context, scope Scope, certif
 		return nil, fmt.Errorf("find the issuer of a certificate: %w", err)
 	}
 	return found, nil
+}
+
+// signatureCache remembers whether a certificate's signature verifies
+// against a CA certificate's key. Both are named by the SHA-256 of their
+// DER bytes, so the answer never changes: a CA's page shown again reads
+// and verifies none of its candidates a second time (a row read and an
+// ECDSA verification each, most of the page's time). It holds at most
+// maxSignatureCache answers (about 150 bytes each) and starts over when
+// full.
+type signatureCache struct {
+	mu sync.Mutex
+	m  map[[2]string]bool
+}
+
+const maxSignatureCache = 1 << 16
+
+func (c *signatureCache) get(certID, caID string) (signed, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	signed, known = c.m[[2]string{certID, caID}]
+	return signed, known
+}
+
+func (c *signatureCache) put(certID, caID string, signed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxSignatureCache {
+		c.m = make(map[[2]string]bool)
+	}
+	c.m[[2]string{certID, caID}] = signed
 }

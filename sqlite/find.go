@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"strings"
@@ -98,7 +100,82 @@ func prefixEnd(p string) (string, bool) {
 // findCertificates is ListCertificates for the filters the prepared
 // statements do not have.
 func (tx *Tx) findCertificates(ctx context.Context, q fleetcert.CertificateQuery) ([]*fleetcert.Certificate, error) {
+	if q.Issuer != nil && q.ExcludeCACertificateID != "" && q.CACertificateID == "" && !q.NoCA && !q.OrderByExpiry {
+		return tx.findSignedCandidates(ctx, q)
+	}
+	return tx.findPage(ctx, q, "")
+}
+
+// findSignedCandidates lists the certificates of an issuer not registered
+// under one CA (what a CA's page checks for its signature). "Not this CA"
+// would keep the index from giving creation order, and every view would
+// sort all the issuer's entries, those registered under the CA included.
+// So the ones registered without a CA (most) are read in the index's order,
+// up to the page, and those under other CAs (few) from the two ranges on
+// either side of the CA's id; the two are merged in order.
+func (tx *Tx) findSignedCandidates(ctx context.Context, q fleetcert.CertificateQuery) ([]*fleetcert.Certificate, error) {
+	exclude := q.ExcludeCACertificateID
+	q.ExcludeCACertificateID = ""
+	noCA := q
+	noCA.NoCA = true
+	// exclude is a certificate id (hex): safe to write into the query.
+	if _, err := hex.DecodeString(exclude); err != nil {
+		return nil, fmt.Errorf("list certificates: CA id %q is not hex", exclude)
+	}
+	var lists [3][]*fleetcert.Certificate
+	for i, extra := range []string{
+		"",
+		// Each a range of the index; SQLite would not use their OR.
+		fmt.Sprintf(`ca_certificate_id > '' AND ca_certificate_id < '%s'`, exclude),
+		fmt.Sprintf(`ca_certificate_id > '%s'`, exclude),
+	} {
+		page := q
+		if i == 0 {
+			page = noCA
+		}
+		var err error
+		if lists[i], err = tx.findPage(ctx, page, extra); err != nil {
+			return nil, err
+		}
+	}
+	return mergePages(lists[:], q.Ascending, q.Limit), nil
+}
+
+// mergePages merges pages sorted in (CreationDate, Seq) order, ascending
+// or not, into one of at most limit.
+func mergePages(pages [][]*fleetcert.Certificate, ascending bool, limit int) []*fleetcert.Certificate {
+	var merged []*fleetcert.Certificate
+	for len(merged) < limit {
+		best := -1
+		for i, p := range pages {
+			if len(p) == 0 {
+				continue
+			}
+			if best < 0 {
+				best = i
+				continue
+			}
+			c := cmp.Or(p[0].CreationDate.Compare(pages[best][0].CreationDate), cmp.Compare(p[0].Seq, pages[best][0].Seq))
+			if (c < 0) == ascending {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		merged = append(merged, pages[best][0])
+		pages[best] = pages[best][1:]
+	}
+	return merged
+}
+
+// findPage reads a page of q, with extra (when not "") as one more
+// condition.
+func (tx *Tx) findPage(ctx context.Context, q fleetcert.CertificateQuery, extra string) ([]*fleetcert.Certificate, error) {
 	where, args := certificateWhere(q)
+	if extra != "" {
+		where += " AND " + extra
+	}
 	col := "creation_date"
 	if q.OrderByExpiry {
 		col = "not_after"
