@@ -181,16 +181,7 @@ func (g *Gateway) takeOver(c *fleetcert.Change) {
 		return
 	}
 	scope, _ := s.state()
-	s.dropReason.Store(&duplicateID)
-	cl.Net.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if cl.Properties.ProtocolVersion >= 5 {
-		cl.WritePacket(packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
-			ReasonCode:  packets.ErrSessionTakenOver.Code,
-			Properties:  packets.Properties{ReasonString: packets.ErrSessionTakenOver.Reason},
-		})
-	}
-	cl.Net.Conn.Close()
+	closeSession(s, &duplicateID, packets.ErrSessionTakenOver)
 	g.Logger.Info("device disconnected: its client id connected on another node",
 		"certificateId", s.certificateID, "clientId", s.clientID, "account", scope.AccountID, "region", scope.Region,
 		"latency", time.Since(c.Time))
@@ -203,23 +194,9 @@ func (g *Gateway) drop(s *session, scope fleetcert.Scope, status string, changed
 	if cl.Closed() {
 		return
 	}
-	s.dropReason.Store(&authError)
-	// A device that does not read must not hold the feed up.
-	cl.Net.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if cl.Properties.ProtocolVersion >= 5 {
-		// What mochi's Server.DisconnectClient writes: DISCONNECT 0x87
-		// "not authorized". MQTT 3.1.1 has no DISCONNECT from the server.
-		cl.WritePacket(packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
-			ReasonCode:  packets.ErrNotAuthorized.Code,
-			Properties:  packets.Properties{ReasonString: packets.ErrNotAuthorized.Reason},
-		})
-	}
-	// Close the connection rather than stop the client (as DisconnectClient
-	// does): the session's read then fails and mochi sends the last will,
-	// as AWS does for AUTH_ERROR. A client stopped before its session
-	// reached its read loop would end without its will.
-	cl.Net.Conn.Close()
+	// What mochi's Server.DisconnectClient writes: DISCONNECT 0x87 "not
+	// authorized".
+	closeSession(s, &authError, packets.ErrNotAuthorized)
 	attrs := []any{"certificateId", s.certificateID, "clientId", s.clientID,
 		"account", scope.AccountID, "region", scope.Region, "status", status}
 	if !changed.IsZero() {
@@ -228,4 +205,26 @@ func (g *Gateway) drop(s *session, scope fleetcert.Scope, status string, changed
 		attrs = append(attrs, "latency", latency)
 	}
 	g.Logger.Info("device disconnected by status change", attrs...)
+}
+
+// closeSession ends a session the gateway decided to end, with reason as
+// its lifecycle event's disconnectReason and, for MQTT 5 devices, code in a
+// DISCONNECT (MQTT 3.1.1 has no DISCONNECT from the server). It closes the
+// connection rather than stop the client (as mochi's DisconnectClient
+// does): the session's read then fails and mochi sends the last will, as
+// AWS does. A client stopped before its session reached its read loop
+// would end without its will.
+func closeSession(s *session, reason *string, code packets.Code) {
+	cl := s.cl
+	s.dropReason.Store(reason)
+	// A device that does not read must not hold the feed up.
+	cl.Net.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if cl.Properties.ProtocolVersion >= 5 {
+		cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+			ReasonCode:  code.Code,
+			Properties:  packets.Properties{ReasonString: code.Reason},
+		})
+	}
+	cl.Net.Conn.Close()
 }
