@@ -97,7 +97,7 @@ func (h *Handler) ca(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	n, err := h.Registry.CountCertificates(r.Context(), l.Scope, fleetcert.CertificateFilter{CACertificateID: id}, countLimit)
+	n, err := h.Registry.CountCertificates(r.Context(), l.Scope, fleetcert.CertificateFilter{CACertificateID: id}, countLimit+1)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"bytes"
+	"html/template"
 	"net/http"
 	"slices"
 )
@@ -56,4 +58,39 @@ func (h *Handler) switchRegion(w http.ResponseWriter, r *http.Request) {
 	// The records of the old Region do not exist in the new one: go to a
 	// list rather than back to a record.
 	h.redirectFlash(w, r, Prefix+"certificates", &Flash{Message: "You are now in Region " + to + "; the records shown are those of this Region."})
+}
+
+// regionOptionsTemplate is the header's list of Regions, current one
+// selected.
+var regionOptionsTemplate = template.Must(template.New("").Parse(
+	`{{$cur := .Cur}}{{range .Regions}}<option value="{{.Code}}"{{if eq .Code $cur}} selected{{end}}>{{.Code}}</option>{{end}}`))
+
+// regionOptionsHTML holds the header's Region options for each current
+// Region, rendered once: ranging over every Region on each page was most
+// of a small page's rendering time.
+var regionOptionsHTML = func() map[string]template.HTML {
+	m := make(map[string]template.HTML, len(Regions))
+	for _, r := range Regions {
+		m[r.Code] = renderRegionOptions(r.Code)
+	}
+	return m
+}()
+
+// regionOptions returns the header's Region options with cur selected.
+func regionOptions(cur string) template.HTML {
+	if h, ok := regionOptionsHTML[cur]; ok {
+		return h
+	}
+	return renderRegionOptions(cur)
+}
+
+func renderRegionOptions(cur string) template.HTML {
+	var b bytes.Buffer
+	if err := regionOptionsTemplate.Execute(&b, struct {
+		Cur     string
+		Regions []region
+	}{cur, Regions}); err != nil {
+		panic(err) // the template and its data are fixed
+	}
+	return template.HTML(b.String()) // html/template escaped it
 }

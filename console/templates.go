@@ -46,12 +46,13 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"arn":      func(c *fleetcert.Certificate) string { return c.ARN() },
-	"caArn":    func(c *fleetcert.CACertificate) string { return c.ARN() },
-	"plus1":    func(i int) int { return i + 1 },
-	"regions":  func() []region { return Regions },
-	"idPrefix": func(id string) string { return id[:min(len(id), 10)] },
-	"menuArgs": func(c certRow, ret, csrf string) menuArgs[certRow] { return menuArgs[certRow]{c, ret, csrf} },
+	"arn":           func(c *fleetcert.Certificate) string { return c.ARN() },
+	"caArn":         func(c *fleetcert.CACertificate) string { return c.ARN() },
+	"plus1":         func(i int) int { return i + 1 },
+	"regions":       func() []region { return Regions },
+	"regionOptions": regionOptions,
+	"idPrefix":      func(id string) string { return id[:min(len(id), 10)] },
+	"menuArgs":      func(c certRow, ret, csrf string) menuArgs[certRow] { return menuArgs[certRow]{c, ret, csrf} },
 	"caMenuArgs": func(c *fleetcert.CACertificate, ret, csrf string) menuArgs[*fleetcert.CACertificate] {
 		return menuArgs[*fleetcert.CACertificate]{c, ret, csrf}
 	},

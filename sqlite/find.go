@@ -3,7 +3,6 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"strings"
@@ -13,9 +12,8 @@ import (
 
 // The console's listings (issue 13): filters by CA or none, by issuer, by
 // common name, and the order by expiry. There are too many combinations to
-// prepare each (as listCertificatesSQL's are), so the query is built for
-// the filters given; SQLite's parse of it costs a few microseconds beside
-// the page it reads.
+// prepare each up front (as listCertificatesSQL's are), so the query is
+// built for the filters given and prepared on its first use (queryAdhoc).
 
 // certificateWhere returns the WHERE clause of q's filters and its
 // arguments (named parameters, so each clause is independent of the rest).
@@ -103,7 +101,7 @@ func (tx *Tx) findCertificates(ctx context.Context, q fleetcert.CertificateQuery
 	if q.Issuer != nil && q.ExcludeCACertificateID != "" && q.CACertificateID == "" && !q.NoCA && !q.OrderByExpiry {
 		return tx.findSignedCandidates(ctx, q)
 	}
-	return tx.findPage(ctx, q, "")
+	return tx.findPage(ctx, q, "", nil)
 }
 
 // findSignedCandidates lists the certificates of an issuer not registered
@@ -118,23 +116,19 @@ func (tx *Tx) findSignedCandidates(ctx context.Context, q fleetcert.CertificateQ
 	q.ExcludeCACertificateID = ""
 	noCA := q
 	noCA.NoCA = true
-	// exclude is a certificate id (hex): safe to write into the query.
-	if _, err := hex.DecodeString(exclude); err != nil {
-		return nil, fmt.Errorf("list certificates: CA id %q is not hex", exclude)
-	}
 	var lists [3][]*fleetcert.Certificate
 	for i, extra := range []string{
 		"",
 		// Each a range of the index; SQLite would not use their OR.
-		fmt.Sprintf(`ca_certificate_id > '' AND ca_certificate_id < '%s'`, exclude),
-		fmt.Sprintf(`ca_certificate_id > '%s'`, exclude),
+		`ca_certificate_id > '' AND ca_certificate_id < ?`,
+		`ca_certificate_id > ?`,
 	} {
-		page := q
+		page, arg := q, any(exclude)
 		if i == 0 {
-			page = noCA
+			page, arg = noCA, nil
 		}
 		var err error
-		if lists[i], err = tx.findPage(ctx, page, extra); err != nil {
+		if lists[i], err = tx.findPage(ctx, page, extra, arg); err != nil {
 			return nil, err
 		}
 	}
@@ -170,10 +164,14 @@ func mergePages(pages [][]*fleetcert.Certificate, ascending bool, limit int) []*
 }
 
 // findPage reads a page of q, with extra (when not "") as one more
-// condition.
-func (tx *Tx) findPage(ctx context.Context, q fleetcert.CertificateQuery, extra string) ([]*fleetcert.Certificate, error) {
+// condition, whose one parameter (a ?, when arg is not nil) is arg.
+func (tx *Tx) findPage(ctx context.Context, q fleetcert.CertificateQuery, extra string, arg any) ([]*fleetcert.Certificate, error) {
 	where, args := certificateWhere(q)
 	if extra != "" {
+		if arg != nil {
+			args = append(args, arg)
+			extra = strings.Replace(extra, "?", fmt.Sprintf("?%d", len(args)), 1)
+		}
 		where += " AND " + extra
 	}
 	col := "creation_date"
@@ -209,7 +207,7 @@ func (tx *Tx) findPage(ctx context.Context, q fleetcert.CertificateQuery, extra 
 	}
 	fmt.Fprintf(&b, ` LIMIT ?%d`, n+3)
 	args = append(args, pos, seq, q.Limit)
-	rows, err := tx.query().QueryContext(ctx, b.String(), args...)
+	rows, err := tx.queryAdhoc(ctx, b.String(), args...)
 	return scanCertificateList(rows, err, q.Limit)
 }
 
@@ -221,8 +219,16 @@ func (tx *Tx) CountCertificates(ctx context.Context, q fleetcert.CertificateQuer
 	}
 	where, args := certificateWhere(q)
 	query := fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM certificates%s LIMIT ?%d)`, where, len(args)+1)
+	rows, err := tx.queryAdhoc(ctx, query, append(args, limit)...)
+	if err != nil {
+		return 0, fmt.Errorf("count certificates: %w", err)
+	}
+	defer rows.Close()
 	var n int
-	if err := tx.query().QueryRowContext(ctx, query, append(args, limit)...).Scan(&n); err != nil {
+	if rows.Next() {
+		err = rows.Scan(&n)
+	}
+	if err = cmp.Or(err, rows.Err()); err != nil {
 		return 0, fmt.Errorf("count certificates: %w", err)
 	}
 	return n, nil
