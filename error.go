@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Error codes are AWS IoT's exception names (shapes of iot-certificate-api.json).
+// Error codes are AWS IoT's exception names (shapes of iot-certificate-api.json,
+// and of awsapi/testdata/iot-authz-api.json for things and policies).
 // Each adapter maps them to its wire: an HTTP status and x-amzn-ErrorType in
 // awsapi, a readable message in the console, a CONNACK code in the gateway.
 const (
@@ -16,6 +17,7 @@ const (
 	EInternalFailure            = "InternalFailureException"
 	EInvalidRequest             = "InvalidRequestException"
 	ELimitExceeded              = "LimitExceededException"
+	EMalformedPolicy            = "MalformedPolicyException"
 	ERegistrationCodeValidation = "RegistrationCodeValidationException"
 	EResourceAlreadyExists      = "ResourceAlreadyExistsException"
 	EResourceNotFound           = "ResourceNotFoundException"
@@ -24,6 +26,8 @@ const (
 	ETransferAlreadyCompleted   = "TransferAlreadyCompletedException"
 	ETransferConflict           = "TransferConflictException"
 	EUnauthorized               = "UnauthorizedException"
+	EVersionConflict            = "VersionConflictException"
+	EVersionsLimitExceeded      = "VersionsLimitExceededException"
 )
 
 // Error is a failure the caller can act on: a rule of the registry refused

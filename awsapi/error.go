@@ -38,6 +38,9 @@ var errorStatus = map[string]int{
 	fleetcert.ETransferAlreadyCompleted:   410,
 	fleetcert.ETransferConflict:           409,
 	fleetcert.EUnauthorized:               401,
+	fleetcert.EMalformedPolicy:            400,
+	fleetcert.EVersionConflict:            409,
+	fleetcert.EVersionsLimitExceeded:      409,
 
 	codeMissingAuthenticationToken: 403,
 	codeUnrecognizedClient:         403,

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -122,8 +123,9 @@ func NewHandler(reg *fleetcert.Registry, logger *slog.Logger) *Handler {
 		Now:      time.Now,
 		mux:      http.NewServeMux(),
 	}
-	for i := range operations {
-		op := &operations[i]
+	ops := allOperations()
+	for i := range ops {
+		op := &ops[i]
 		h.mux.HandleFunc(op.Method+" "+op.Path, func(w http.ResponseWriter, r *http.Request) {
 			h.serveOperation(w.(*call), r, op)
 		})
@@ -169,6 +171,13 @@ var operations = []operation{
 	{"TransferCertificate", "PATCH", "/transfer-certificate/{certificateId}", (*Handler).transferCertificate},
 	{"UpdateCACertificate", "PUT", "/cacertificate/{caCertificateId}", (*Handler).updateCACertificate},
 	{"UpdateCertificate", "PUT", "/certificates/{certificateId}", (*Handler).updateCertificate},
+}
+
+// allOperations are the certificate operations, then those of things
+// (thingOperations) and of policies (policyOperations), from
+// testdata/iot-authz-api.json.
+func allOperations() []operation {
+	return slices.Concat(operations, thingOperations, policyOperations)
 }
 
 // call is one request in flight. It wraps the ResponseWriter so that the

@@ -218,14 +218,15 @@ func parseThrottleItem(item string) (op string, r Rate, off bool, err error) {
 // checkOperationName refuses a name that is not one of the model's
 // operations, suggesting the one it differs from only in case.
 func checkOperationName(op string) error {
-	for i := range operations {
-		if operations[i].Name == op {
+	ops := allOperations()
+	for i := range ops {
+		if ops[i].Name == op {
 			return nil
 		}
 	}
-	for i := range operations {
-		if strings.EqualFold(operations[i].Name, op) {
-			return fmt.Errorf("unknown operation %q (did you mean %s?)", op, operations[i].Name)
+	for i := range ops {
+		if strings.EqualFold(ops[i].Name, op) {
+			return fmt.Errorf("unknown operation %q (did you mean %s?)", op, ops[i].Name)
 		}
 	}
 	return fmt.Errorf("unknown operation %q: want one of the AWS IoT certificate operations, e.g. DescribeCertificate", op)

@@ -1,0 +1,5 @@
+package awsapi
+
+// thingOperations are the operations of things, thing types, thing groups
+// and thing principals (issue 15).
+var thingOperations = []operation{}
