@@ -62,7 +62,17 @@ type compiled struct {
 	missingConnect []string
 }
 
-const connectAction = "iot:Connect"
+// The actions a device's MQTT connection is checked for
+// (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html).
+const (
+	ActionConnect       = "iot:Connect"
+	ActionPublish       = "iot:Publish"
+	ActionSubscribe     = "iot:Subscribe"
+	ActionReceive       = "iot:Receive"
+	ActionRetainPublish = "iot:RetainPublish"
+)
+
+const connectAction = ActionConnect
 
 // Compile substitutes ctx into the policies once; the result is used for every
 // packet of the connection. Policies with a nil Doc are skipped.
