@@ -21,6 +21,8 @@ type Record struct {
 	Transfer         *Transfer         `json:",omitempty"`
 	AccessKey        *AccessKey        `json:",omitempty"`
 	Setting          *Setting          `json:",omitempty"`
+	Object           *Object           `json:",omitempty"`
+	Link             *Link             `json:",omitempty"`
 }
 
 // RegistrationCode is the CA registration code of one scope.
