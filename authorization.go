@@ -31,12 +31,6 @@ type ConnectionThing struct {
 	Attributes map[string]string
 }
 
-// maxThingGroupDepth bounds the walk up a thing group hierarchy. AWS allows
-// 7 levels (https://docs.aws.amazon.com/general/latest/gr/iot-core.html,
-// "Maximum depth of a thing group hierarchy"); the bound only guards
-// against a cycle a bug might have stored.
-const maxThingGroupDepth = 16
-
 // ConnectionPolicies returns what authorizes a device connection of scope
 // presenting certificate certificateID with MQTT client id clientID: the
 // default versions of the policies attached to the certificate and — when
@@ -65,7 +59,7 @@ func (r *Registry) ConnectionPolicies(ctx context.Context, scope Scope, certific
 	}
 	var cp *ConnectionPolicies
 	err = r.Store.View(ctx, func(tx Tx) (err error) {
-		cp, _, err = connectionPolicies(ctx, tx, scope, id, clientID)
+		cp, _, err = r.connectionPolicies(ctx, tx, scope, id, clientID)
 		return err
 	})
 	if err != nil {
@@ -76,7 +70,7 @@ func (r *Registry) ConnectionPolicies(ctx context.Context, scope Scope, certific
 
 // connectionPolicies is ConnectionPolicies in tx; it also returns the
 // certificate.
-func connectionPolicies(ctx context.Context, tx Tx, scope Scope, id, clientID string) (*ConnectionPolicies, *Certificate, error) {
+func (r *Registry) connectionPolicies(ctx context.Context, tx Tx, scope Scope, id, clientID string) (*ConnectionPolicies, *Certificate, error) {
 	cert, err := tx.Certificate(ctx, scope, id)
 	if err != nil {
 		return nil, nil, notFound(err, id)
@@ -108,13 +102,13 @@ func connectionPolicies(ctx context.Context, tx Tx, scope Scope, id, clientID st
 	if clientID == "" {
 		return cp, cert, nil
 	}
-	thing, groups, err := connectionThing(ctx, tx, scope, clientID, certARN)
+	thing, groups, err := r.connectionThing(ctx, tx, scope, clientID, certARN)
 	if err != nil || thing == nil {
 		return cp, cert, err
 	}
 	cp.Thing = thing
 	for _, g := range groups {
-		if err := add(thingGroupARN(scope, g)); err != nil {
+		if err := add(ThingGroupARN(scope, g)); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -143,65 +137,52 @@ func namedPolicy(ctx context.Context, tx Tx, scope Scope, name string) (policy.N
 // certARN is attached to it, and its thing groups with their ancestors,
 // nearest first, each once; nil when there is no such thing or the
 // certificate is not attached to it.
-func connectionThing(ctx context.Context, tx Tx, scope Scope, clientID, certARN string) (*ConnectionThing, []string, error) {
+func (r *Registry) connectionThing(ctx context.Context, tx Tx, scope Scope, clientID, certARN string) (*ConnectionThing, []string, error) {
+	if CheckName("thingName", clientID) != nil {
+		return nil, nil, nil // no thing can have this name
+	}
 	if _, err := tx.Link(ctx, scope, LinkThingPrincipal, clientID, certARN); ErrorCode(err) == EResourceNotFound {
 		return nil, nil, nil
 	} else if err != nil {
 		return nil, nil, err
 	}
-	o, err := tx.Object(ctx, scope, ObjectThing, clientID)
+	th, err := r.thing(ctx, tx, scope, clientID)
 	if ErrorCode(err) == EResourceNotFound {
 		return nil, nil, nil
 	} else if err != nil {
 		return nil, nil, err
 	}
-	// A thing's Label is its type's name. Its attributes are in the body,
-	// which the things code encodes: read through its loader once merged.
-	thing := &ConnectionThing{Name: o.Name, TypeName: o.Label}
 	links, err := allLinks(ctx, tx, LinkQuery{Scope: scope, Kind: LinkThingGroup, From: clientID})
 	if err != nil {
 		return nil, nil, err
 	}
-	var groups []string
+	// Breadth first: the thing's own groups, then their parents, and so on.
+	var chains [][]string
 	for _, l := range links {
-		groups = append(groups, l.To)
-	}
-	// Breadth first: a thing's own groups, then their parents, and so on.
-	seen := map[string]bool{}
-	var all []string
-	for _, g := range groups {
-		chain, err := thingGroupAncestors(ctx, tx, scope, g)
+		chain, err := r.ancestors(ctx, tx, scope, l.To)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, n := range append([]string{g}, chain...) {
-			if !seen[n] {
-				seen[n] = true
-				all = append(all, n)
+		chains = append(chains, chain)
+	}
+	seen := map[string]bool{}
+	var groups []string
+	for depth := 0; ; depth++ {
+		more := false
+		for _, c := range chains {
+			if depth < len(c) {
+				more = true
+				if !seen[c[depth]] {
+					seen[c[depth]] = true
+					groups = append(groups, c[depth])
+				}
 			}
 		}
-	}
-	return thing, all, nil
-}
-
-// thingGroupAncestors returns the parent of thing group name, its parent,
-// and so on up to the root. A group's parent is its object's Label.
-func thingGroupAncestors(ctx context.Context, tx Tx, scope Scope, name string) ([]string, error) {
-	var chain []string
-	for range maxThingGroupDepth {
-		o, err := tx.Object(ctx, scope, ObjectThingGroup, name)
-		if ErrorCode(err) == EResourceNotFound {
-			return chain, nil // deleted meanwhile: the chain ends here
-		} else if err != nil {
-			return nil, err
+		if !more {
+			break
 		}
-		if o.Label == "" || slices.Contains(chain, o.Label) || o.Label == name {
-			return chain, nil
-		}
-		chain = append(chain, o.Label)
-		name = o.Label
 	}
-	return chain, nil
+	return &ConnectionThing{Name: th.Name, TypeName: th.TypeName, Attributes: th.Attributes}, groups, nil
 }
 
 // certificateVariables returns the certificate policy variables of c.
@@ -249,7 +230,7 @@ func (r *Registry) GetEffectivePolicies(ctx context.Context, scope Scope, princi
 		var names []string
 		switch t.Kind {
 		case TargetCertificate:
-			cp, _, err := connectionPolicies(ctx, tx, scope, t.Name, thingName)
+			cp, _, err := r.connectionPolicies(ctx, tx, scope, t.Name, thingName)
 			if err != nil {
 				return err
 			}
@@ -405,7 +386,7 @@ func (r *Registry) TestAuthorization(ctx context.Context, scope Scope, in TestAu
 	var cp *ConnectionPolicies
 	var cert *Certificate
 	err = r.Store.View(ctx, func(tx Tx) (err error) {
-		if cp, cert, err = connectionPolicies(ctx, tx, scope, t.Name, in.ClientID); err != nil {
+		if cp, cert, err = r.connectionPolicies(ctx, tx, scope, t.Name, in.ClientID); err != nil {
 			return err
 		}
 		cp.Policies = slices.DeleteFunc(cp.Policies, func(p policy.Named) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -66,11 +65,6 @@ func (p *Policy) ARN() string { return PolicyARN(p.Scope, p.Name) }
 // PolicyARN returns the ARN of policy name in scope.
 func PolicyARN(s Scope, name string) string {
 	return fmt.Sprintf("arn:aws:iot:%s:%s:policy/%s", s.Region, s.AccountID, name)
-}
-
-// thingGroupARN returns the ARN of thing group name in scope.
-func thingGroupARN(s Scope, name string) string {
-	return fmt.Sprintf("arn:aws:iot:%s:%s:thinggroup/%s", s.Region, s.AccountID, name)
 }
 
 // DefaultVersion returns the policy's default version: the one in effect.
@@ -232,15 +226,6 @@ func loadPolicy(ctx context.Context, tx Tx, scope Scope, name string) (*Policy, 
 	return decodePolicy(o)
 }
 
-// policyChange records a change to policy name (object.* or link.*; target
-// is the attachment's target ARN for link changes).
-func (r *Registry) policyChange(ctx context.Context, tx Tx, kind ChangeKind, scope Scope, name, target string, now time.Time) error {
-	return tx.AppendChange(ctx, &Change{
-		Kind: kind, Scope: scope, Time: now,
-		Resource: string(ObjectPolicy) + "/" + name, Target: target,
-	})
-}
-
 // savePolicy writes p, changed, back to the store and records the change.
 func (r *Registry) savePolicy(ctx context.Context, tx Tx, p *Policy, now time.Time) error {
 	p.LastModifiedDate = now
@@ -253,7 +238,7 @@ func (r *Registry) savePolicy(ctx context.Context, tx Tx, p *Policy, now time.Ti
 		return err
 	}
 	p.version = o.Version
-	return r.policyChange(ctx, tx, ChangeObjectUpdated, p.Scope, p.Name, "", now)
+	return tx.AppendChange(ctx, objectChange(ChangeObjectUpdated, p.Scope, ObjectPolicy, p.Name, now))
 }
 
 // CreatePolicy creates policy name with document as its version 1, the
@@ -286,7 +271,7 @@ func (r *Registry) CreatePolicy(ctx context.Context, scope Scope, name, document
 		if err := tx.CreateObject(ctx, o); err != nil {
 			return err
 		}
-		return r.policyChange(ctx, tx, ChangeObjectCreated, scope, name, "", now)
+		return tx.AppendChange(ctx, objectChange(ChangeObjectCreated, scope, ObjectPolicy, name, now))
 	})
 	if ErrorCode(err) == EResourceAlreadyExists {
 		// AWS's message for a taken name.
@@ -385,7 +370,7 @@ func (r *Registry) DeletePolicy(ctx context.Context, scope Scope, name string) e
 		if err := tx.DeleteObject(ctx, scope, ObjectPolicy, name); err != nil {
 			return err
 		}
-		return r.policyChange(ctx, tx, ChangeObjectDeleted, scope, name, "", r.now())
+		return tx.AppendChange(ctx, objectChange(ChangeObjectDeleted, scope, ObjectPolicy, name, r.now()))
 	})
 }
 
@@ -573,16 +558,16 @@ func ParsePolicyTarget(scope Scope, member, target string) (PolicyTarget, error)
 		}
 		t = PolicyTarget{Kind: TargetCertificate, Name: id, ARN: CertificateARN(scope, id)}
 		if region != scope.Region || account != scope.AccountID {
-			return PolicyTarget{}, notFound(errors.New(""), id)
+			return PolicyTarget{}, notFound(Errorf(EResourceNotFound, ""), id)
 		}
 	case TargetThingGroup:
 		// AWS model: ThingGroupName is 1 to 128 characters of [a-zA-Z0-9:_-].
 		if len(name) < 1 || len(name) > 128 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_-") != "" {
 			return PolicyTarget{}, refuse
 		}
-		t = PolicyTarget{Kind: TargetThingGroup, Name: name, ARN: thingGroupARN(scope, name)}
+		t = PolicyTarget{Kind: TargetThingGroup, Name: name, ARN: ThingGroupARN(scope, name)}
 		if region != scope.Region || account != scope.AccountID {
-			return PolicyTarget{}, thingGroupNotFound(name)
+			return PolicyTarget{}, groupNotFound(name)
 		}
 	default:
 		return PolicyTarget{}, refuse
@@ -594,10 +579,6 @@ func ParsePolicyTarget(scope Scope, member, target string) (PolicyTarget, error)
 func missing(member string) error {
 	return Errorf(EInvalidRequest,
 		"1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", member)
-}
-
-func thingGroupNotFound(name string) error {
-	return Errorf(EResourceNotFound, "The thing group %s does not exist.", name)
 }
 
 // checkTarget confirms that t exists in scope.
@@ -612,7 +593,7 @@ func checkTarget(ctx context.Context, tx Tx, scope Scope, t PolicyTarget) error 
 	case TargetThingGroup:
 		_, err = tx.Object(ctx, scope, ObjectThingGroup, t.Name)
 		if ErrorCode(err) == EResourceNotFound {
-			err = thingGroupNotFound(t.Name)
+			err = groupNotFound(t.Name)
 		}
 	}
 	return err
@@ -679,11 +660,7 @@ func (r *Registry) attachPolicy(ctx context.Context, scope Scope, name, member, 
 			return Errorf(ELimitExceeded,
 				"%s already has the maximum number of policies attached (%d); detach one first.", t.ARN, MaxPoliciesPerTarget)
 		}
-		now := r.now()
-		if err := tx.CreateLink(ctx, &Link{Scope: scope, Kind: LinkPolicyTarget, From: name, To: t.ARN, CreationDate: now}); err != nil {
-			return err
-		}
-		return r.policyChange(ctx, tx, ChangeLinkCreated, scope, name, t.ARN, now)
+		return createLink(ctx, tx, &Link{Scope: scope, Kind: LinkPolicyTarget, From: name, To: t.ARN, CreationDate: r.now()})
 	})
 }
 
@@ -714,13 +691,11 @@ func (r *Registry) detachPolicy(ctx context.Context, scope Scope, name, member, 
 		if _, err := loadPolicy(ctx, tx, scope, name); err != nil {
 			return err
 		}
-		err := tx.DeleteLink(ctx, scope, LinkPolicyTarget, name, t.ARN)
+		err := deleteLink(ctx, tx, scope, LinkPolicyTarget, name, t.ARN, r.now())
 		if ErrorCode(err) == EResourceNotFound {
-			return nil
-		} else if err != nil {
-			return err
+			return nil // not attached: nothing to do
 		}
-		return r.policyChange(ctx, tx, ChangeLinkDeleted, scope, name, t.ARN, r.now())
+		return err
 	})
 }
 
@@ -801,12 +776,12 @@ func (r *Registry) listAttachedIn(ctx context.Context, tx Tx, scope Scope, t Pol
 	}
 	targets := []string{t.ARN}
 	if recursive && t.Kind == TargetThingGroup {
-		ancestors, err := thingGroupAncestors(ctx, tx, scope, t.Name)
+		chain, err := r.ancestors(ctx, tx, scope, t.Name)
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range ancestors {
-			targets = append(targets, thingGroupARN(scope, g))
+		for _, g := range chain[1:] {
+			targets = append(targets, ThingGroupARN(scope, g))
 		}
 	}
 	var names []string
@@ -821,28 +796,6 @@ func (r *Registry) listAttachedIn(ctx context.Context, tx Tx, scope Scope, t Pol
 	}
 	slices.Sort(names)
 	return slices.Compact(names), nil
-}
-
-// allLinks reads every link q selects, page by page.
-func allLinks(ctx context.Context, tx Tx, q LinkQuery) ([]*Link, error) {
-	var all []*Link
-	q.Limit = MaxPageSize
-	for {
-		links, err := tx.ListLinks(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, links...)
-		if len(links) < q.Limit {
-			return all, nil
-		}
-		last := links[len(links)-1]
-		if q.From != "" {
-			q.After = last.To
-		} else {
-			q.After = last.From
-		}
-	}
 }
 
 // TargetPage is one page of ListTargetsForPolicy.
