@@ -30,9 +30,9 @@ var policyOperations = []operation{
 	{"TestAuthorization", "POST", "/test-authorization", (*Handler).testAuthorization},
 }
 
-// principalHeader carries the principal of the deprecated principal
+// iotPrincipalHeader carries the principal of the deprecated principal
 // operations (the model's locationName for their principal member).
-const principalHeader = "x-amzn-iot-principal"
+const iotPrincipalHeader = "x-amzn-iot-principal"
 
 // JSON shapes of the policy operations, member names as in the model.
 
@@ -311,10 +311,10 @@ func (h *Handler) detachPolicy(c *call, r *http.Request) (any, error) {
 	return nil, h.Registry.DetachPolicy(c.ctx, c.scope, r.PathValue("policyName"), target)
 }
 
-// principal reads the x-amzn-iot-principal header of the deprecated
+// iotPrincipal reads the x-amzn-iot-principal header of the deprecated
 // principal operations.
-func principal(r *http.Request) (string, error) {
-	p := r.Header.Get(principalHeader)
+func iotPrincipal(r *http.Request) (string, error) {
+	p := r.Header.Get(iotPrincipalHeader)
 	if p == "" {
 		return "", missingMember("principal")
 	}
@@ -323,7 +323,7 @@ func principal(r *http.Request) (string, error) {
 
 // attachPrincipalPolicy serves PUT /principal-policies/{policyName}.
 func (h *Handler) attachPrincipalPolicy(c *call, r *http.Request) (any, error) {
-	p, err := principal(r)
+	p, err := iotPrincipal(r)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +332,7 @@ func (h *Handler) attachPrincipalPolicy(c *call, r *http.Request) (any, error) {
 
 // detachPrincipalPolicy serves DELETE /principal-policies/{policyName}.
 func (h *Handler) detachPrincipalPolicy(c *call, r *http.Request) (any, error) {
-	p, err := principal(r)
+	p, err := iotPrincipal(r)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +341,7 @@ func (h *Handler) detachPrincipalPolicy(c *call, r *http.Request) (any, error) {
 
 // listPrincipalPolicies serves GET /principal-policies?marker=&pageSize=&isAscendingOrder=.
 func (h *Handler) listPrincipalPolicies(c *call, r *http.Request) (any, error) {
-	p, err := principal(r)
+	p, err := iotPrincipal(r)
 	if err != nil {
 		return nil, err
 	}
