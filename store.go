@@ -10,7 +10,8 @@ import (
 // the millisecond at least (the Registry truncates them to milliseconds) and
 // NotBefore/NotAfter to the second, for any year up to 9999 (RFC 5280's "no
 // expiration" date), and returns them in UTC. An empty slice field
-// (CACertificate.Tags, CACertificate.Subject) is returned nil.
+// (CACertificate.Tags, CACertificate.Subject, Object.Body, Link.Body) is
+// returned nil.
 //
 // The change feed. Every mutation appends a Change in its own transaction,
 // and watchers (the device gateway of every process sharing the store) read
@@ -228,7 +229,10 @@ type Tx interface {
 	// Errors: ResourceNotFoundException.
 	Object(ctx context.Context, scope Scope, kind ObjectKind, name string) (*Object, error)
 
-	// CreateObject stores o with Version 1 (it sets o.Version).
+	// CreateObject stores o with Version 1, or with o.Version when it is
+	// above 0 (CopyStore keeps a copied object's version), and sets
+	// o.Version to the Version stored. When it returns
+	// ResourceAlreadyExistsException the Tx stays usable, as after a read.
 	// Errors: ResourceAlreadyExistsException when (Scope, Kind, Name) is
 	// taken.
 	CreateObject(ctx context.Context, o *Object) error
@@ -254,7 +258,9 @@ type Tx interface {
 	// Errors: ResourceNotFoundException.
 	Link(ctx context.Context, scope Scope, kind LinkKind, from, to string) (*Link, error)
 
-	// CreateLink stores l.
+	// CreateLink stores l. When it returns ResourceAlreadyExistsException
+	// the Tx stays usable, as after a read (attaching twice may be no
+	// error to the Registry).
 	// Errors: ResourceAlreadyExistsException when (Scope, Kind, From, To)
 	// is taken.
 	CreateLink(ctx context.Context, l *Link) error
@@ -287,7 +293,9 @@ const (
 // (JSON): a thing, a thing type, a thing group, or a policy with its
 // versions. The store keys it by (Scope, Kind, Name), keeps Body opaque
 // and indexes Label, which the Registry sets to what it lists the objects
-// of a kind by (a thing's type, a thing group's parent).
+// of a kind by (a thing's type, a thing group's parent). Name and Label,
+// like a Link's From and To, are UTF-8 text without NUL bytes (what
+// PostgreSQL's text holds); they compare byte by byte.
 type Object struct {
 	Scope
 	Kind             ObjectKind
