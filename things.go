@@ -1012,7 +1012,7 @@ func (r *Registry) CreateThingGroup(ctx context.Context, scope Scope, in CreateT
 			if err != nil {
 				return err
 			}
-			if len(ancestors)+1 >= MaxThingGroupDepth {
+			if len(ancestors)+1 > MaxThingGroupDepth {
 				return Errorf(EInvalidRequest, "Thing group %s cannot be created under %s: a thing group hierarchy is at most %d deep.", in.Name, in.ParentName, MaxThingGroupDepth)
 			}
 			children, err := tx.ListObjects(ctx, ObjectQuery{Scope: scope, Kind: ObjectThingGroup, Label: in.ParentName, Limit: MaxChildThingGroups})
