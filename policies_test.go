@@ -80,13 +80,6 @@ func mustCreateThing(t *testing.T, reg *fleetcert.Registry, s fleetcert.Scope, n
 	}
 }
 
-func wantCode(t *testing.T, err error, code string) {
-	t.Helper()
-	if got := fleetcert.ErrorCode(err); got != code {
-		t.Fatalf("error %v: code %q, want %q", err, got, code)
-	}
-}
-
 func TestCreatePolicy(t *testing.T) {
 	// A document of exactly 2048 characters other than white space, padded
 	// with white space, and one character more.

@@ -16,18 +16,6 @@ import (
 
 const testPolicyDoc = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:111111111111:topic/a/*"}]}`
 
-// wantAPIError checks that err is the AWS error code with its model status.
-func wantAPIError(t *testing.T, err error, code string, status int) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want %s", code)
-	}
-	gotCode, gotStatus := apiError(t, err)
-	if gotCode != code || gotStatus != status {
-		t.Fatalf("error %s (%d), want %s (%d): %v", gotCode, gotStatus, code, status, err)
-	}
-}
-
 func policyNamesOf(ps []types.Policy) []string {
 	var out []string
 	for _, p := range ps {
