@@ -21,6 +21,8 @@ type Record struct {
 	Transfer         *Transfer         `json:",omitempty"`
 	AccessKey        *AccessKey        `json:",omitempty"`
 	Setting          *Setting          `json:",omitempty"`
+	Object           *Object           `json:",omitempty"`
+	Link             *Link             `json:",omitempty"`
 }
 
 // RegistrationCode is the CA registration code of one scope.
@@ -60,6 +62,10 @@ func (r Record) kind() string {
 		return "accessKeys"
 	case r.Setting != nil:
 		return "settings"
+	case r.Object != nil:
+		return "objects"
+	case r.Link != nil:
+		return "links"
 	}
 	return ""
 }
@@ -82,6 +88,13 @@ func (r Record) key() string {
 		return "key/" + r.AccessKey.ID
 	case r.Setting != nil:
 		return "setting/" + r.Setting.Name
+	case r.Object != nil:
+		// Quoted: names may hold the separator (an ARN holds "/").
+		o := r.Object
+		return fmt.Sprintf("object/%s/%s/%s/%q", o.AccountID, o.Region, o.Kind, o.Name)
+	case r.Link != nil:
+		l := r.Link
+		return fmt.Sprintf("link/%s/%s/%s/%q/%q", l.AccountID, l.Region, l.Kind, l.From, l.To)
 	}
 	return ""
 }
@@ -124,6 +137,17 @@ func (r Record) digest() ([]byte, error) {
 		ms(&t.RejectDate)
 		ms(&t.CancelDate)
 		r.Transfer = &t
+	}
+	if r.Object != nil {
+		o := *r.Object
+		ms(&o.CreationDate)
+		ms(&o.LastModifiedDate)
+		r.Object = &o
+	}
+	if r.Link != nil {
+		l := *r.Link
+		ms(&l.CreationDate)
+		r.Link = &l
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -292,6 +316,14 @@ func putRecord(ctx context.Context, tx Tx, r Record) error {
 		return tx.CreateAccessKey(ctx, &k)
 	case r.Setting != nil:
 		return tx.CreateSetting(ctx, r.Setting.Name, r.Setting.Value)
+	case r.Object != nil:
+		// CreateObject keeps a Version above 0: the copy's version is the
+		// source's, so a caller's expected version still holds.
+		o := *r.Object
+		return tx.CreateObject(ctx, &o)
+	case r.Link != nil:
+		l := *r.Link
+		return tx.CreateLink(ctx, &l)
 	}
 	return fmt.Errorf("empty record")
 }
@@ -311,6 +343,12 @@ func holds(ctx context.Context, tx Tx, r Record) (bool, error) {
 		_, err = tx.AccessKey(ctx, r.AccessKey.ID)
 	case r.Setting != nil:
 		_, err = tx.Setting(ctx, r.Setting.Name)
+	case r.Object != nil:
+		o := r.Object
+		_, err = tx.Object(ctx, o.Scope, o.Kind, o.Name)
+	case r.Link != nil:
+		l := r.Link
+		_, err = tx.Link(ctx, l.Scope, l.Kind, l.From, l.To)
 	default:
 		return false, nil
 	}

@@ -251,11 +251,12 @@ func (r *Registry) UpdateCertificate(ctx context.Context, scope Scope, id string
 	return notFound(err, id)
 }
 
-// DeleteCertificate deletes a client certificate that is not ACTIVE.
-// forceDelete is accepted; it only matters once policies can be attached.
+// DeleteCertificate deletes a client certificate that is not ACTIVE and
+// is attached to no thing; with forceDelete its policy attachments go with
+// it, without they refuse the deletion (checkCertificateAttachments).
 //
 // Errors: InvalidRequestException, ResourceNotFoundException,
-// CertificateStateException.
+// CertificateStateException, DeleteConflictException.
 func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string, forceDelete bool) error {
 	id, err := ParseCertificateID("certificateId", id)
 	if err != nil {
@@ -269,12 +270,16 @@ func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string
 		if err := CanDelete(id, c.Status); err != nil {
 			return err
 		}
+		now := r.now()
+		if err := r.checkCertificateAttachments(ctx, tx, scope, id, forceDelete, now); err != nil {
+			return err
+		}
 		if err := tx.DeleteCertificate(ctx, scope, id); err != nil {
 			return err
 		}
 		return tx.AppendChange(ctx, &Change{
 			Kind: ChangeCertificateDeleted, Scope: scope, CertificateID: id,
-			OldStatus: c.Status, Time: r.now(),
+			OldStatus: c.Status, Time: now,
 		})
 	})
 	return notFound(err, id)

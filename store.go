@@ -10,7 +10,8 @@ import (
 // the millisecond at least (the Registry truncates them to milliseconds) and
 // NotBefore/NotAfter to the second, for any year up to 9999 (RFC 5280's "no
 // expiration" date), and returns them in UTC. An empty slice field
-// (CACertificate.Tags, CACertificate.Subject) is returned nil.
+// (CACertificate.Tags, CACertificate.Subject, Object.Body, Link.Body) is
+// returned nil.
 //
 // The change feed. Every mutation appends a Change in its own transaction,
 // and watchers (the device gateway of every process sharing the store) read
@@ -219,6 +220,137 @@ type Tx interface {
 	// transfers with the same TransferDate, the one first stored last.
 	// Errors: ResourceNotFoundException.
 	LatestTransfer(ctx context.Context, region, id, accountID string) (*Transfer, error)
+
+	// Objects and links hold AWS IoT's authorization model (things, thing
+	// types, thing groups, policies and what is attached to what); the
+	// Registry encodes their bodies and owns every rule about them.
+
+	// Object returns the object (scope, kind, name).
+	// Errors: ResourceNotFoundException.
+	Object(ctx context.Context, scope Scope, kind ObjectKind, name string) (*Object, error)
+
+	// CreateObject stores o with Version 1, or with o.Version when it is
+	// above 0 (CopyStore keeps a copied object's version), and sets
+	// o.Version to the Version stored. When it returns
+	// ResourceAlreadyExistsException the Tx stays usable, as after a read.
+	// Errors: ResourceAlreadyExistsException when (Scope, Kind, Name) is
+	// taken.
+	CreateObject(ctx context.Context, o *Object) error
+
+	// UpdateObject replaces the Label, Body and LastModifiedDate of the
+	// object (o.Scope, o.Kind, o.Name) when its stored Version equals
+	// o.Version, and sets o.Version (and the stored one) to o.Version+1.
+	// Errors: ResourceNotFoundException; VersionConflictException when the
+	// stored Version differs (someone else updated it in between).
+	UpdateObject(ctx context.Context, o *Object) error
+
+	// DeleteObject removes the object (scope, kind, name); its links are
+	// the Registry's to remove.
+	// Errors: ResourceNotFoundException.
+	DeleteObject(ctx context.Context, scope Scope, kind ObjectKind, name string) error
+
+	// ListObjects returns up to q.Limit objects of q.Scope and q.Kind that
+	// match q's filters, in ascending Name order (byte-wise), strictly
+	// after q.After when it is set.
+	ListObjects(ctx context.Context, q ObjectQuery) ([]*Object, error)
+
+	// Link returns the link (scope, kind, from, to).
+	// Errors: ResourceNotFoundException.
+	Link(ctx context.Context, scope Scope, kind LinkKind, from, to string) (*Link, error)
+
+	// CreateLink stores l. When it returns ResourceAlreadyExistsException
+	// the Tx stays usable, as after a read (attaching twice may be no
+	// error to the Registry).
+	// Errors: ResourceAlreadyExistsException when (Scope, Kind, From, To)
+	// is taken.
+	CreateLink(ctx context.Context, l *Link) error
+
+	// DeleteLink removes the link (scope, kind, from, to).
+	// Errors: ResourceNotFoundException.
+	DeleteLink(ctx context.Context, scope Scope, kind LinkKind, from, to string) error
+
+	// ListLinks returns up to q.Limit links of q.Scope and q.Kind: with
+	// q.From set, those from it in ascending To order, strictly after To
+	// q.After when set; with q.To set (and not q.From), those to it in
+	// ascending From order, strictly after From q.After when set; with
+	// both set, the one link (or none); with neither, all of the kind in
+	// (From, To) order, q.After ignored.
+	ListLinks(ctx context.Context, q LinkQuery) ([]*Link, error)
+}
+
+// ObjectKind names a kind of Object.
+type ObjectKind string
+
+// Object kinds.
+const (
+	ObjectThing      ObjectKind = "thing"
+	ObjectThingType  ObjectKind = "thingtype"
+	ObjectThingGroup ObjectKind = "thinggroup"
+	ObjectPolicy     ObjectKind = "policy"
+)
+
+// Object is a named record of one scope whose Body the Registry encodes
+// (JSON): a thing, a thing type, a thing group, or a policy with its
+// versions. The store keys it by (Scope, Kind, Name), keeps Body opaque
+// and indexes Label, which the Registry sets to what it lists the objects
+// of a kind by (a thing's type, a thing group's parent). Name and Label,
+// like a Link's From and To, are UTF-8 text without NUL bytes (what
+// PostgreSQL's text holds); they compare byte by byte.
+type Object struct {
+	Scope
+	Kind             ObjectKind
+	Name             string
+	Label            string
+	Body             []byte
+	Version          int64 // 1 when created; each UpdateObject adds 1
+	CreationDate     time.Time
+	LastModifiedDate time.Time
+}
+
+// ObjectQuery selects a page of objects.
+type ObjectQuery struct {
+	Scope
+	Kind       ObjectKind
+	Label      string // when set, only objects with this Label
+	NamePrefix string // when set, only objects whose Name starts with it (byte-wise)
+	After      string // resume strictly after this Name
+	Limit      int
+}
+
+// LinkKind names a kind of Link.
+type LinkKind string
+
+// Link kinds. Names are those of the objects linked; principals and policy
+// targets are ARNs, as AWS names them.
+const (
+	// LinkThingPrincipal links a thing (From) to a principal (To: a
+	// certificate ARN); Body holds the attachment's type.
+	LinkThingPrincipal LinkKind = "thing-principal"
+	// LinkPolicyTarget links a policy (From) to a target it is attached
+	// to (To: a certificate ARN or a thing group ARN).
+	LinkPolicyTarget LinkKind = "policy-target"
+	// LinkThingGroup links a thing (From) to a static thing group it is a
+	// member of (To: the group's name).
+	LinkThingGroup LinkKind = "thing-group"
+)
+
+// Link is an edge between two named records of one scope.
+type Link struct {
+	Scope
+	Kind         LinkKind
+	From, To     string
+	Body         []byte // opaque to the store; may be empty
+	CreationDate time.Time
+}
+
+// LinkQuery selects links; see Tx.ListLinks.
+type LinkQuery struct {
+	Scope
+	Kind  LinkKind
+	From  string
+	To    string
+	After string
+	Limit int
 }
 
 // CertificateQuery selects a page of client certificates.
@@ -294,6 +426,15 @@ const (
 	// other node's connection with that client id ends (MQTT's session
 	// takeover), as on one broker.
 	ChangeSessionStarted ChangeKind = "session.started"
+
+	// Changes to the authorization model (Change.Resource, Change.Target):
+	// the device gateway of every node reloads the policies of the
+	// sessions of Change.Scope.
+	ChangeObjectCreated ChangeKind = "object.created"
+	ChangeObjectUpdated ChangeKind = "object.updated"
+	ChangeObjectDeleted ChangeKind = "object.deleted"
+	ChangeLinkCreated   ChangeKind = "link.created"
+	ChangeLinkDeleted   ChangeKind = "link.deleted"
 )
 
 // Change is one entry of the ordered change feed, appended in the same
@@ -311,4 +452,10 @@ type Change struct {
 	// ClientID and SessionID are set for ChangeSessionStarted only.
 	ClientID  string
 	SessionID string
+
+	// Resource and Target are set for object and link changes only: the
+	// object's "{kind}/{name}" or the link's "{kind}/{from}", and the
+	// link's To.
+	Resource string
+	Target   string
 }

@@ -35,7 +35,8 @@ const maxMessage = 128
 // the source cancels; the target sees it in ListCertificates meanwhile.
 //
 // Errors: InvalidRequestException, ResourceNotFoundException,
-// CertificateStateException, TransferConflictException.
+// CertificateStateException, TransferConflictException (the target has the
+// certificate, or policies are attached).
 func (r *Registry) TransferCertificate(ctx context.Context, scope Scope, id, targetAccountID, message string) (*Certificate, error) {
 	id, err := ParseCertificateID("certificateId", id)
 	if err != nil {
@@ -70,6 +71,19 @@ func (r *Registry) TransferCertificate(ctx context.Context, scope Scope, id, tar
 			// ACTIVE; fleetcert allows only INACTIVE, the one status a
 			// transfer returns a certificate to.
 			return Errorf(ECertificateState, "The certificate is %s; only an INACTIVE certificate can be transferred.", c.Status)
+		}
+		policies, err := tx.ListLinks(ctx, LinkQuery{Scope: scope, Kind: LinkPolicyTarget, To: c.ARN(), Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(policies) > 0 {
+			// AWS IoT (TransferCertificate): "The certificate must not have
+			// any policies attached to it. You can use the DetachPolicy
+			// action to detach them." TransferConflictException: "You can't
+			// transfer the certificate because authorization policies are
+			// still attached." AWS says nothing of things: a thing
+			// attachment stays until the target accepts.
+			return Errorf(ETransferConflict, "You can't transfer the certificate because authorization policies are still attached (policy %s); detach them first.", policies[0].From)
 		}
 		target := Scope{AccountID: targetAccountID, Region: scope.Region}
 		if _, err := tx.Certificate(ctx, target, id); err == nil {
@@ -112,6 +126,11 @@ func (r *Registry) AcceptCertificateTransfer(ctx context.Context, scope Scope, i
 	return r.endTransfer(ctx, scope, id, asTarget, func(tx Tx, t *Transfer, mine, source *Certificate) error {
 		now := r.now()
 		t.AcceptDate = now
+		// The source account no longer has the certificate: its things
+		// lose it in the same transaction.
+		if err := detachCertificate(ctx, tx, source.Scope, id, now); err != nil {
+			return err
+		}
 		if err := tx.DeleteCertificate(ctx, source.Scope, id); err != nil {
 			return err
 		}
@@ -142,6 +161,9 @@ func (r *Registry) RejectCertificateTransfer(ctx context.Context, scope Scope, i
 	return r.endTransfer(ctx, scope, id, asTarget, func(tx Tx, t *Transfer, mine, source *Certificate) error {
 		now := r.now()
 		t.RejectDate, t.RejectReason = now, reason
+		if err := detachCertificate(ctx, tx, scope, id, now); err != nil {
+			return err
+		}
 		if err := tx.DeleteCertificate(ctx, scope, id); err != nil {
 			return err
 		}
@@ -164,6 +186,9 @@ func (r *Registry) CancelCertificateTransfer(ctx context.Context, scope Scope, i
 	return r.endTransfer(ctx, scope, id, asSource, func(tx Tx, t *Transfer, mine, target *Certificate) error {
 		now := r.now()
 		t.CancelDate = now
+		if err := detachCertificate(ctx, tx, target.Scope, id, now); err != nil {
+			return err
+		}
 		if err := tx.DeleteCertificate(ctx, target.Scope, id); err != nil {
 			return err
 		}

@@ -123,3 +123,67 @@ func TestAWSCLI(t *testing.T) {
 		})
 	}
 }
+
+// runCLI runs the aws CLI's iot command against url as key, with a
+// private config dir, and returns its JSON output, its stderr and its error.
+func runCLI(t *testing.T, cli, url, dir string, key *fleetcert.AccessKey, args ...string) (map[string]any, string, error) {
+	t.Helper()
+	cmd := exec.Command(cli, append([]string{"iot", "--endpoint-url", url, "--region", testRegion, "--output", "json"}, args...)...)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env,
+		"AWS_ACCESS_KEY_ID="+key.ID,
+		"AWS_SECRET_ACCESS_KEY="+key.Secret,
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
+		"AWS_MAX_ATTEMPTS=1",
+		"AWS_PAGER=",
+	)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var out map[string]any
+	if err == nil && strings.TrimSpace(stdout.String()) != "" {
+		if jerr := json.Unmarshal([]byte(stdout.String()), &out); jerr != nil {
+			t.Fatalf("aws %v: output %q: %v", args, stdout.String(), jerr)
+		}
+	}
+	return out, stderr.String(), err
+}
+
+// TestAWSCLI_Things runs the onboarding steps of every AWS IoT script with
+// the aws CLI: a thing, its certificate attached, listed, and the
+// certificate refused deletion while attached.
+func TestAWSCLI_Things(t *testing.T) {
+	cli := awsCLI(t)
+	e := newEnv(t)
+	url, dir := e.URL(), t.TempDir()
+	must := func(args ...string) map[string]any {
+		t.Helper()
+		out, stderr, err := runCLI(t, cli, url, dir, e.KeyA, args...)
+		if err != nil {
+			t.Fatalf("aws %v: %v\n%s", args, err, stderr)
+		}
+		return out
+	}
+	id := e.mustRegister(e.KeyA, testRegion, fleetcert.StatusInactive)
+	arn := fleetcert.CertificateARN(fleetcert.Scope{AccountID: accountA, Region: testRegion}, id)
+
+	out := must("create-thing", "--thing-name", "cli-thing", "--attribute-payload", `{"attributes":{"serial":"42"}}`)
+	if out["thingArn"] != "arn:aws:iot:us-east-1:111111111111:thing/cli-thing" || out["thingId"] == "" {
+		t.Fatalf("create-thing: %v", out)
+	}
+	must("attach-thing-principal", "--thing-name", "cli-thing", "--principal", arn)
+	principals, _ := must("list-thing-principals", "--thing-name", "cli-thing")["principals"].([]any)
+	if len(principals) != 1 || principals[0] != arn {
+		t.Fatalf("list-thing-principals: %v", principals)
+	}
+	_, stderr, err := runCLI(t, cli, url, dir, e.KeyA, "delete-certificate", "--certificate-id", id)
+	if err == nil || !strings.Contains(stderr, "DeleteConflictException") {
+		t.Fatalf("delete-certificate of an attached certificate: %v, stderr %q", err, stderr)
+	}
+}

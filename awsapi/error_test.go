@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/awsapi"
 )
 
 // faultyStore is the real store whose certificate reads fail with err:
@@ -174,3 +175,22 @@ type wrapped struct{ err error }
 
 func (w *wrapped) Error() string { return "describe: " + w.err.Error() }
 func (w *wrapped) Unwrap() error { return w.err }
+
+// TestErrors_AuthzModel checks errorStatus against every error shape of
+// the things and policies model: each code has the model's status.
+func TestErrors_AuthzModel(t *testing.T) {
+	m := loadAuthzModel(t)
+	n := 0
+	for name, shape := range m.Shapes {
+		if !shape.Exception {
+			continue
+		}
+		n++
+		if status, ok := awsapi.ErrorStatus(name); !ok || status != shape.Error.HTTPStatusCode {
+			t.Errorf("%s: errorStatus %d (%v), model %d", name, status, ok, shape.Error.HTTPStatusCode)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no error shapes in the model")
+	}
+}

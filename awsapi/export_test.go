@@ -64,3 +64,17 @@ func RequestTime(r *http.Request) (time.Time, string, error) { return requestTim
 
 // CanonicalQuery returns SigV4's canonical query string of q, for fuzzing.
 func CanonicalQuery(q url.Values) string { return string(appendCanonicalQuery(nil, q)) }
+
+// ThingOperationNames returns the names of thingOperations.
+func ThingOperationNames() []string { return operationNames(thingOperations) }
+
+// PolicyOperationNames returns the names of policyOperations.
+func PolicyOperationNames() []string { return operationNames(policyOperations) }
+
+func operationNames(ops []operation) []string {
+	names := make([]string, len(ops))
+	for i, op := range ops {
+		names[i] = op.Name
+	}
+	return names
+}

@@ -1,6 +1,7 @@
 // Package awsapi serves the AWS IoT Core certificate API on top of a
-// fleetcert.Registry: the 22 operations of the AWS SDK model (rest-json
-// protocol, SigV4 signing name "iot"), so that the aws CLI, boto3 and
+// fleetcert.Registry: the 22 certificate operations of the AWS SDK model
+// and those of things and policies (rest-json protocol, SigV4 signing name
+// "iot"), so that the aws CLI, boto3 and
 // aws-sdk-go-v2 work against fleetcert with only an endpoint override.
 //
 // The package translates and never decides: requests become Registry calls,

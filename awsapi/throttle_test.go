@@ -77,7 +77,8 @@ func TestParseThrottle(t *testing.T) {
 		{name: "ok/huge rate", spec: "DescribeCertificate=1e12",
 			want: map[string]awsapi.Rate{"DescribeCertificate": {1e12, 1<<31 - 1}}},
 		{name: "fail/unknown operation", spec: "aws,DescribeCertifcate=5", error: `throttle item "DescribeCertifcate=5": unknown operation "DescribeCertifcate"`},
-		{name: "fail/operation of another service", spec: "DescribeThing=5", error: `"DescribeThing=5"`},
+		{name: "ok/a thing operation", spec: "DescribeThing=5", want: map[string]awsapi.Rate{"DescribeThing": {5, 5}}},
+		{name: "fail/operation of another service", spec: "GetThingShadow=5", error: `"GetThingShadow=5"`},
 		{name: "fail/operation in other case", spec: "describecertificate=5", error: "did you mean DescribeCertificate?"},
 		{name: "fail/rate not a number", spec: "DescribeCertificate=fast", error: `throttle item "DescribeCertificate=fast": rate "fast"`},
 		{name: "fail/zero rate", spec: "DescribeCertificate=0", error: `"DescribeCertificate=0"`},
@@ -127,19 +128,26 @@ func TestParseThrottle(t *testing.T) {
 	}
 }
 
-// TestAWSRates checks the "aws" table against the model: a rate for each
-// of its 22 operations, no other.
+// TestAWSRates checks the "aws" table against the models: a rate for each
+// of their operations (22 of certificates, 43 of things and policies), no
+// other, and ParseThrottle("aws") takes them all.
 func TestAWSRates(t *testing.T) {
 	rates := awsapi.AWSRates()
-	m := loadModel(t)
-	for name := range m.Operations {
-		r, ok := rates[name]
-		if !ok || r.PerSecond < 10 || r.Burst < 1 {
-			t.Errorf("%s: rate %v", name, r)
+	n := 0
+	for _, m := range []*model{loadModel(t), loadAuthzModel(t)} {
+		for name := range m.Operations {
+			n++
+			r, ok := rates[name]
+			if !ok || r.PerSecond < 10 || r.Burst < 1 {
+				t.Errorf("%s: rate %v", name, r)
+			}
 		}
 	}
-	if len(rates) != len(m.Operations) {
-		t.Errorf("%d rates for %d operations", len(rates), len(m.Operations))
+	if len(rates) != n || n != 22+43 {
+		t.Errorf("%d rates for %d operations", len(rates), n)
+	}
+	if th := mustParseThrottle(t, "aws"); len(th.Rates()) != n {
+		t.Errorf("ParseThrottle(aws) has %d rates, want %d", len(th.Rates()), n)
 	}
 }
 

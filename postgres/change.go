@@ -25,15 +25,17 @@ const (
 		), notify AS (
 			SELECT pg_notify('` + notifyChannel + `', '')
 		)
-		INSERT INTO changes (seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id)
-		SELECT head.seq, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::text, $9::text
+		INSERT INTO changes (seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id,
+			resource, target)
+		SELECT head.seq, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::text, $9::text,
+			$10::text, $11::text
 		FROM head, notify
 		RETURNING seq`
 
 	// selectChangesSQL reads a page of the feed and the pruned horizon in one
 	// snapshot, so a prune that committed before the page was read is seen.
 	selectChangesSQL = `SELECT p.seq, c.seq, c.kind, c.account_id, c.region, c.certificate_id, c.old_status, c.new_status, c.time,
-			c.client_id, c.session_id
+			c.client_id, c.session_id, c.resource, c.target
 		FROM change_feed p LEFT JOIN LATERAL (
 			SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2
 		) c ON true
@@ -62,7 +64,8 @@ func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 		return err
 	}
 	err := tx.q.QueryRow(ctx, appendChangeSQL, string(ch.Kind), ch.Scope.AccountID, ch.Scope.Region,
-		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), ch.Time.UTC(), ch.ClientID, ch.SessionID).Scan(&ch.Seq)
+		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), ch.Time.UTC(), ch.ClientID, ch.SessionID,
+		ch.Resource, ch.Target).Scan(&ch.Seq)
 	return storeError(ctx, err, "append change")
 }
 
@@ -89,11 +92,11 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 		var (
 			seq                                                        *int64
 			kind, account, region, certificateID, oldStatus, newStatus *string
-			clientID, sessionID                                        *string
+			clientID, sessionID, resource, target                      *string
 			t                                                          *time.Time
 		)
 		if err := rows.Scan(&pruned, &seq, &kind, &account, &region, &certificateID, &oldStatus, &newStatus, &t,
-			&clientID, &sessionID); err != nil {
+			&clientID, &sessionID, &resource, &target); err != nil {
 			return nil, fmt.Errorf("read changes: %w", err)
 		}
 		if seq == nil { // no change after `after`
@@ -109,6 +112,8 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 			Time:          fromTime(t),
 			ClientID:      *clientID,
 			SessionID:     *sessionID,
+			Resource:      *resource,
+			Target:        *target,
 		})
 	}
 	if err := rows.Err(); err != nil {

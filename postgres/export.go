@@ -52,6 +52,14 @@ func (db *DB) Export(ctx context.Context, fn func(fleetcert.Record) error) error
 			t, err := scanTransfer(r)
 			return fleetcert.Record{Transfer: t}, err
 		}},
+		{`SELECT ` + objectColumns + ` FROM objects ORDER BY account_id, region, kind, name`, func(r pgx.Rows) (fleetcert.Record, error) {
+			o, err := scanObject(r)
+			return fleetcert.Record{Object: o}, err
+		}},
+		{`SELECT ` + linkColumns + ` FROM links ORDER BY account_id, region, kind, "from", "to"`, func(r pgx.Rows) (fleetcert.Record, error) {
+			l, err := scanLink(r)
+			return fleetcert.Record{Link: l}, err
+		}},
 	}
 	for _, st := range steps {
 		if err := exportRows(ctx, tx, st.query, st.scan, fn); err != nil {

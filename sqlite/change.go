@@ -10,9 +10,11 @@ import (
 )
 
 const (
-	insertChangeSQL = `INSERT INTO changes (kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`
-	selectChangesSQL = `SELECT seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id
+	insertChangeSQL = `INSERT INTO changes (kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id,
+			resource, target)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)`
+	selectChangesSQL = `SELECT seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id,
+			resource, target
 		FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2`
 	selectChangesHorizonSQL = `SELECT pruned_seq FROM change_horizon`
 	selectChangesHeadSQL    = `SELECT max(coalesce((SELECT max(seq) FROM changes), 0), pruned_seq) FROM change_horizon`
@@ -32,7 +34,8 @@ func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 		return fmt.Errorf("append change: %w", e.err)
 	}
 	res, err := tx.stmt(ctx, tx.stmts.insertChange).ExecContext(ctx, string(ch.Kind), ch.Scope.AccountID, ch.Scope.Region,
-		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), t, ch.ClientID, ch.SessionID)
+		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), t, ch.ClientID, ch.SessionID,
+		ch.Resource, ch.Target)
 	if err != nil {
 		return fmt.Errorf("append change: %w", err)
 	}
@@ -131,7 +134,7 @@ func (db *DB) changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 			t                          sql.NullInt64
 		)
 		if err := rows.Scan(&ch.Seq, &kind, &ch.Scope.AccountID, &ch.Scope.Region, &ch.CertificateID,
-			&oldStatus, &newStatus, &t, &ch.ClientID, &ch.SessionID); err != nil {
+			&oldStatus, &newStatus, &t, &ch.ClientID, &ch.SessionID, &ch.Resource, &ch.Target); err != nil {
 			return nil, fmt.Errorf("read changes: %w", err)
 		}
 		ch.Kind = fleetcert.ChangeKind(kind)

@@ -77,6 +77,14 @@ func (db *DB) Export(ctx context.Context, fn func(fleetcert.Record) error) error
 			t, err := scanTransfer(s)
 			return fleetcert.Record{Transfer: t}, err
 		}},
+		{`SELECT ` + objectColumns + ` FROM objects ORDER BY account_id, region, kind, name`, func(s scanner) (fleetcert.Record, error) {
+			o, err := scanObject(s)
+			return fleetcert.Record{Object: o}, err
+		}},
+		{`SELECT ` + linkColumns + ` FROM links ORDER BY account_id, region, kind, "from", "to"`, func(s scanner) (fleetcert.Record, error) {
+			l, err := scanLink(s)
+			return fleetcert.Record{Link: l}, err
+		}},
 	}
 	for _, st := range steps {
 		if err := each(st.query, st.scan); err != nil {

@@ -430,6 +430,17 @@ type statements struct {
 	deleteExpiring *sql.Stmt
 	pruneExpiring  *sql.Stmt
 
+	object        *sql.Stmt
+	insertObject  *sql.Stmt
+	updateObject  *sql.Stmt
+	objectVersion *sql.Stmt
+	deleteObject  *sql.Stmt
+	listObjects   [objectFilters]*sql.Stmt // [filters]
+	link          *sql.Stmt
+	insertLink    *sql.Stmt
+	deleteLink    *sql.Stmt
+	listLinks     [linkListings]*sql.Stmt // [listing]
+
 	adhoc adhocStatements // the listings built for their filters (find.go)
 }
 
@@ -507,6 +518,20 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.putExpiring, putExpiringSQL},
 		{&s.deleteExpiring, deleteExpiringSQL},
 		{&s.pruneExpiring, pruneExpiringSQL},
+		{&s.object, selectObjectSQL},
+		{&s.insertObject, insertObjectSQL},
+		{&s.updateObject, updateObjectSQL},
+		{&s.objectVersion, selectObjectVersionSQL},
+		{&s.deleteObject, deleteObjectSQL},
+		{&s.link, selectLinkSQL},
+		{&s.insertLink, insertLinkSQL},
+		{&s.deleteLink, deleteLinkSQL},
+	}
+	for f := range objectFilters {
+		list = append(list, entry{&s.listObjects[f], listObjectsSQL(f)})
+	}
+	for l := range linkListings {
+		list = append(list, entry{&s.listLinks[l], listLinksSQL(l)})
 	}
 	for asc := range 2 {
 		for f := range certificateFilters {

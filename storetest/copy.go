@@ -43,12 +43,29 @@ func testCopyStore(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 	if err := createSetting(src, "issuer-ca", []byte("pem\x00bytes")); err != nil {
 		t.Fatal(err)
 	}
+	// Objects keep their version (one updated twice), links their body.
+	thing := newObject(scopeA, fleetcert.ObjectThing, "sensor-7", "type-1")
+	policy := newObject(scopeARegion, fleetcert.ObjectPolicy, "p/1", "")
+	policy.Body = nil
+	createObjects(t, src, thing, policy)
+	for range 2 {
+		thing.LastModifiedDate = thing.LastModifiedDate.Add(time.Millisecond)
+		if err := updateObject(src, thing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arn := fleetcert.CertificateARN(scopeA, certs[0].ID)
+	principal := newLink(scopeA, fleetcert.LinkThingPrincipal, "sensor-7", arn)
+	target := newLink(scopeARegion, fleetcert.LinkPolicyTarget, "p/1", arn)
+	target.Body = nil
+	createLinks(t, src, principal, target)
 
 	stats, err := fleetcert.CopyStore(ctx, exp, dst, fleetcert.CopyOptions{Batch: 2})
 	if err != nil {
 		t.Fatalf("CopyStore: %v", err)
 	}
-	want := map[string]int{"certificates": 4, "caCertificates": 2, "transfers": 1, "registrationCodes": 1, "accessKeys": 1, "settings": 1}
+	want := map[string]int{"certificates": 4, "caCertificates": 2, "transfers": 1, "registrationCodes": 1, "accessKeys": 1, "settings": 1,
+		"objects": 2, "links": 2}
 	if !reflect.DeepEqual(stats.Counts, want) || len(stats.Checksum) != 64 {
 		t.Fatalf("stats %+v, want counts %v and a SHA-256", stats, want)
 	}
@@ -75,6 +92,10 @@ func testCopyStore(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 	if got := countAccessKeys(t, dst); got != 1 {
 		t.Fatalf("copy holds %d access keys, want 1", got)
 	}
+	wantObject(t, dst, thing) // Version 3
+	wantObject(t, dst, policy)
+	wantLink(t, dst, principal)
+	wantLink(t, dst, target)
 
 	// A second copy into the now non-empty target is refused, changing
 	// nothing; merging skips what the target holds.
@@ -85,8 +106,8 @@ func testCopyStore(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 	if err != nil {
 		t.Fatalf("merge: %v", err)
 	}
-	if stats.Skipped != 9 { // all but the transfer, which is stored by upsert
-		t.Fatalf("merge skipped %d records, want 9", stats.Skipped)
+	if stats.Skipped != 13 { // all but the transfer, which is stored by upsert
+		t.Fatalf("merge skipped %d records, want 13", stats.Skipped)
 	}
 	if n := len(list(t, dst, fleetcert.CertificateQuery{Scope: scopeA, Limit: 10})); n != 3 {
 		t.Fatalf("after the merge the copy lists %d certificates, want 3", n)

@@ -91,6 +91,17 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/setting-concurrent-create", testSettingConcurrentCreate},
 		{"ok/expiring", testExpiring},
 		{"ok/expiring-counter", testExpiringCounter},
+		{"ok/object-create-and-get", testObjectCreateAndGet},
+		{"ok/object-update", testObjectUpdate},
+		{"fail/object-update-concurrent-one-wins", testObjectUpdateConcurrent},
+		{"ok/object-delete", testObjectDelete},
+		{"ok/object-list", testObjectList},
+		{"ok/object-list-label-follows-updates", testObjectListFollowsUpdates},
+		{"ok/link-create-get-delete", testLinkCreateGetDelete},
+		{"ok/link-list", testListLinks},
+		{"ok/object-link-changes", testObjectChanges},
+		{"fail/object-link-write-in-view", testObjectWriteInView},
+		{"ok/object-link-update-error-rolls-back", testObjectRollsBack},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
