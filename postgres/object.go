@@ -56,6 +56,17 @@ func objectLabelKey(scope fleetcert.Scope, kind fleetcert.ObjectKind, label stri
 	return lockKey("object-label", scope.AccountID, scope.Region, string(kind), label)
 }
 
+// objectKeys returns keys and, when o has a label, the lock of its label's
+// set: a listing by that label in an Update sees no object join it until
+// commit. No listing is by the empty label, so the many objects without
+// one do not queue on its lock.
+func objectKeys(o *fleetcert.Object, keys ...int32) []int32 {
+	if o.Label != "" {
+		keys = append(keys, objectLabelKey(o.Scope, o.Kind, o.Label))
+	}
+	return sortedKeys(keys...)
+}
+
 // linkKey is the lock of one link: a lookup that found none, an insert.
 func linkKey(scope fleetcert.Scope, kind fleetcert.LinkKind, from, to string) int32 {
 	return lockKey("link", scope.AccountID, scope.Region, string(kind), from, to)
@@ -161,7 +172,7 @@ func (tx *Tx) CreateObject(ctx context.Context, o *fleetcert.Object) error {
 		return err
 	}
 	version := max(o.Version, 1)
-	keys := sortedKeys(objectKey(o.Scope, o.Kind, o.Name), objectLabelKey(o.Scope, o.Kind, o.Label))
+	keys := objectKeys(o, objectKey(o.Scope, o.Kind, o.Name))
 	n, err := tx.lockedExecCount(ctx, keys, insertObjectSQL, o.AccountID, o.Region, string(o.Kind), o.Name, o.Label,
 		body(o.Body), version, o.CreationDate.UTC(), timeArg(o.LastModifiedDate))
 	if err != nil {
@@ -183,9 +194,7 @@ func (tx *Tx) UpdateObject(ctx context.Context, o *fleetcert.Object) error {
 	if err := tx.checkWritable("update " + what); err != nil {
 		return err
 	}
-	// The label's lock: a listing by the new label in an Update sees no
-	// object join it until commit.
-	keys := []int32{objectLabelKey(o.Scope, o.Kind, o.Label)}
+	keys := objectKeys(o)
 	n, err := tx.lockedExecCount(ctx, keys, updateObjectSQL, o.AccountID, o.Region, string(o.Kind), o.Name,
 		o.Label, body(o.Body), timeArg(o.LastModifiedDate), o.Version)
 	if err != nil {
