@@ -55,7 +55,7 @@ func (e *env) session(t *testing.T, addr string, cert *testpki.Cert, clientID st
 // commits, and admitted the device until the next poll.) The device's
 // live session is dropped when the watcher reads the change.
 func TestAdmissionAcrossProcesses(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, policiesOff)
 	ctx := context.Background()
 	other := e.otherProcess(t)
 	// No poll within the test: only the head check can refuse, and only
@@ -107,7 +107,7 @@ func (r notifyingRegistry) NotifyChanges(ctx context.Context) (<-chan struct{}, 
 // A store's notification wakes the watcher for another process's commit,
 // without waiting for the poll.
 func TestWatcherWokenByStoreNotification(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, policiesOff)
 	ctx := context.Background()
 	other := e.otherProcess(t)
 	reg := notifyingRegistry{Registry: e.reg, notify: make(chan struct{}, 1)}
@@ -128,7 +128,7 @@ func TestWatcherWokenByStoreNotification(t *testing.T) {
 // feed) reloads its view from the store, drops the sessions the missed
 // changes took out of ACTIVE, and goes on from the new head.
 func TestWatcherReloadsAfterPrune(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, policiesOff)
 	ctx := context.Background()
 	other := e.otherProcess(t)
 	gw := e.launchGateway(func(g *mqtt.Gateway) { g.PollInterval = time.Hour })
@@ -178,7 +178,7 @@ func TestWatcherReloadsAfterPrune(t *testing.T) {
 // reason; the newer connection stays, whichever gateway reads which
 // announcement first. Without AnnounceSessions both stay connected.
 func TestSessionTakeoverAcrossProcesses(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, policiesOff)
 	other := e.otherProcess(t)
 	announce := func(g *mqtt.Gateway) { g.AnnounceSessions = true }
 	a := e.launchGateway(announce)

@@ -254,6 +254,13 @@ type Gateway struct {
 	// handshake; DefaultConnectTimeout when zero.
 	ConnectTimeout time.Duration
 
+	// DevicePoliciesOff admits every device with an ACTIVE certificate and
+	// lets it publish, subscribe and receive anything in its account and
+	// Region, without AWS IoT policies (for labs: `--device-policies
+	// off`). By default a device needs policies allowing each of these, as
+	// on AWS IoT (authz.go).
+	DevicePoliciesOff bool
+
 	// Registry decides admission and serves the change feed (a
 	// *fleetcert.Registry); Logger gets the gateway's log lines.
 	Registry Registry
@@ -282,6 +289,12 @@ type Gateway struct {
 	dropSeq [changeBuckets]atomic.Int64
 
 	handshakes handshakeAdmissions
+
+	// authzEpochs counts each scope's authorization changes; rechecks
+	// holds the scopes whose sessions are being checked again (authz.go).
+	authzEpochs authzEpochs
+	authzCache  authzCache
+	rechecks    sync.Map // fleetcert.Scope → time.Time of the latest change
 
 	// view answers the common handshake without reading the store; it
 	// reflects every change up to seen (see verifyConnection). It is

@@ -43,14 +43,16 @@ var (
 // env is a Gateway on 127.0.0.1:0 with a Registry on a real SQLite store
 // in a temp dir.
 type env struct {
-	t      *testing.T
-	path   string // the SQLite file
-	reg    *fleetcert.Registry
-	gw     *mqtt.Gateway
-	files  mqtt.ServerFiles
-	roots  *x509.CertPool
-	offset atomic.Int64 // added to the registry's clock
-	logs   *testwait.Buffer
+	t *testing.T
+	// configure, when set, configures each gateway of e before Start.
+	configure func(*mqtt.Gateway)
+	path      string // the SQLite file
+	reg       *fleetcert.Registry
+	gw        *mqtt.Gateway
+	files     mqtt.ServerFiles
+	roots     *x509.CertPool
+	offset    atomic.Int64 // added to the registry's clock
+	logs      *testwait.Buffer
 	// reads counts read transactions (Store.View) on the store: the
 	// reads of certificates (and CAs), not those of the change feed or
 	// its head.
@@ -81,7 +83,15 @@ func (s countingStore) Changes(ctx context.Context, afterSeq int64, limit int) (
 	return s.Store.Changes(ctx, afterSeq, limit)
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// policiesOff configures a gateway without device policies: for the tests
+// that count the store reads of admission alone (a device's policies are
+// read once per certificate and client id, see TestPolicyReadsCached).
+func policiesOff(g *mqtt.Gateway) { g.DevicePoliciesOff = true }
+
+// newEnvWith is newEnv with every gateway configured by configure.
+func newEnvWith(t *testing.T, configure func(*mqtt.Gateway)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "fleetcert.db")
@@ -90,7 +100,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{t: t, path: path, logs: &testwait.Buffer{}}
+	e := &env{t: t, path: path, logs: &testwait.Buffer{}, configure: configure}
 	e.reg = fleetcert.NewRegistry(countingStore{Store: db, reads: &e.reads, feedDelay: &e.feedDelay}, nil)
 	e.reg.Now = func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
 	files, err := mqtt.LoadOrCreateServerFiles(dir, nil, region, time.Now())
@@ -130,6 +140,9 @@ func (e *env) launchGatewayOn(reg mqtt.Registry, configure func(*mqtt.Gateway)) 
 	// as the bootstrap account's do in fleetcert serve.
 	gw.DefaultAccountID = scopeA.AccountID
 	gw.PollInterval = 50 * time.Millisecond
+	if e.configure != nil {
+		e.configure(gw)
+	}
 	if configure != nil {
 		configure(gw)
 	}
@@ -146,13 +159,43 @@ func (e *env) launchGatewayOn(reg mqtt.Registry, configure func(*mqtt.Gateway)) 
 	return gw
 }
 
+// register registers c without a CA in scope and, as an AWS onboarding
+// script does, attaches the scope's open policy to it (allow).
 func (e *env) register(c *testpki.Cert, scope fleetcert.Scope, status fleetcert.Status) *fleetcert.Certificate {
 	e.t.Helper()
 	cert, err := e.reg.RegisterCertificateWithoutCA(context.Background(), scope, c.PEM, status)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.allow(scope, cert.ID)
 	return cert
+}
+
+// openPolicy lets a device connect with any client id and publish,
+// subscribe and receive on any topic of its account and Region: what the
+// tests that are not about policies attach to their certificates.
+const openPolicy = `{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+	"Action": ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish"], "Resource": "*"}]}`
+
+// allow attaches the policy "open" (openPolicy) of scope, created on first
+// use, to certificate id.
+func (e *env) allow(scope fleetcert.Scope, id string) {
+	e.t.Helper()
+	e.attach(scope, id, "open", openPolicy)
+}
+
+// attach attaches policy name of scope (created with document on first
+// use) to certificate id.
+func (e *env) attach(scope fleetcert.Scope, id, name, document string) {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.reg.CreatePolicy(ctx, scope, name, document, nil); err != nil && fleetcert.ErrorCode(err) != fleetcert.EResourceAlreadyExists {
+		e.t.Fatal(err)
+	}
+	arn := (&fleetcert.Certificate{Scope: scope, ID: id}).ARN()
+	if err := e.reg.AttachPolicy(ctx, scope, name, arn); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *env) setStatus(scope fleetcert.Scope, id string, status fleetcert.Status) {
@@ -325,6 +368,10 @@ func TestAdmission(t *testing.T) {
 		}, fleetcert.ReasonRevoked},
 		{"fail/pending-transfer", func(c *testpki.Cert) dialOptions {
 			cert := e.register(c, scopeA, fleetcert.StatusInactive)
+			// AWS transfers a certificate only once its policies are detached.
+			if err := e.reg.DetachPolicy(ctx, scopeA, "open", cert.ARN()); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := e.reg.TransferCertificate(ctx, scopeA, cert.ID, accountB, ""); err != nil {
 				t.Fatal(err)
 			}
@@ -415,7 +462,7 @@ func TestRevokeAndDeactivateWhileConnected(t *testing.T) {
 		e.register(c, scopeB, fleetcert.StatusInactive)
 		epA, _ := mqtt.EndpointAddress("localhost", scopeA, mqtt.EndpointDataATS)
 		d := e.mustDial(c, dialOptions{serverName: epA})
-		if err := e.reg.DeleteCertificate(context.Background(), scopeB, a.ID, false); err != nil {
+		if err := e.reg.DeleteCertificate(context.Background(), scopeB, a.ID, true); err != nil { // detaches its policy
 			t.Fatal(err)
 		}
 		e.dropAnother(t)
@@ -442,11 +489,13 @@ func TestCADeactivationKeepsDevicesConnected(t *testing.T) {
 	ca := testpki.New(t, testpki.Options{IsCA: true})
 	caRec := e.registerCA(ca, scopeA, true, false)
 	leaf := testpki.New(t, testpki.Options{Parent: ca})
-	if _, err := e.reg.RegisterCertificate(ctx, scopeA, fleetcert.RegisterCertificateInput{
+	cert, err := e.reg.RegisterCertificate(ctx, scopeA, fleetcert.RegisterCertificateInput{
 		CertificatePEM: leaf.PEM, CACertificatePEM: ca.PEM, Status: fleetcert.StatusActive,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	e.allow(scopeA, cert.ID)
 	d := e.mustDial(leaf, dialOptions{})
 	if err := e.reg.UpdateCACertificate(ctx, scopeA, caRec.ID, fleetcert.UpdateCAInput{NewStatus: "INACTIVE"}); err != nil {
 		t.Fatal(err)
@@ -497,6 +546,9 @@ func TestJustInTimeRegistration(t *testing.T) {
 			t.Fatal("admitted before activation")
 		}
 		p.next(t, "$aws/events/certificates/registered/"+caRec.ID)
+		// What AWS's just-in-time registration flow does next (a rule's
+		// function): attach a policy and activate the certificate.
+		e.allow(scopeA, id)
 		e.setStatus(scopeA, id, fleetcert.StatusActive)
 		d := e.mustDial(leaf, dialOptions{chain: []*testpki.Cert{ca}})
 		d.mustPublish(t, "devices/provisioned", 1, false, "hi")

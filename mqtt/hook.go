@@ -13,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/policy"
 )
 
 // authHook is the gateway's one mochi hook: admission on CONNECT, topic
@@ -72,7 +73,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) (o
 		g.sessions.add(s)
 		if g.stillAdmitted(adm, s.certificateID) {
 			g.admit(s, adm.scope)
-			return true
+			return h.authorizeConnect(cl, cs, s, adm.scope)
 		}
 		// Read again, the session staying indexed; until then it
 		// matches changes in any scope, as one being admitted does.
@@ -100,7 +101,7 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 	if err == nil {
 		s.admitted(cert.Scope)
 		g.admit(s, cert.Scope)
-		return true
+		return h.authorizeConnect(cl, cs, s, cert.Scope)
 	}
 	g.sessions.remove(cl)
 	var refusal *fleetcert.DeviceRefusal
@@ -138,6 +139,35 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 	return false
 }
 
+// authorizeConnect checks that the policies of a device just admitted in
+// scope allow iot:Connect with its client id (authz.go); if not, it
+// answers CONNACK "not authorized", as AWS IoT does.
+func (h *authHook) authorizeConnect(cl *mochi.Client, cs tls.ConnectionState, s *session, scope fleetcert.Scope) bool {
+	g := h.g
+	if g.DevicePoliciesOff {
+		return true
+	}
+	s.certVars = certificateVariables(cs.PeerCertificates)
+	s.domain = cs.ServerName
+	if host, _, err := net.SplitHostPort(cl.Net.Remote); err == nil {
+		s.sourceIP = host
+	}
+	if cl.Properties.Will.Flag > 0 {
+		s.willTopic = cl.Properties.Will.TopicName
+	}
+	if g.allow(s, scope, policy.ActionConnect, s.clientID) {
+		return true
+	}
+	g.sessions.remove(cl)
+	g.refused("connect", &fleetcert.DeviceRefusal{Reason: reasonPolicy, CertificateID: s.certificateID, Scope: scope}, s.clientID, cl.Net.Remote)
+	g.refuseConnect(cl)
+	return false
+}
+
+// reasonPolicy is the refusal reason of a device whose policies do not
+// allow it to connect with its client id.
+const reasonPolicy = "NOT_AUTHORIZED_BY_POLICY"
+
 // admit counts an admitted session and moves it into its scope's client
 // ids (see internalClientID) before mochi looks for a session to take over.
 func (g *Gateway) admit(s *session, scope fleetcert.Scope) {
@@ -164,12 +194,22 @@ func (g *Gateway) refuseConnect(cl *mochi.Client) {
 // publish on the device's own topic, before OnPublish, but a subscription
 // and a delivery on the internal filter or topic (after OnSubscribe): it
 // must be of the device's scope.
+//
+// Then the device's policies (authz.go): a publish needs iot:Publish on
+// the topic, a delivery iot:Receive. A subscription's filter was checked
+// for iot:Subscribe in OnSubscribe; mochi checks it here again as a read,
+// and a filter without wildcards cannot be told from a delivery's topic,
+// so such a subscription also needs iot:Receive on that topic (AWS would
+// accept it and deliver nothing).
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	if _, filter, ok := splitShared(topic); ok {
 		topic = filter
 	}
+	var scope fleetcert.Scope
 	if !write {
-		scope, t, ok := deviceTopic(topic)
+		var ok bool
+		var t string
+		scope, t, ok = deviceTopic(topic)
 		if !ok {
 			return false
 		}
@@ -180,12 +220,29 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		}
 		topic = t
 	}
-	if !strings.HasPrefix(topic, "$") {
-		return true
-	}
 	// AWS IoT reserves $aws/ topics: devices read the events there and
 	// publish nothing. Other $ topics (mochi's $SYS) are not for devices.
-	return !write && strings.HasPrefix(topic, "$aws/events/")
+	if strings.HasPrefix(topic, "$") && (write || !strings.HasPrefix(topic, "$aws/events/")) {
+		return false
+	}
+	if h.g.DevicePoliciesOff || cl.Net.Inline {
+		return true
+	}
+	s := h.g.sessions.get(cl)
+	if s == nil {
+		// An offline persistent session: it queues what its subscriptions,
+		// authorized when made, match; iot:Receive is checked while its
+		// device is connected (its policies are compiled per connection).
+		return !write
+	}
+	own, _ := s.state()
+	if write {
+		return h.g.allow(s, own, policy.ActionPublish, topic)
+	}
+	if strings.ContainsAny(topic, "+#") {
+		return true // a subscription's filter, checked in OnSubscribe
+	}
+	return h.g.allow(s, scope, policy.ActionReceive, topic)
 }
 
 // OnSessionEstablished publishes the connected event once the CONNACK is

@@ -21,6 +21,7 @@ type metrics struct {
 	admitted       atomic.Uint64
 	autoRegistered atomic.Uint64
 	quotas         [numQuotas]atomic.Uint64 // refusals, by quota
+	denied         [4]atomic.Uint64         // policy denials, by deniedActions
 
 	mu      sync.Mutex
 	refused map[string]uint64 // by reason
@@ -36,6 +37,17 @@ func (m *metrics) refuse(reason string) {
 	}
 	m.refused[reason]++
 	m.mu.Unlock()
+}
+
+// deniedActions are the actions whose policy denials are counted.
+var deniedActions = [4]string{"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
+
+func (m *metrics) policyDenied(action string) {
+	for i, a := range deniedActions {
+		if a == action {
+			m.denied[i].Add(1)
+		}
+	}
 }
 
 func (m *metrics) observeDrop(d time.Duration) {
@@ -101,6 +113,11 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 	b = fmt.Appendf(b, "fleetcert_mqtt_revocation_drop_seconds_bucket{le=\"+Inf\"} %d\n", cum)
 	b = fmt.Appendf(b, "fleetcert_mqtt_revocation_drop_seconds_sum %s\n", strconv.FormatFloat(sum, 'g', -1, 64))
 	b = fmt.Appendf(b, "fleetcert_mqtt_revocation_drop_seconds_count %d\n", n)
+	b = append(b, "# HELP fleetcert_mqtt_policy_denials_total Device actions their AWS IoT policies denied, by action.\n"+
+		"# TYPE fleetcert_mqtt_policy_denials_total counter\n"...)
+	for i, a := range deniedActions {
+		b = fmt.Appendf(b, "fleetcert_mqtt_policy_denials_total{action=%q} %d\n", a, m.denied[i].Load())
+	}
 	b = g.appendLimitMetrics(b)
 	_, err := w.Write(b)
 	return err

@@ -30,6 +30,10 @@ type Registry interface {
 	ChangeSignal() <-chan struct{}
 	NotifyChanges(ctx context.Context) (<-chan struct{}, error)
 
+	// ConnectionPolicies returns the policies that authorize a device's
+	// connection and the thing it connects as (authz.go).
+	ConnectionPolicies(ctx context.Context, scope fleetcert.Scope, certificateID, clientID string) (*fleetcert.ConnectionPolicies, error)
+
 	// AnnounceSession records a connection in the change feed, for the
 	// other gateways of a cluster (Gateway.AnnounceSessions).
 	AnnounceSession(ctx context.Context, scope fleetcert.Scope, certificateID, clientID, sessionID string) (int64, error)

@@ -35,6 +35,17 @@ type session struct {
 	claimMu  sync.Mutex
 	claimSeq int64
 
+	// certVars are the iot:Certificate.* policy variables of the device's
+	// certificate; authz its compiled policies (authz.go), replaced under
+	// authzMu when the scope's authorization changes.
+	certVars map[string][]string
+	// The other policy variables of the connection: the device's address
+	// (aws:SourceIp), the TLS server name it reached (iot:DomainName) and
+	// its last will's topic (iot:LastWillTopic).
+	sourceIP, domain, willTopic string
+	authz                       atomic.Pointer[sessionAuthz]
+	authzMu                     sync.Mutex
+
 	// The other sessions of the same certificate, in sessions.byCert;
 	// guarded by sessions.mu. A device mostly has one, and a list costs
 	// nothing per certificate where a map of its sessions would.

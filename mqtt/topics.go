@@ -7,6 +7,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/policy"
 )
 
 // Each account and region has a topic space of its own, as on AWS. Inside
@@ -120,13 +121,31 @@ func (h *authHook) rewriteFilters(cl *mochi.Client, pk packets.Packet) packets.P
 	if !ok {
 		return pk
 	}
+	s := h.g.sessions.get(cl)
 	filters := make(packets.Subscriptions, len(pk.Filters))
 	for i, sub := range pk.Filters {
+		// A filter the device's policies do not allow to subscribe to
+		// stays outside the scope's topic space, so that OnACLCheck
+		// refuses it and the SUBACK says so for that filter alone.
+		if !h.subscribeAllowed(s, scope, sub.Filter) {
+			filters[i] = sub
+			continue
+		}
 		sub.Filter = internalFilter(scope, sub.Filter)
 		filters[i] = sub
 	}
 	pk.Filters = filters
 	return pk
+}
+
+// subscribeAllowed reports whether the policies of session s allow
+// iot:Subscribe to filter (a shared subscription's resource keeps its
+// "$share/{group}/", as AWS IoT names it).
+func (h *authHook) subscribeAllowed(s *session, scope fleetcert.Scope, filter string) bool {
+	if h.g.DevicePoliciesOff || filter == "" {
+		return true
+	}
+	return s != nil && h.g.allow(s, scope, policy.ActionSubscribe, filter)
 }
 
 // OnSubscribe puts a device's filters in its scope's topic space (before
@@ -156,6 +175,13 @@ func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 	if !ok || pk.TopicName == "" {
 		return pk, packets.ErrRejectPacket
 	}
+	// A retained message also needs iot:RetainPublish
+	// (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html).
+	if pk.FixedHeader.Retain && !h.g.DevicePoliciesOff {
+		if s := h.g.sessions.get(cl); s == nil || !h.g.allow(s, scope, policy.ActionRetainPublish, pk.TopicName) {
+			return pk, packets.ErrRejectPacket
+		}
+	}
 	pk.TopicName = internalTopic(scope, pk.TopicName)
 	return pk, nil
 }
@@ -166,7 +192,7 @@ func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 // unmodified will.
 func (h *authHook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error) {
 	scope, ok := h.g.scopeOf(cl)
-	if !ok || will.TopicName == "" {
+	if !ok || will.TopicName == "" || !h.willAllowed(cl, scope, will) {
 		will.TopicName, will.Retain = droppedTopic, false
 		return will, nil
 	}
@@ -175,6 +201,20 @@ func (h *authHook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error)
 		will.Retain = false
 	}
 	return will, nil
+}
+
+// willAllowed reports whether the device's policies allow it to publish
+// its last will: iot:Publish on its topic, and iot:RetainPublish for a
+// retained one.
+func (h *authHook) willAllowed(cl *mochi.Client, scope fleetcert.Scope, will mochi.Will) bool {
+	if h.g.DevicePoliciesOff {
+		return true
+	}
+	s := h.g.sessions.get(cl)
+	if s == nil || !h.g.allow(s, scope, policy.ActionPublish, will.TopicName) {
+		return false
+	}
+	return !will.Retain || h.g.allow(s, scope, policy.ActionRetainPublish, will.TopicName)
 }
 
 // OnPacketEncode gives the device back its own topic names in the

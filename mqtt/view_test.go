@@ -57,7 +57,7 @@ func (e *env) admittedFromView(t *testing.T, addr string, cert *testpki.Cert, cl
 // the gateway's view of the registry without a read of the store; every
 // other case still reads it, and the view follows every change.
 func TestAdmissionView(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, policiesOff)
 	t.Run("ok/no-store-read", func(t *testing.T) {
 		c := testpki.Leaf(t)
 		e.register(c, scopeA, fleetcert.StatusActive)
@@ -95,7 +95,7 @@ func TestAdmissionView(t *testing.T) {
 	t.Run("refused/deleted", func(t *testing.T) {
 		c := testpki.Leaf(t)
 		cert := e.register(c, scopeA, fleetcert.StatusInactive)
-		if err := e.reg.DeleteCertificate(t.Context(), scopeA, cert.ID, false); err != nil {
+		if err := e.reg.DeleteCertificate(t.Context(), scopeA, cert.ID, true); err != nil { // detaches its policy
 			t.Fatal(err)
 		}
 		if rc := e.connectTo(t, e.gw.ListenAddr(), c, "deleted"); rc == 0 {

@@ -140,6 +140,10 @@ func (g *Gateway) applyChange(c *fleetcert.Change) {
 		g.takeOver(c)
 		return
 	}
+	if isAuthzChange(c) {
+		g.authzChanged(c) // authz.go
+		return
+	}
 	if !leavesActive(c) {
 		return
 	}
@@ -205,6 +209,18 @@ func (g *Gateway) drop(s *session, scope fleetcert.Scope, status string, changed
 		attrs = append(attrs, "latency", latency)
 	}
 	g.Logger.Info("device disconnected by status change", attrs...)
+}
+
+// dropUnauthorized closes a session whose policies no longer allow it to
+// connect, after the change at changed.
+func (g *Gateway) dropUnauthorized(s *session, scope fleetcert.Scope, changed time.Time) {
+	if s.cl.Closed() {
+		return
+	}
+	closeSession(s, &authError, packets.ErrNotAuthorized)
+	latency := time.Since(changed)
+	g.Logger.Info("device disconnected: its policies no longer allow it to connect", "certificateId", s.certificateID,
+		"clientId", s.clientID, "account", scope.AccountID, "region", scope.Region, "latency", latency)
 }
 
 // closeSession ends a session the gateway decided to end, with reason as
