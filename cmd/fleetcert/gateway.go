@@ -61,6 +61,7 @@ func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
 	g.Hostnames = c.MQTTHostnames
 	// Nodes of a cluster keep one session per client id among them.
 	g.AnnounceSessions = c.DatabaseURL != ""
+	g.DevicePoliciesOff = c.DevicePoliciesOff
 	c.Limits.configureGateway(g)
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("mqtt gateway: %w", err)

@@ -74,7 +74,28 @@ func registerDevice(t *testing.T, c *iot.Client, status types.CertificateStatus)
 	if err != nil {
 		t.Fatal(err)
 	}
+	allowDevice(t, c, aws.ToString(out.CertificateArn))
 	return cert, aws.ToString(out.CertificateId)
+}
+
+// devicePolicy lets a device connect with any client id and publish,
+// subscribe and receive on any topic of its account and Region.
+const devicePolicy = `{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+	"Action": ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish"], "Resource": "*"}]}`
+
+// allowDevice attaches the policy "devices" (devicePolicy), created on
+// first use, to certificate arn, as an AWS onboarding script does: AWS IoT
+// admits no device without a policy.
+func allowDevice(t *testing.T, c *iot.Client, arn string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := c.CreatePolicy(ctx, &iot.CreatePolicyInput{PolicyName: aws.String("devices"), PolicyDocument: aws.String(devicePolicy)})
+	if exists := new(types.ResourceAlreadyExistsException); err != nil && !errors.As(err, &exists) {
+		t.Fatal(err)
+	}
+	if _, err := c.AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String("devices"), Target: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // mosquittoArgs are the connection arguments of mosquitto_pub/_sub.
@@ -213,11 +234,13 @@ func TestGatewayDescribeEndpoint(t *testing.T) {
 	// is valid for that name.
 	other := s.secondAccount(t, "444455556666")
 	cert, id := registerDevice(t, c, types.CertificateStatusActive)
-	if _, err := other.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
+	reg, err := other.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
 		CertificatePem: aws.String(cert.PEM), Status: types.CertificateStatusInactive,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	allowDevice(t, other, aws.ToString(reg.CertificateArn))
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		t.Fatal(err)
@@ -280,11 +303,13 @@ func TestDeviceEndpointByName(t *testing.T) {
 	// Registered without a CA (SNI_ONLY) in an account other than the
 	// default one: only a device that names it by SNI is admitted.
 	cert := testpki.Leaf(t)
-	if _, err := other.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
+	reg, err := other.RegisterCertificateWithoutCA(ctx, &iot.RegisterCertificateWithoutCAInput{
 		CertificatePem: aws.String(cert.PEM), Status: types.CertificateStatusActive,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	allowDevice(t, other, aws.ToString(reg.CertificateArn))
 	certFile, keyFile := deviceFiles(t, cert)
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	if err := os.WriteFile(hosts, []byte("127.0.0.1 localhost\n127.0.0.1 "+endpoint+"\n"), 0o644); err != nil {

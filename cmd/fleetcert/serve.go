@@ -47,6 +47,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.Region, "region", "us-east-1", "region of devices whose TLS server name names none")
 	fs.StringVar(&c.DefaultAccount, "default-account", "", "account whose SNI_ONLY certificates and CAs serve devices that name no account in\ntheir TLS server name (empty: the bootstrap account; none: no account, as on AWS)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres:// URL of a shared database (empty: embedded SQLite in --data-dir)")
+	fs.Var(onOff{&c.DevicePoliciesOff}, "device-policies", "on: a device needs AWS IoT policies allowing iot:Connect, iot:Publish, iot:Subscribe\nand iot:Receive, as on AWS; off: any ACTIVE certificate may do all of them in its\naccount and region (for labs)")
 	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
 	addLimitFlags(fs, &c.Limits)
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
@@ -104,6 +105,10 @@ type Config struct {
 
 	// Limits cap connections, requests and device traffic.
 	Limits Limits
+
+	// DevicePoliciesOff admits devices without AWS IoT policy checks
+	// (--device-policies off).
+	DevicePoliciesOff bool
 
 	// ChangeRetention is how long the change feed keeps an entry; 0
 	// never prunes it.
@@ -385,4 +390,27 @@ func errorText(err error) string {
 		return fleetcert.ErrorMessage(err)
 	}
 	return err.Error()
+}
+
+// onOff is a flag whose value is "on" or "off", stored as whether it is
+// off (so that the zero Config is "on").
+type onOff struct{ off *bool }
+
+func (f onOff) String() string {
+	if f.off != nil && *f.off {
+		return "off"
+	}
+	return "on"
+}
+
+func (f onOff) Set(v string) error {
+	switch v {
+	case "on":
+		*f.off = false
+	case "off":
+		*f.off = true
+	default:
+		return fmt.Errorf("%q is neither on nor off", v)
+	}
+	return nil
 }
