@@ -56,7 +56,9 @@ func runConnect(ctx context.Context, args []string) error {
 					return
 				}
 				t0 := time.Now()
-				c, err := dialMQTT(df.addr, cfg, fmt.Sprintf("bench-%d-%d", w, i), 60, 10*time.Second)
+				// As thing bench-w (see register --things): a device
+				// connecting again and again under its thing's name.
+				c, err := dialMQTT(df.addr, cfg, fmt.Sprintf("bench-%d", w), 60, 10*time.Second)
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())

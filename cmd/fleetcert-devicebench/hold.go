@@ -15,8 +15,10 @@ import (
 // runHold opens count idle connections (keepalive 0: the broker sets no
 // deadline), reports the broker's RSS with them all open, then closes them.
 // With --api, every device has a certificate of its own, registered ACTIVE
-// through the API before it connects, as in a fleet; otherwise they all
-// present --cert.
+// through the API before it connects and onboarded as thing idle-{i} with
+// the benchmark's policy, as in a fleet; otherwise they all present --cert,
+// whose policies must then allow client ids idle-* (or the broker runs
+// with --device-policies off).
 func runHold(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
 	var df deviceFlags

@@ -69,7 +69,7 @@ func runRevoke(ctx context.Context, args []string) error {
 			return err
 		}
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "127.0.0.1"}
-		c, err := dialMQTT(*addr, cfg, fmt.Sprintf("revoke-%d", i), 0, 10*time.Second)
+		c, err := dialMQTT(*addr, cfg, fmt.Sprintf("revoke-bench-%d", i), 0, 10*time.Second)
 		if err != nil {
 			return fmt.Errorf("connect device %d: %w", i, err)
 		}
@@ -119,8 +119,9 @@ func apiClient(api, region string) (*iot.Client, error) {
 	}), nil
 }
 
-// registerNew makes a self-signed device certificate named cn and registers
-// it ACTIVE without a CA; it returns the certificate and its id.
+// registerNew makes a self-signed device certificate named cn, registers
+// it ACTIVE without a CA and onboards it as thing cn (authorize): the
+// device connects with client id cn. It returns the certificate and its id.
 func registerNew(ctx context.Context, client *iot.Client, cn string) (tls.Certificate, string, error) {
 	cert, err := selfSigned(cn)
 	if err != nil {
@@ -132,6 +133,9 @@ func registerNew(ctx context.Context, client *iot.Client, cn string) (tls.Certif
 	})
 	if err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("register: %w", err)
+	}
+	if err := authorize(ctx, client, aws.ToString(out.CertificateArn), cn); err != nil {
+		return tls.Certificate{}, "", err
 	}
 	return cert, aws.ToString(out.CertificateId), nil
 }
@@ -162,6 +166,7 @@ func runRegister(ctx context.Context, args []string) error {
 	api := fs.String("api", "http://127.0.0.1:8080", "fleetcert API endpoint (loopback)")
 	region := fs.String("region", "us-east-1", "region to register in")
 	certFile := fs.String("cert", "", "device certificate (PEM)")
+	things := fs.Int("things", 64, "things bench-0 … bench-N-1 to attach the certificate to, with the benchmark's policy:\nthe connect load's worker w connects as bench-w")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -179,6 +184,11 @@ func runRegister(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("registered", aws.ToString(out.CertificateId))
+	for i := range *things {
+		if err := authorize(ctx, client, aws.ToString(out.CertificateArn), fmt.Sprintf("bench-%d", i)); err != nil {
+			return err
+		}
+	}
+	fmt.Println("registered", aws.ToString(out.CertificateId), "as things bench-0 …", fmt.Sprintf("bench-%d", *things-1))
 	return nil
 }
