@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpg"
 	"github.com/fleetcert/fleetcert/internal/testpki"
 	"github.com/fleetcert/fleetcert/internal/testwait"
@@ -225,6 +226,37 @@ func TestClusterRevocation(t *testing.T) {
 		case <-time.After(testwait.Hang):
 			t.Fatalf("round %d: node B kept the revoked device connected", i)
 		}
+	}
+}
+
+// TestClusterPolicyChange detaches, through node A, the policy of a device
+// connected to node B as its thing: iot:Connect is no longer allowed, so B
+// closes its session at once (AWS takes minutes), and B refuses it again.
+func TestClusterPolicyChange(t *testing.T) {
+	dbURL := testpg.NewDatabase(t)
+	a := startNode(t, dbURL)
+	b := startNode(t, dbURL)
+	ctx := context.Background()
+	api := a.defaultClient()
+	dev := onboardThing(t, api, "sensor-1")
+	_, lost, err := b.connectDevice(t, dev, "sensor-1")
+	if err != nil {
+		t.Fatalf("connect to node B as its thing: %v", err)
+	}
+	if _, _, err := b.connectDevice(t, dev, "not-its-thing"); err == nil {
+		t.Fatal("node B admitted a client id the policy does not allow")
+	}
+	arn := (&fleetcert.Certificate{Scope: fleetcert.Scope{AccountID: testAccount, Region: testRegion}, ID: fleetcert.CertificateID(dev.Cert.Raw)}).ARN()
+	if _, err := api.DetachPolicy(ctx, &iot.DetachPolicyInput{PolicyName: aws.String("thing-topics"), Target: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(testwait.Hang):
+		t.Fatal("node B kept connected a device whose policy was detached through node A")
+	}
+	if _, _, err := b.connectDevice(t, dev, "sensor-1"); err == nil {
+		t.Fatal("node B admitted a device without a policy")
 	}
 }
 
