@@ -455,6 +455,21 @@ func (r *Registry) ListPolicyVersions(ctx context.Context, scope Scope, name str
 //
 // Errors: InvalidRequestException, ResourceNotFoundException.
 func (r *Registry) SetDefaultPolicyVersion(ctx context.Context, scope Scope, name, id string) error {
+	return r.changePolicyVersion(ctx, scope, name, id, func(p *Policy, v *PolicyVersion) (bool, error) {
+		if v.IsDefaultVersion {
+			return false, nil
+		}
+		for i := range p.Versions {
+			p.Versions[i].IsDefaultVersion = p.Versions[i].ID == id
+		}
+		return true, nil
+	})
+}
+
+// changePolicyVersion checks name and id, reads policy name and its
+// version id in an update, and saves the policy when change, given both,
+// reports that it changed it.
+func (r *Registry) changePolicyVersion(ctx context.Context, scope Scope, name, id string, change func(*Policy, *PolicyVersion) (bool, error)) error {
 	if err := CheckPolicyName("policyName", name); err != nil {
 		return err
 	}
@@ -470,11 +485,8 @@ func (r *Registry) SetDefaultPolicyVersion(ctx context.Context, scope Scope, nam
 		if v == nil {
 			return versionNotFound(name, id)
 		}
-		if v.IsDefaultVersion {
-			return nil
-		}
-		for i := range p.Versions {
-			p.Versions[i].IsDefaultVersion = p.Versions[i].ID == id
+		if changed, err := change(p, v); err != nil || !changed {
+			return err
 		}
 		return r.savePolicy(ctx, tx, p, r.now())
 	})
@@ -487,27 +499,13 @@ func (r *Registry) SetDefaultPolicyVersion(ctx context.Context, scope Scope, nam
 // Errors: InvalidRequestException, ResourceNotFoundException,
 // DeleteConflictException.
 func (r *Registry) DeletePolicyVersion(ctx context.Context, scope Scope, name, id string) error {
-	if err := CheckPolicyName("policyName", name); err != nil {
-		return err
-	}
-	if err := checkPolicyVersionID(id); err != nil {
-		return err
-	}
-	return r.update(ctx, func(tx Tx) error {
-		p, err := loadPolicy(ctx, tx, scope, name)
-		if err != nil {
-			return err
-		}
-		v := p.versionByID(id)
-		if v == nil {
-			return versionNotFound(name, id)
-		}
+	return r.changePolicyVersion(ctx, scope, name, id, func(p *Policy, v *PolicyVersion) (bool, error) {
 		if v.IsDefaultVersion {
-			return Errorf(EDeleteConflict,
+			return false, Errorf(EDeleteConflict,
 				"Cannot delete the default version of a policy (name=%s, version=%s); make another version the default first, or delete the policy.", name, id)
 		}
 		p.Versions = slices.DeleteFunc(p.Versions, func(v PolicyVersion) bool { return v.ID == id })
-		return r.savePolicy(ctx, tx, p, r.now())
+		return true, nil
 	})
 }
 
