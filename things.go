@@ -662,6 +662,9 @@ func (r *Registry) DeleteThing(ctx context.Context, scope Scope, name string, ex
 
 // ThingFilter narrows ListThings.
 type ThingFilter struct {
+	// NamePrefix keeps the things whose name starts with it (the
+	// console's search; AWS's ListThings has no such filter).
+	NamePrefix              string
 	AttributeName           string
 	AttributeValue          string
 	UsePrefixAttributeValue bool
@@ -715,7 +718,7 @@ func (r *Registry) ListThings(ctx context.Context, scope Scope, f ThingFilter, o
 		var err error
 		things, next, err = scan(opts, func(t *Thing) string { return t.Name }, keep,
 			func(after string, limit int) ([]*Thing, error) {
-				objs, err := tx.ListObjects(ctx, ObjectQuery{Scope: scope, Kind: ObjectThing, Label: f.TypeName, After: after, Limit: limit})
+				objs, err := tx.ListObjects(ctx, ObjectQuery{Scope: scope, Kind: ObjectThing, Label: f.TypeName, NamePrefix: f.NamePrefix, After: after, Limit: limit})
 				if err != nil {
 					return nil, err
 				}

@@ -194,6 +194,9 @@ func TestListThingsFilterAndPages(t *testing.T) {
 		{"ok/attribute", fleetcert.ThingFilter{AttributeName: "color", AttributeValue: "red1"}, []string{"t1", "t3", "t5"}},
 		{"ok/attribute prefix", fleetcert.ThingFilter{AttributeName: "color", AttributeValue: "red", UsePrefixAttributeValue: true}, []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6"}},
 		{"ok/type", fleetcert.ThingFilter{TypeName: "bulb"}, []string{"t5", "t6"}},
+		{"ok/name prefix", fleetcert.ThingFilter{NamePrefix: "t5"}, []string{"t5"}},
+		{"ok/name prefix and type", fleetcert.ThingFilter{NamePrefix: "t", TypeName: "bulb"}, []string{"t5", "t6"}},
+		{"ok/name prefix, none", fleetcert.ThingFilter{NamePrefix: "u"}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, size := range []int{1, 2, 250} {

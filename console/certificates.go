@@ -345,6 +345,7 @@ type certDetailData struct {
 	Gateway  bool
 	Sessions []Session
 	Return   string
+	A        *certAttachments
 }
 
 // x509Info is what the console shows of a certificate's contents.
@@ -378,6 +379,10 @@ func (h *Handler) certificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := certDetailData{C: c, X509: parseX509(c.PEM), Actions: allowedActions(c.Status), Return: r.URL.Path}
+	if d.A, err = h.attachments(r, c); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if h.Sessions != nil {
 		d.Gateway = true
 		d.Sessions = h.Sessions.ClientsOf(l.Scope, c.ID)

@@ -207,6 +207,36 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/bulk/{job}", h.auth(h.bulkProgress))
 	h.mux.HandleFunc("GET "+Prefix+"cas/{id}/bulk/{job}/progress", h.auth(h.bulkFragment))
 
+	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/things", h.auth(h.attachCertificateThing))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/policies", h.auth(h.attachCertificatePolicy))
+	h.mux.HandleFunc("GET "+Prefix+"certificates/{id}/policies/{name}/detach", h.auth(h.confirmDetachCertificatePolicy))
+	h.mux.HandleFunc("POST "+Prefix+"certificates/{id}/policies/{name}/detach", h.auth(h.detachCertificatePolicy))
+
+	// Things and policies: their create forms are under create/, not
+	// things/create or policies/create, which are valid names.
+	h.mux.HandleFunc("GET "+Prefix+"things", h.auth(h.things))
+	h.mux.HandleFunc("GET "+Prefix+"create/thing", h.auth(h.createThingPage))
+	h.mux.HandleFunc("POST "+Prefix+"create/thing", h.auth(h.createThing))
+	h.mux.HandleFunc("GET "+Prefix+"things/{name}", h.auth(h.thing))
+	h.mux.HandleFunc("POST "+Prefix+"things/{name}/attributes", h.auth(h.updateThingAttributes))
+	h.mux.HandleFunc("POST "+Prefix+"things/{name}/principals", h.auth(h.attachThingPrincipal))
+	h.mux.HandleFunc("GET "+Prefix+"things/{name}/principals/{id}/detach", h.auth(h.confirmDetachThingPrincipal))
+	h.mux.HandleFunc("POST "+Prefix+"things/{name}/principals/{id}/detach", h.auth(h.detachThingPrincipal))
+	h.mux.HandleFunc("GET "+Prefix+"things/{name}/delete", h.auth(h.confirmDeleteThing))
+	h.mux.HandleFunc("POST "+Prefix+"things/{name}/delete", h.auth(h.deleteThing))
+
+	h.mux.HandleFunc("GET "+Prefix+"policies", h.auth(h.policies))
+	h.mux.HandleFunc("GET "+Prefix+"create/policy", h.auth(h.createPolicyPage))
+	h.mux.HandleFunc("POST "+Prefix+"create/policy", h.auth(h.createPolicy))
+	h.mux.HandleFunc("GET "+Prefix+"policies/{name}", h.auth(h.policy))
+	h.mux.HandleFunc("POST "+Prefix+"policies/{name}/versions", h.auth(h.createPolicyVersion))
+	h.mux.HandleFunc("POST "+Prefix+"policies/{name}/versions/{version}/default", h.auth(h.setDefaultPolicyVersion))
+	h.mux.HandleFunc("GET "+Prefix+"policies/{name}/versions/{version}/delete", h.auth(h.confirmDeletePolicyVersion))
+	h.mux.HandleFunc("POST "+Prefix+"policies/{name}/versions/{version}/delete", h.auth(h.deletePolicyVersion))
+	h.mux.HandleFunc("GET "+Prefix+"policies/{name}/delete", h.auth(h.confirmDeletePolicy))
+	h.mux.HandleFunc("POST "+Prefix+"policies/{name}/delete", h.auth(h.deletePolicy))
+	h.mux.HandleFunc("GET "+Prefix+"policy-simulator", h.auth(h.policySimulator))
+
 	h.mux.HandleFunc("GET "+Prefix+"devices", h.auth(h.devices))
 	h.mux.HandleFunc(Prefix, h.auth(h.notFoundPage))
 }
@@ -259,7 +289,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 // page is what every template receives.
 type page struct {
 	Title string
-	Nav   string // "certificates", "cas" or "devices": the current entry
+	Nav   string // "certificates", "cas", "things", "policies", "simulate" or "devices": the current entry
 	Login *Login
 	CSRF  string
 	Flash *Flash

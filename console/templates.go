@@ -56,7 +56,10 @@ var funcs = template.FuncMap{
 	"caMenuArgs": func(c *fleetcert.CACertificate, ret, csrf string) menuArgs[*fleetcert.CACertificate] {
 		return menuArgs[*fleetcert.CACertificate]{c, ret, csrf}
 	},
-	"certTableArgs": func(rows []certRow, ret, csrf string) certTableArgs { return certTableArgs{rows, ret, csrf} },
+	"thingPath":        thingPath,
+	"policyPath":       policyPath,
+	"detachPolicyPath": detachPolicyPath,
+	"certTableArgs":    func(rows []certRow, ret, csrf string) certTableArgs { return certTableArgs{rows, ret, csrf} },
 }
 
 // menuArgs is what an option menu's template needs: the record, the page

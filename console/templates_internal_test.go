@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,20 @@ func TestRegionOptions(t *testing.T) {
 	}
 	if got := string(regionOptions(`x"<y`)); strings.Contains(got, " selected") || strings.Contains(got, `x"<y`) {
 		t.Errorf("an unknown Region is selected or unescaped: %s", got)
+	}
+}
+
+func TestHighlightJSON(t *testing.T) {
+	got := highlightJSON(`{"a\"b":[1.5,true,null,"x<y"]}`)
+	want := []jsonPart{
+		{"j-punct", "{"}, {"", "\n  "}, {"j-key", `"a\"b"`}, {"j-punct", ":"}, {"", " "}, {"j-punct", "["}, {"", "\n    "},
+		{"j-num", "1.5"}, {"j-punct", ","}, {"", "\n    "}, {"j-lit", "true"}, {"j-punct", ","}, {"", "\n    "},
+		{"j-lit", "null"}, {"j-punct", ","}, {"", "\n    "}, {"j-str", `"x<y"`}, {"", "\n  "}, {"j-punct", "]"}, {"", "\n"}, {"j-punct", "}"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("highlightJSON:\n got %q\nwant %q", got, want)
+	}
+	if got := highlightJSON("not json"); len(got) != 1 || got[0] != (jsonPart{Text: "not json"}) {
+		t.Errorf("not JSON: %q", got)
 	}
 }
