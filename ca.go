@@ -180,6 +180,9 @@ func (r *Registry) RegisterCACertificate(ctx context.Context, scope Scope, in Re
 	if err := CheckValidity(cert, now); err != nil {
 		return nil, err
 	}
+	if err := checkTemplate(in.RegistrationConfig); err != nil {
+		return nil, err
+	}
 	var verification *x509.Certificate
 	if mode == ModeDefault {
 		if in.VerificationCertificatePEM == "" {
@@ -308,6 +311,9 @@ func (r *Registry) UpdateCACertificate(ctx context.Context, scope Scope, id stri
 		if err := checkRegistrationConfig(*in.RegistrationConfig); err != nil {
 			return err
 		}
+		if err := checkTemplate(*in.RegistrationConfig); err != nil {
+			return err
+		}
 	}
 	err = r.update(ctx, func(tx Tx) error {
 		ca, err := tx.CACertificate(ctx, scope, id)
@@ -427,14 +433,28 @@ func caNotFound(err error, id string) error {
 func checkRegistrationConfig(c RegistrationConfig) error {
 	// Limits of the model's TemplateBody, RoleArn and TemplateName shapes.
 	switch {
-	case len(c.TemplateBody) > 10240:
-		return Errorf(EInvalidRequest, "registrationConfig.templateBody is longer than 10240 characters.")
+	case len([]rune(c.TemplateBody)) > MaxTemplateBodyLength:
+		return Errorf(EInvalidRequest, "registrationConfig.templateBody is longer than %d characters.", MaxTemplateBodyLength)
 	case c.RoleARN != "" && (len(c.RoleARN) < 20 || len(c.RoleARN) > 2048):
 		return Errorf(EInvalidRequest, "registrationConfig.roleArn must be 20 to 2048 characters.")
 	case c.TemplateName != "" && (len(c.TemplateName) > 36 || !templateNamePattern.MatchString(c.TemplateName)):
 		return Errorf(EInvalidRequest, "registrationConfig.templateName must be 1 to 36 letters, digits, '_' or '-'.")
 	}
 	return nil
+}
+
+// checkTemplate checks a registration config's template body when it is
+// given, so that a CA never holds a template that cannot run; what depends
+// on a device's certificate is checked when it connects
+// (https://docs.aws.amazon.com/iot/latest/developerguide/jit-provisioning.html).
+// InvalidRequestException is the only client error UpdateCACertificate has
+// in the AWS model, and RegisterCACertificate's for a malformed request.
+func checkTemplate(c RegistrationConfig) error {
+	if c.TemplateBody == "" {
+		return nil
+	}
+	_, err := ParseProvisioningTemplate(c.TemplateBody)
+	return err
 }
 
 func checkTags(tags []Tag) error {

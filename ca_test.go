@@ -58,6 +58,9 @@ func TestRegisterCACertificate(t *testing.T) {
 		{"fail/verification-garbage", fleetcert.RegisterCAInput{CACertificatePEM: ca.PEM, VerificationCertificatePEM: "junk"}, fleetcert.ECertificateValidation},
 		{"fail/bad-mode", fleetcert.RegisterCAInput{CACertificatePEM: ca.PEM, Mode: "LAX"}, fleetcert.EInvalidRequest},
 		{"fail/bad-template-name", fleetcert.RegisterCAInput{CACertificatePEM: ca.PEM, Mode: fleetcert.ModeSNIOnly, RegistrationConfig: fleetcert.RegistrationConfig{TemplateName: "no spaces"}}, fleetcert.EInvalidRequest},
+		// A provisioning template is checked when the CA is registered
+		// (template_test.go has each rule).
+		{"fail/bad-template", fleetcert.RegisterCAInput{CACertificatePEM: ca.PEM, Mode: fleetcert.ModeSNIOnly, RegistrationConfig: fleetcert.RegistrationConfig{TemplateBody: `{"Resources": {"x": {"Type": "AWS::S3::Bucket"}}}`}}, fleetcert.EInvalidRequest},
 		{"fail/duplicate-tag", fleetcert.RegisterCAInput{CACertificatePEM: ca.PEM, Mode: fleetcert.ModeSNIOnly, Tags: []fleetcert.Tag{{Key: "a"}, {Key: "a"}}}, fleetcert.EInvalidRequest},
 	}
 	for _, tt := range tests {
@@ -74,7 +77,7 @@ func TestRegisterCACertificate(t *testing.T) {
 	}
 
 	got := registerCA(t, reg, scope, ca, fleetcert.RegisterCAInput{SetAsActive: true, AllowAutoRegistration: true,
-		RegistrationConfig: fleetcert.RegistrationConfig{TemplateBody: "{}", TemplateName: "jitp_1"}, Tags: []fleetcert.Tag{{Key: "env", Value: "prod"}}})
+		RegistrationConfig: fleetcert.RegistrationConfig{TemplateBody: `{"Resources":{}}`, TemplateName: "jitp_1"}, Tags: []fleetcert.Tag{{Key: "env", Value: "prod"}}})
 	if got.Status != fleetcert.CAStatusActive || got.AutoRegistrationStatus != fleetcert.AutoRegistrationEnable || got.Mode != fleetcert.ModeDefault {
 		t.Fatalf("registered: %+v", got)
 	}
@@ -136,6 +139,7 @@ func TestUpdateAndDeleteCACertificate(t *testing.T) {
 		{"ok/enable-auto", fleetcert.UpdateCAInput{NewAutoRegistrationStatus: "ENABLE"}, ""},
 		{"ok/remove-auto", fleetcert.UpdateCAInput{RemoveAutoRegistration: true}, ""},
 		{"ok/config", fleetcert.UpdateCAInput{RegistrationConfig: &fleetcert.RegistrationConfig{TemplateBody: "{\"Resources\":{}}", RoleARN: "arn:aws:iam::123456789012:role/JITP"}}, ""},
+		{"fail/config-bad-template", fleetcert.UpdateCAInput{RegistrationConfig: &fleetcert.RegistrationConfig{TemplateBody: "{\"Resources\":"}}, fleetcert.EInvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,10 +164,17 @@ func (r *Registry) AdmitDevice(ctx context.Context, q DeviceQuery) (*Certificate
 // AutoRegistration is the result of just-in-time registration: the
 // certificate registered (or found) PENDING_ACTIVATION and its CA. The
 // gateway publishes it on $aws/events/certificates/registered/{caCertificateId}.
+//
+// Provisioned says that the CA's provisioning template was applied in the
+// same transaction (just-in-time provisioning): Certificate is then the
+// certificate as it was registered, and Status what the template left it
+// in (ACTIVE unless the template says INACTIVE).
 type AutoRegistration struct {
 	Certificate *Certificate
 	CA          *CACertificate
 	Time        time.Time
+	Provisioned bool
+	Status      Status
 }
 
 // AutoRegisterDevice registers an unknown device certificate as
@@ -180,6 +187,13 @@ type AutoRegistration struct {
 // requires. A certificate already PENDING_ACTIVATION under that CA is
 // returned again, so each connection attempt announces it again, as AWS
 // does. It returns nil, nil when the device is not eligible.
+//
+// When the CA's registration config has a template body, the device is
+// provisioned instead (just-in-time provisioning, provisionIn): in the same
+// transaction its certificate is registered, the template's thing and
+// policies made and attached, and its status set, each with its change.
+// If the template cannot be applied nothing is written and the error is a
+// *ProvisioningFailure.
 func (r *Registry) AutoRegisterDevice(ctx context.Context, q DeviceQuery) (*AutoRegistration, error) {
 	if len(q.Chain) < 2 {
 		return nil, nil
@@ -210,18 +224,26 @@ func (r *Registry) AutoRegisterDevice(ctx context.Context, q DeviceQuery) (*Auto
 		existing, err := tx.Certificate(ctx, ca.Scope, id)
 		if err == nil {
 			if existing.Status == StatusPendingActivation && existing.CACertificateID == ca.ID {
-				result = &AutoRegistration{Certificate: existing, CA: ca, Time: now}
+				result = &AutoRegistration{Certificate: existing, CA: ca, Time: now, Status: existing.Status}
 			}
 			return nil
 		} else if ErrorCode(err) != EResourceNotFound {
 			return err
+		}
+		if ca.RegistrationConfig.TemplateBody != "" {
+			c, status, err := r.provisionIn(ctx, tx, ca, leaf, now)
+			if err != nil {
+				return err
+			}
+			result = &AutoRegistration{Certificate: c, CA: ca, Time: now, Provisioned: true, Status: status}
+			return nil
 		}
 		c := r.newCertificate(ca.Scope, leaf, StatusPendingActivation, ca.Mode, now)
 		c.CACertificateID = ca.ID
 		if err := r.insert(ctx, tx, c); err != nil {
 			return err
 		}
-		result = &AutoRegistration{Certificate: c, CA: ca, Time: now}
+		result = &AutoRegistration{Certificate: c, CA: ca, Time: now, Status: c.Status}
 		return nil
 	})
 	if err != nil {

@@ -247,6 +247,19 @@ func (r *Registry) savePolicy(ctx context.Context, tx Tx, p *Policy, now time.Ti
 // Errors: InvalidRequestException, MalformedPolicyException,
 // ResourceAlreadyExistsException.
 func (r *Registry) CreatePolicy(ctx context.Context, scope Scope, name, document string, tags []Tag) (*Policy, error) {
+	var p *Policy
+	err := r.update(ctx, func(tx Tx) (err error) {
+		p, err = r.createPolicyIn(ctx, tx, scope, name, document, tags)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// createPolicyIn is CreatePolicy in tx.
+func (r *Registry) createPolicyIn(ctx context.Context, tx Tx, scope Scope, name, document string, tags []Tag) (*Policy, error) {
 	if err := CheckPolicyName("policyName", name); err != nil {
 		return nil, err
 	}
@@ -267,12 +280,7 @@ func (r *Registry) CreatePolicy(ctx context.Context, scope Scope, name, document
 	if err != nil {
 		return nil, err
 	}
-	err = r.update(ctx, func(tx Tx) error {
-		if err := tx.CreateObject(ctx, o); err != nil {
-			return err
-		}
-		return tx.AppendChange(ctx, objectChange(ChangeObjectCreated, scope, ObjectPolicy, name, now))
-	})
+	err = tx.CreateObject(ctx, o)
 	if ErrorCode(err) == EResourceAlreadyExists {
 		// AWS's message for a taken name.
 		return nil, &Error{Code: EResourceAlreadyExists,
@@ -282,7 +290,7 @@ func (r *Registry) CreatePolicy(ctx context.Context, scope Scope, name, document
 		return nil, fmt.Errorf("create policy %s: %w", name, err)
 	}
 	p.version = o.Version
-	return p, nil
+	return p, tx.AppendChange(ctx, objectChange(ChangeObjectCreated, scope, ObjectPolicy, name, now))
 }
 
 // GetPolicy returns policy name of scope.
@@ -635,31 +643,34 @@ func (r *Registry) attachPolicy(ctx context.Context, scope Scope, name, member, 
 	if err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
-		if _, err := loadPolicy(ctx, tx, scope, name); err != nil {
-			return err
-		}
-		if err := checkTarget(ctx, tx, scope, t); err != nil {
-			return err
-		}
-		_, err := tx.Link(ctx, scope, LinkPolicyTarget, name, t.ARN)
-		if err == nil {
-			return nil // attached already
-		} else if ErrorCode(err) != EResourceNotFound {
-			return err
-		}
-		attached, err := tx.ListLinks(ctx, LinkQuery{Scope: scope, Kind: LinkPolicyTarget, To: t.ARN, Limit: MaxPoliciesPerTarget})
-		if err != nil {
-			return err
-		}
-		if len(attached) >= MaxPoliciesPerTarget {
-			// https://docs.aws.amazon.com/general/latest/gr/iot-core.html:
-			// at most 10 policies attached to a certificate.
-			return Errorf(ELimitExceeded,
-				"%s already has the maximum number of policies attached (%d); detach one first.", t.ARN, MaxPoliciesPerTarget)
-		}
-		return createLink(ctx, tx, &Link{Scope: scope, Kind: LinkPolicyTarget, From: name, To: t.ARN, CreationDate: r.now()})
-	})
+	return r.update(ctx, func(tx Tx) error { return r.attachPolicyIn(ctx, tx, scope, name, t) })
+}
+
+// attachPolicyIn is the body of attachPolicy in tx.
+func (r *Registry) attachPolicyIn(ctx context.Context, tx Tx, scope Scope, name string, t PolicyTarget) error {
+	if _, err := loadPolicy(ctx, tx, scope, name); err != nil {
+		return err
+	}
+	if err := checkTarget(ctx, tx, scope, t); err != nil {
+		return err
+	}
+	_, err := tx.Link(ctx, scope, LinkPolicyTarget, name, t.ARN)
+	if err == nil {
+		return nil // attached already
+	} else if ErrorCode(err) != EResourceNotFound {
+		return err
+	}
+	attached, err := tx.ListLinks(ctx, LinkQuery{Scope: scope, Kind: LinkPolicyTarget, To: t.ARN, Limit: MaxPoliciesPerTarget})
+	if err != nil {
+		return err
+	}
+	if len(attached) >= MaxPoliciesPerTarget {
+		// https://docs.aws.amazon.com/general/latest/gr/iot-core.html:
+		// at most 10 policies attached to a certificate.
+		return Errorf(ELimitExceeded,
+			"%s already has the maximum number of policies attached (%d); detach one first.", t.ARN, MaxPoliciesPerTarget)
+	}
+	return createLink(ctx, tx, &Link{Scope: scope, Kind: LinkPolicyTarget, From: name, To: t.ARN, CreationDate: r.now()})
 }
 
 // DetachPolicy detaches policy name from target. Detaching a policy that

@@ -233,20 +233,7 @@ func (r *Registry) UpdateCertificate(ctx context.Context, scope Scope, id string
 		if err != nil {
 			return err
 		}
-		changed, err := CheckTransition(c.Status, newStatus)
-		if err != nil || !changed {
-			return err
-		}
-		old := c.Status
-		c.Status = newStatus.normalize()
-		r.touch(c)
-		if err := tx.UpdateCertificate(ctx, c); err != nil {
-			return err
-		}
-		return tx.AppendChange(ctx, &Change{
-			Kind: ChangeCertificateUpdated, Scope: scope, CertificateID: id,
-			OldStatus: old, NewStatus: c.Status, Time: c.LastModifiedDate,
-		})
+		return r.updateCertificateIn(ctx, tx, c, newStatus)
 	})
 	return notFound(err, id)
 }
@@ -283,6 +270,25 @@ func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string
 		})
 	})
 	return notFound(err, id)
+}
+
+// updateCertificateIn sets c's status to newStatus in tx (UpdateCertificate's
+// rule and change).
+func (r *Registry) updateCertificateIn(ctx context.Context, tx Tx, c *Certificate, newStatus Status) error {
+	changed, err := CheckTransition(c.Status, newStatus)
+	if err != nil || !changed {
+		return err
+	}
+	old := c.Status
+	c.Status = newStatus.normalize()
+	r.touch(c)
+	if err := tx.UpdateCertificate(ctx, c); err != nil {
+		return err
+	}
+	return tx.AppendChange(ctx, &Change{
+		Kind: ChangeCertificateUpdated, Scope: c.Scope, CertificateID: c.ID,
+		OldStatus: old, NewStatus: c.Status, Time: c.LastModifiedDate,
+	})
 }
 
 // ListCertificates returns a page of the client certificates of scope,

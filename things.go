@@ -421,6 +421,19 @@ type CreateThingInput struct {
 // Errors: InvalidRequestException, ResourceNotFoundException (the thing
 // type), ResourceAlreadyExistsException (same name, other configuration).
 func (r *Registry) CreateThing(ctx context.Context, scope Scope, in CreateThingInput) (*Thing, error) {
+	var t *Thing
+	err := r.update(ctx, func(tx Tx) (err error) {
+		t, err = r.createThingIn(ctx, tx, scope, in)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// createThingIn is CreateThing in tx.
+func (r *Registry) createThingIn(ctx context.Context, tx Tx, scope Scope, in CreateThingInput) (*Thing, error) {
 	if err := CheckName("thingName", in.Name); err != nil {
 		return nil, err
 	}
@@ -442,54 +455,46 @@ func (r *Registry) CreateThing(ctx context.Context, scope Scope, in CreateThingI
 	if err := checkAttributeCount(len(attrs), in.TypeName != ""); err != nil {
 		return nil, err
 	}
-	var t *Thing
-	err := r.update(ctx, func(tx Tx) error {
-		if in.TypeName != "" {
-			tt, err := r.thingType(ctx, tx, scope, in.TypeName)
-			if err != nil {
-				return err
-			}
-			if tt.Deprecated {
-				// AWS IoT (DeprecateThingType): "You can not associate new
-				// things with deprecated thing type."
-				return Errorf(EInvalidRequest, "Can not create new thing with deprecated thing type:%s", in.TypeName)
-			}
-		}
-		old, err := r.thing(ctx, tx, scope, in.Name)
-		if err == nil {
-			// AWS IoT (CreateThing): "If this call is made multiple times
-			// using the same thing name and configuration, the call will
-			// succeed. If this call is made with the same thing name but
-			// different configuration a ResourceAlreadyExistsException is
-			// thrown."
-			if old.TypeName == in.TypeName && maps.Equal(old.Attributes, attrs) {
-				t = old
-				return nil
-			}
-			return &Error{Code: EResourceAlreadyExists,
-				Message:    fmt.Sprintf("Thing %s already exists with different tags or attributes.", in.Name),
-				ResourceID: old.ID, ResourceARN: old.ARN()}
-		} else if ErrorCode(err) != EResourceNotFound {
-			return err
-		}
-		t = &Thing{Scope: scope, Name: in.Name, ID: newGenerationID(), TypeName: in.TypeName, Attributes: attrs}
-		body, err := json.Marshal(thingBody{ID: t.ID, Attributes: attrs})
+	if in.TypeName != "" {
+		tt, err := r.thingType(ctx, tx, scope, in.TypeName)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		now := r.now()
-		o := &Object{Scope: scope, Kind: ObjectThing, Name: in.Name, Label: in.TypeName, Body: body,
-			CreationDate: now, LastModifiedDate: now}
-		if err := tx.CreateObject(ctx, o); err != nil {
-			return err
+		if tt.Deprecated {
+			// AWS IoT (DeprecateThingType): "You can not associate new
+			// things with deprecated thing type."
+			return nil, Errorf(EInvalidRequest, "Can not create new thing with deprecated thing type:%s", in.TypeName)
 		}
-		t.Version = o.Version
-		return tx.AppendChange(ctx, objectChange(ChangeObjectCreated, scope, ObjectThing, in.Name, now))
-	})
+	}
+	old, err := r.thing(ctx, tx, scope, in.Name)
+	if err == nil {
+		// AWS IoT (CreateThing): "If this call is made multiple times
+		// using the same thing name and configuration, the call will
+		// succeed. If this call is made with the same thing name but
+		// different configuration a ResourceAlreadyExistsException is
+		// thrown."
+		if old.TypeName == in.TypeName && maps.Equal(old.Attributes, attrs) {
+			return old, nil
+		}
+		return nil, &Error{Code: EResourceAlreadyExists,
+			Message:    fmt.Sprintf("Thing %s already exists with different tags or attributes.", in.Name),
+			ResourceID: old.ID, ResourceARN: old.ARN()}
+	} else if ErrorCode(err) != EResourceNotFound {
+		return nil, err
+	}
+	t := &Thing{Scope: scope, Name: in.Name, ID: newGenerationID(), TypeName: in.TypeName, Attributes: attrs}
+	body, err := json.Marshal(thingBody{ID: t.ID, Attributes: attrs})
 	if err != nil {
 		return nil, err
 	}
-	return t, nil
+	now := r.now()
+	o := &Object{Scope: scope, Kind: ObjectThing, Name: in.Name, Label: in.TypeName, Body: body,
+		CreationDate: now, LastModifiedDate: now}
+	if err := tx.CreateObject(ctx, o); err != nil {
+		return nil, err
+	}
+	t.Version = o.Version
+	return t, tx.AppendChange(ctx, objectChange(ChangeObjectCreated, scope, ObjectThing, in.Name, now))
 }
 
 func thingNotFound(name string) error {
@@ -545,6 +550,11 @@ type UpdateThingInput struct {
 // Errors: InvalidRequestException, ResourceNotFoundException,
 // VersionConflictException.
 func (r *Registry) UpdateThing(ctx context.Context, scope Scope, in UpdateThingInput) error {
+	return r.update(ctx, func(tx Tx) error { return r.updateThingIn(ctx, tx, scope, in) })
+}
+
+// updateThingIn is UpdateThing in tx.
+func (r *Registry) updateThingIn(ctx context.Context, tx Tx, scope Scope, in UpdateThingInput) error {
 	if err := CheckName("thingName", in.Name); err != nil {
 		return err
 	}
@@ -561,56 +571,54 @@ func (r *Registry) UpdateThing(ctx context.Context, scope Scope, in UpdateThingI
 			return err
 		}
 	}
-	return r.update(ctx, func(tx Tx) error {
-		o, err := tx.Object(ctx, scope, ObjectThing, in.Name)
-		if ErrorCode(err) == EResourceNotFound {
-			return thingNotFound(in.Name)
-		} else if err != nil {
-			return err
-		}
-		t, err := decodeThing(o)
+	o, err := tx.Object(ctx, scope, ObjectThing, in.Name)
+	if ErrorCode(err) == EResourceNotFound {
+		return thingNotFound(in.Name)
+	} else if err != nil {
+		return err
+	}
+	t, err := decodeThing(o)
+	if err != nil {
+		return err
+	}
+	if in.ExpectedVersion != nil && *in.ExpectedVersion != t.Version {
+		// AWS IoT (UpdateThing expectedVersion): "If the version of the
+		// record in the registry does not match the expected version
+		// specified in the request, the UpdateThing request is rejected
+		// with a VersionConflictException."
+		return Errorf(EVersionConflict, "The version for thing %s does not match the expected version.", in.Name)
+	}
+	typeName := t.TypeName
+	switch {
+	case in.RemoveThingType:
+		typeName = ""
+	case in.TypeName != "" && in.TypeName != t.TypeName:
+		tt, err := r.thingType(ctx, tx, scope, in.TypeName)
 		if err != nil {
 			return err
 		}
-		if in.ExpectedVersion != nil && *in.ExpectedVersion != t.Version {
-			// AWS IoT (UpdateThing expectedVersion): "If the version of the
-			// record in the registry does not match the expected version
-			// specified in the request, the UpdateThing request is rejected
-			// with a VersionConflictException."
-			return Errorf(EVersionConflict, "The version for thing %s does not match the expected version.", in.Name)
+		if tt.Deprecated {
+			return Errorf(EInvalidRequest, "Can not associate thing %s with deprecated thing type:%s", in.Name, in.TypeName)
 		}
-		typeName := t.TypeName
-		switch {
-		case in.RemoveThingType:
-			typeName = ""
-		case in.TypeName != "" && in.TypeName != t.TypeName:
-			tt, err := r.thingType(ctx, tx, scope, in.TypeName)
-			if err != nil {
-				return err
-			}
-			if tt.Deprecated {
-				return Errorf(EInvalidRequest, "Can not associate thing %s with deprecated thing type:%s", in.Name, in.TypeName)
-			}
-			typeName = in.TypeName
-		}
-		attrs := t.Attributes
-		if in.AttributePayload != nil {
-			attrs = applyAttributes(t.Attributes, in.AttributePayload)
-		}
-		if err := checkAttributeCount(len(attrs), typeName != ""); err != nil {
-			return err
-		}
-		body, err := json.Marshal(thingBody{ID: t.ID, Attributes: attrs})
-		if err != nil {
-			return err
-		}
-		now := r.now()
-		o.Label, o.Body, o.LastModifiedDate = typeName, body, now
-		if err := tx.UpdateObject(ctx, o); err != nil {
-			return err
-		}
-		return tx.AppendChange(ctx, objectChange(ChangeObjectUpdated, scope, ObjectThing, in.Name, now))
-	})
+		typeName = in.TypeName
+	}
+	attrs := t.Attributes
+	if in.AttributePayload != nil {
+		attrs = applyAttributes(t.Attributes, in.AttributePayload)
+	}
+	if err := checkAttributeCount(len(attrs), typeName != ""); err != nil {
+		return err
+	}
+	body, err := json.Marshal(thingBody{ID: t.ID, Attributes: attrs})
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	o.Label, o.Body, o.LastModifiedDate = typeName, body, now
+	if err := tx.UpdateObject(ctx, o); err != nil {
+		return err
+	}
+	return tx.AppendChange(ctx, objectChange(ChangeObjectUpdated, scope, ObjectThing, in.Name, now))
 }
 
 // DeleteThing deletes a thing and its group memberships. A thing that does
@@ -1371,37 +1379,40 @@ func (r *Registry) AddThingToThingGroup(ctx context.Context, scope Scope, m Thin
 	if err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
-		if _, err := r.thing(ctx, tx, scope, thing); err != nil {
-			return err
+	return r.update(ctx, func(tx Tx) error { return r.addThingToGroupIn(ctx, tx, scope, group, thing) })
+}
+
+// addThingToGroupIn is the body of AddThingToThingGroup in tx.
+func (r *Registry) addThingToGroupIn(ctx context.Context, tx Tx, scope Scope, group, thing string) error {
+	if _, err := r.thing(ctx, tx, scope, thing); err != nil {
+		return err
+	}
+	root, err := r.ancestors(ctx, tx, scope, group)
+	if err != nil {
+		return err
+	}
+	groups, err := allLinks(ctx, tx, LinkQuery{Scope: scope, Kind: LinkThingGroup, From: thing})
+	if err != nil {
+		return err
+	}
+	for _, l := range groups {
+		if l.To == group {
+			return nil
 		}
-		root, err := r.ancestors(ctx, tx, scope, group)
+		// AWS IoT (thing-groups.html): "you can't add a thing to more
+		// than one group in the same hierarchy".
+		other, err := r.ancestors(ctx, tx, scope, l.To)
 		if err != nil {
 			return err
 		}
-		groups, err := allLinks(ctx, tx, LinkQuery{Scope: scope, Kind: LinkThingGroup, From: thing})
-		if err != nil {
-			return err
+		if other[len(other)-1] == root[len(root)-1] {
+			return Errorf(EInvalidRequest, "Thing %s is already in thing group %s of the same hierarchy (root %s); a thing can be in one group of a hierarchy.", thing, l.To, root[len(root)-1])
 		}
-		for _, l := range groups {
-			if l.To == group {
-				return nil
-			}
-			// AWS IoT (thing-groups.html): "you can't add a thing to more
-			// than one group in the same hierarchy".
-			other, err := r.ancestors(ctx, tx, scope, l.To)
-			if err != nil {
-				return err
-			}
-			if other[len(other)-1] == root[len(root)-1] {
-				return Errorf(EInvalidRequest, "Thing %s is already in thing group %s of the same hierarchy (root %s); a thing can be in one group of a hierarchy.", thing, l.To, root[len(root)-1])
-			}
-		}
-		if len(groups) >= MaxThingGroupsPerThing {
-			return Errorf(EInvalidRequest, "Thing %s is already in %d thing groups, the most a thing can be in.", thing, MaxThingGroupsPerThing)
-		}
-		return createLink(ctx, tx, &Link{Scope: scope, Kind: LinkThingGroup, From: thing, To: group, CreationDate: r.now()})
-	})
+	}
+	if len(groups) >= MaxThingGroupsPerThing {
+		return Errorf(EInvalidRequest, "Thing %s is already in %d thing groups, the most a thing can be in.", thing, MaxThingGroupsPerThing)
+	}
+	return createLink(ctx, tx, &Link{Scope: scope, Kind: LinkThingGroup, From: thing, To: group, CreationDate: r.now()})
 }
 
 // RemoveThingFromThingGroup ends a thing's membership of a group; a thing
@@ -1413,19 +1424,22 @@ func (r *Registry) RemoveThingFromThingGroup(ctx context.Context, scope Scope, m
 	if err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
-		if _, err := r.thing(ctx, tx, scope, thing); err != nil {
-			return err
-		}
-		if _, err := r.thingGroup(ctx, tx, scope, group); err != nil {
-			return err
-		}
-		err := deleteLink(ctx, tx, scope, LinkThingGroup, thing, group, r.now())
-		if ErrorCode(err) == EResourceNotFound {
-			return nil
-		}
+	return r.update(ctx, func(tx Tx) error { return r.removeThingFromGroupIn(ctx, tx, scope, group, thing) })
+}
+
+// removeThingFromGroupIn is the body of RemoveThingFromThingGroup in tx.
+func (r *Registry) removeThingFromGroupIn(ctx context.Context, tx Tx, scope Scope, group, thing string) error {
+	if _, err := r.thing(ctx, tx, scope, thing); err != nil {
 		return err
-	})
+	}
+	if _, err := r.thingGroup(ctx, tx, scope, group); err != nil {
+		return err
+	}
+	err := deleteLink(ctx, tx, scope, LinkThingGroup, thing, group, r.now())
+	if ErrorCode(err) == EResourceNotFound {
+		return nil
+	}
+	return err
 }
 
 // ListThingsInThingGroup returns a page of the names of a group's things,
@@ -1565,53 +1579,56 @@ func (r *Registry) AttachThingPrincipal(ctx context.Context, scope Scope, thing,
 	default:
 		return validation(string(typ), "thingPrincipalType", "Member must satisfy enum value set: [EXCLUSIVE_THING, NON_EXCLUSIVE_THING]")
 	}
-	return r.update(ctx, func(tx Tx) error {
-		if _, err := r.thing(ctx, tx, scope, thing); err != nil {
+	return r.update(ctx, func(tx Tx) error { return r.attachThingPrincipalIn(ctx, tx, scope, thing, principal, typ) })
+}
+
+// attachThingPrincipalIn is the body of AttachThingPrincipal in tx.
+func (r *Registry) attachThingPrincipalIn(ctx context.Context, tx Tx, scope Scope, thing, principal string, typ ThingPrincipalType) error {
+	if _, err := r.thing(ctx, tx, scope, thing); err != nil {
+		return err
+	}
+	if _, err := principalCertificate(ctx, tx, scope, principal); err != nil {
+		return err
+	}
+	others, err := allLinks(ctx, tx, LinkQuery{Scope: scope, Kind: LinkThingPrincipal, To: principal})
+	if err != nil {
+		return err
+	}
+	var existing *Link
+	for _, l := range others {
+		if l.From == thing {
+			existing = l
+			continue
+		}
+		if typ == ExclusiveThing {
+			return Errorf(EInvalidRequest, "The principal %s is attached to thing %s; detach it from every other thing before attaching it EXCLUSIVE_THING.", principal, l.From)
+		}
+		if linkPrincipalType(l) == ExclusiveThing {
+			return Errorf(EInvalidRequest, "The principal %s is attached exclusively to thing %s; it cannot be attached to another thing.", principal, l.From)
+		}
+	}
+	now := r.now()
+	if existing != nil {
+		if linkPrincipalType(existing) == typ {
+			return nil
+		}
+		if err := deleteLink(ctx, tx, scope, LinkThingPrincipal, thing, principal, now); err != nil {
 			return err
 		}
-		if _, err := principalCertificate(ctx, tx, scope, principal); err != nil {
-			return err
-		}
-		others, err := allLinks(ctx, tx, LinkQuery{Scope: scope, Kind: LinkThingPrincipal, To: principal})
+	} else {
+		n, err := tx.ListLinks(ctx, LinkQuery{Scope: scope, Kind: LinkThingPrincipal, From: thing, Limit: MaxPrincipalsPerThing})
 		if err != nil {
 			return err
 		}
-		var existing *Link
-		for _, l := range others {
-			if l.From == thing {
-				existing = l
-				continue
-			}
-			if typ == ExclusiveThing {
-				return Errorf(EInvalidRequest, "The principal %s is attached to thing %s; detach it from every other thing before attaching it EXCLUSIVE_THING.", principal, l.From)
-			}
-			if linkPrincipalType(l) == ExclusiveThing {
-				return Errorf(EInvalidRequest, "The principal %s is attached exclusively to thing %s; it cannot be attached to another thing.", principal, l.From)
-			}
+		if len(n) >= MaxPrincipalsPerThing {
+			return Errorf(EInvalidRequest, "Thing %s already has %d principals, the most fleetcert attaches to a thing.", thing, MaxPrincipalsPerThing)
 		}
-		now := r.now()
-		if existing != nil {
-			if linkPrincipalType(existing) == typ {
-				return nil
-			}
-			if err := deleteLink(ctx, tx, scope, LinkThingPrincipal, thing, principal, now); err != nil {
-				return err
-			}
-		} else {
-			n, err := tx.ListLinks(ctx, LinkQuery{Scope: scope, Kind: LinkThingPrincipal, From: thing, Limit: MaxPrincipalsPerThing})
-			if err != nil {
-				return err
-			}
-			if len(n) >= MaxPrincipalsPerThing {
-				return Errorf(EInvalidRequest, "Thing %s already has %d principals, the most fleetcert attaches to a thing.", thing, MaxPrincipalsPerThing)
-			}
-		}
-		body, err := json.Marshal(thingPrincipalBody{Type: typ})
-		if err != nil {
-			return err
-		}
-		return createLink(ctx, tx, &Link{Scope: scope, Kind: LinkThingPrincipal, From: thing, To: principal, Body: body, CreationDate: now})
-	})
+	}
+	body, err := json.Marshal(thingPrincipalBody{Type: typ})
+	if err != nil {
+		return err
+	}
+	return createLink(ctx, tx, &Link{Scope: scope, Kind: LinkThingPrincipal, From: thing, To: principal, Body: body, CreationDate: now})
 }
 
 func linkPrincipalType(l *Link) ThingPrincipalType {

@@ -121,9 +121,37 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 		// AWS IoT (just-in-time registration): registration happens on the
 		// MQTT CONNECT; the event is published and the connection closed.
 		reg, err := g.Registry.AutoRegisterDevice(ctx, q)
-		if err != nil {
+		var failure *fleetcert.ProvisioningFailure
+		switch {
+		case errors.As(err, &failure):
+			// AWS IoT logs a provisioning error and counts it as
+			// ProvisionThing.ClientErrors; it publishes nothing to the
+			// device (jit-provisioning.html: "Provisioning successes and
+			// errors are logged as Device provisioning metrics in Amazon
+			// CloudWatch"). Nothing was registered: the device is refused
+			// as unregistered, and provisioned again on its next attempt.
+			g.metrics.provisioned[provisionClientError].Add(1)
+			g.Logger.Warn("just-in-time provisioning failed", "certificateId", failure.CertificateID,
+				"caCertificateId", failure.CA.ID, "account", failure.CA.AccountID, "region", failure.CA.Region,
+				"errorCode", fleetcert.ErrorCode(err), "errorMessage", fleetcert.ErrorMessage(err))
+		case err != nil:
 			g.Logger.Error("just-in-time registration failed", "certificateId", s.certificateID, "err", err)
-		} else if reg != nil {
+		case reg != nil && reg.Provisioned:
+			g.autoReg.learn(q, reg)
+			g.metrics.autoRegistered.Add(1)
+			g.metrics.provisioned[provisionSuccess].Add(1)
+			g.Logger.Info("device provisioned just in time", "certificateId", reg.Certificate.ID,
+				"caCertificateId", reg.CA.ID, "account", reg.Certificate.AccountID, "region", reg.Certificate.Region,
+				"status", reg.Status)
+			// The certificate was registered under the CA first, so its
+			// registration is announced as just-in-time registration's
+			// (auto-register-device-cert.html), with the status it was
+			// registered in. AWS IoT provisions on the first connection
+			// and the device connects on a later one: this one is refused.
+			now := time.Now()
+			g.publish(reg.Certificate.Scope, TopicRegisteredPrefix+reg.CA.ID, func() []byte { return registeredPayload(reg, now) })
+			refusal = &fleetcert.DeviceRefusal{Reason: reasonProvisioned, CertificateID: reg.Certificate.ID, Scope: reg.Certificate.Scope}
+		case reg != nil:
 			g.autoReg.learn(q, reg)
 			g.metrics.autoRegistered.Add(1)
 			g.Logger.Info("device registered just in time", "certificateId", reg.Certificate.ID,
@@ -163,6 +191,10 @@ func (h *authHook) authorizeConnect(cl *mochi.Client, cs tls.ConnectionState, s 
 	g.refuseConnect(cl)
 	return false
 }
+
+// reasonProvisioned is the refusal reason of a device provisioned just in
+// time by its connection: it connects on its next attempt.
+const reasonProvisioned = "provisioned"
 
 // reasonPolicy is the refusal reason of a device whose policies do not
 // allow it to connect with its client id.

@@ -20,8 +20,13 @@ var dropBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 type metrics struct {
 	admitted       atomic.Uint64
 	autoRegistered atomic.Uint64
-	quotas         [numQuotas]atomic.Uint64 // refusals, by quota
-	denied         [4]atomic.Uint64         // policy denials, by deniedActions
+	// provisioned counts just-in-time provisioning by outcome, as AWS's
+	// ProvisionThing.Success and .ClientErrors
+	// (https://docs.aws.amazon.com/iot/latest/developerguide/metrics_dimensions.html#provisioning-metrics);
+	// a store failure is logged as a registration's.
+	provisioned [2]atomic.Uint64
+	quotas      [numQuotas]atomic.Uint64 // refusals, by quota
+	denied      [4]atomic.Uint64         // policy denials, by deniedActions
 
 	mu      sync.Mutex
 	refused map[string]uint64 // by reason
@@ -102,6 +107,11 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 	b = append(b, "# HELP fleetcert_mqtt_certificates_auto_registered_total Just-in-time registrations announced.\n"+
 		"# TYPE fleetcert_mqtt_certificates_auto_registered_total counter\n"...)
 	b = fmt.Appendf(b, "fleetcert_mqtt_certificates_auto_registered_total %d\n", m.autoRegistered.Load())
+	b = append(b, "# HELP fleetcert_mqtt_provision_thing_total Just-in-time provisioning by outcome (AWS's ProvisionThing.Success and ClientErrors).\n"+
+		"# TYPE fleetcert_mqtt_provision_thing_total counter\n"...)
+	for i, r := range provisionResults {
+		b = fmt.Appendf(b, "fleetcert_mqtt_provision_thing_total{result=%q} %d\n", r, m.provisioned[i].Load())
+	}
 	b = append(b, "# HELP fleetcert_mqtt_revocation_drop_seconds Time from a certificate leaving ACTIVE to its device's disconnection.\n"+
 		"# TYPE fleetcert_mqtt_revocation_drop_seconds histogram\n"...)
 	var cum uint64
@@ -122,3 +132,11 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 	_, err := w.Write(b)
 	return err
 }
+
+// Just-in-time provisioning outcomes, indexes of metrics.provisioned.
+const (
+	provisionSuccess = iota
+	provisionClientError
+)
+
+var provisionResults = [...]string{"success", "client_error"}

@@ -102,6 +102,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/object-link-changes", testObjectChanges},
 		{"fail/object-link-write-in-view", testObjectWriteInView},
 		{"ok/object-link-update-error-rolls-back", testObjectRollsBack},
+		{"ok/registry-provisioning-one-transaction", testProvisioning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -31,11 +31,14 @@ var serial atomic.Int64
 // valid from an hour ago for a year.
 type Options struct {
 	CommonName string
-	NotBefore  time.Time
-	NotAfter   time.Time
-	IsCA       bool
-	Parent     *Cert         // signer; nil means self-signed
-	Key        crypto.Signer // reuse a key; nil means a new one
+	// Subject, when set, is the subject (its CommonName, when empty,
+	// is CommonName's).
+	Subject   *pkix.Name
+	NotBefore time.Time
+	NotAfter  time.Time
+	IsCA      bool
+	Parent    *Cert         // signer; nil means self-signed
+	Key       crypto.Signer // reuse a key; nil means a new one
 	// Hosts makes a TLS server certificate for these DNS names and IP
 	// addresses.
 	Hosts []string
@@ -65,7 +68,7 @@ func New(tb testing.TB, opts Options) *Cert {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          new(big.Int).Add(big.NewInt(now.UnixNano()), big.NewInt(n)),
-		Subject:               pkix.Name{CommonName: opts.CommonName},
+		Subject:               subject(opts),
 		NotBefore:             opts.NotBefore,
 		NotAfter:              opts.NotAfter,
 		BasicConstraintsValid: true,
@@ -98,6 +101,17 @@ func New(tb testing.TB, opts Options) *Cert {
 		tb.Fatal(err)
 	}
 	return &Cert{Cert: cert, Key: key, PEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
+func subject(opts Options) pkix.Name {
+	if opts.Subject == nil {
+		return pkix.Name{CommonName: opts.CommonName}
+	}
+	n := *opts.Subject
+	if n.CommonName == "" {
+		n.CommonName = opts.CommonName
+	}
+	return n
 }
 
 // Leaf is a fresh self-signed device certificate.
