@@ -156,7 +156,7 @@ func (h *Handler) follow(ctx context.Context, pos int64) {
 	}
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
-	dirty := false
+	dirty, signed := false, time.Now()
 	for {
 		signal := h.Registry.ChangeSignal() // before reading: no change slips between
 		for {
@@ -175,7 +175,7 @@ func (h *Handler) follow(ctx context.Context, pos int64) {
 			}
 			for _, ch := range changes {
 				pos = ch.Seq
-				if strings.HasPrefix(string(ch.Kind), "certificate.") {
+				if affectsCRL(ch) {
 					dirty = true
 				}
 			}
@@ -183,13 +183,18 @@ func (h *Handler) follow(ctx context.Context, pos int64) {
 				break
 			}
 		}
+		var wait <-chan time.Time
 		if crl := h.crl.Load(); dirty || h.Now().Sub(crl.ThisUpdate) >= crlRefresh {
-			if err := h.refresh(ctx); err != nil {
+			if gap := time.Since(signed); gap < minCRLGap {
+				// A burst of changes (a bulk revocation) makes one CRL
+				// per minCRLGap, not one per change.
+				wait = time.After(minCRLGap - gap)
+			} else if err := h.refresh(ctx); err != nil {
 				if ctx.Err() == nil {
 					h.Logger.Error("revocation: sign crl", "err", err)
 				}
 			} else {
-				dirty = false
+				dirty, signed = false, time.Now()
 			}
 		}
 		select {
@@ -198,8 +203,26 @@ func (h *Handler) follow(ctx context.Context, pos int64) {
 		case <-signal:
 		case <-notify:
 		case <-poll.C:
+		case <-wait:
 		}
 	}
+}
+
+// minCRLGap is the least time between two CRLs one responder signs
+// after changes.
+const minCRLGap = 100 * time.Millisecond
+
+// affectsCRL reports whether ch may change what the CRL lists: any change
+// to a certificate but the creation of an ACTIVE one (the common case,
+// which lists nothing).
+func affectsCRL(ch fleetcert.Change) bool {
+	switch ch.Kind {
+	case fleetcert.ChangeCertificateCreated:
+		return ch.NewStatus != fleetcert.StatusActive
+	case fleetcert.ChangeCertificateUpdated, fleetcert.ChangeCertificateDeleted:
+		return true
+	}
+	return false
 }
 
 func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
