@@ -57,6 +57,12 @@ type Certificate struct {
 	AuthorityKeyID []byte
 	CommonName     string
 
+	// Serial is the certificate's serial number, big-endian without
+	// leading zeros (big.Int.Bytes; X.509 serials are positive). The
+	// Registry sets it; the store keeps and indexes it for the OCSP
+	// responder (Tx.CertificatesBySerial). Nil when unknown.
+	Serial []byte
+
 	// Seq is the store's insertion sequence, the tie-breaker of list order.
 	// Set by the store.
 	Seq int64
@@ -112,11 +118,15 @@ func ParseCertificateID(member, id string) (string, error) {
 }
 
 // SetX509Fields sets the fields a store indexes from the certificate's
-// contents (Issuer, AuthorityKeyID, CommonName) from cert.
+// contents (Issuer, AuthorityKeyID, CommonName, Serial) from cert.
 func (c *Certificate) SetX509Fields(cert *x509.Certificate) {
 	c.Issuer = nonEmpty(cert.RawIssuer)
 	c.AuthorityKeyID = nonEmpty(cert.AuthorityKeyId)
 	c.CommonName = cert.Subject.CommonName
+	c.Serial = nil
+	if cert.SerialNumber != nil && cert.SerialNumber.Sign() > 0 {
+		c.Serial = cert.SerialNumber.Bytes()
+	}
 }
 
 func nonEmpty(b []byte) []byte {

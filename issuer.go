@@ -1,6 +1,7 @@
 package fleetcert
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,36 @@ import (
 type Issuer struct {
 	Certificate *x509.Certificate
 	Signer      crypto.Signer
+
+	// CRLURL and OCSPURL, when set, are written into the certificates Issue
+	// signs from then on (CRL distribution point, authority information
+	// access): where relying parties other than fleetcert's own gateway
+	// learn of revocations (fleetcert serve --public-url). Certificates
+	// issued before keep what they were issued with.
+	CRLURL  string
+	OCSPURL string
+}
+
+// ID returns the issuing CA's id: the hex SHA-256 of its certificate, as
+// AWS names CA certificates. Its CRL is served as /crl/{id}.crl.
+func (iss *Issuer) ID() string { return CertificateID(iss.Certificate.Raw) }
+
+// SetPublicURL sets CRLURL and OCSPURL under base, the URL relying parties
+// reach fleetcert's API by: {base}/crl/{id}.crl and {base}/ocsp.
+func (iss *Issuer) SetPublicURL(base string) {
+	base = strings.TrimSuffix(base, "/")
+	iss.CRLURL = base + "/crl/" + iss.ID() + ".crl"
+	iss.OCSPURL = base + "/ocsp"
+}
+
+// Issued reports whether c is the registration of a certificate this CA
+// issued: made by CreateKeysAndCertificate or CreateCertificateFromCsr
+// (DEFAULT mode, no registered CA; nothing else registers that way) and
+// naming this CA as issuer by name and key id.
+func (iss *Issuer) Issued(c *Certificate) bool {
+	return c.Mode == ModeDefault && c.CACertificateID == "" &&
+		bytes.Equal(c.Issuer, iss.Certificate.RawSubject) &&
+		(c.AuthorityKeyID == nil || bytes.Equal(c.AuthorityKeyID, iss.Certificate.SubjectKeyId))
 }
 
 // issuedNotAfter is the end of validity AWS gives the certificates it
@@ -158,6 +190,12 @@ func (iss *Issuer) Issue(pub crypto.PublicKey, subject pkix.Name, now time.Time)
 	}
 	if _, ok := pub.(*rsa.PublicKey); ok {
 		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+	}
+	if iss.CRLURL != "" {
+		tmpl.CRLDistributionPoints = []string{iss.CRLURL}
+	}
+	if iss.OCSPURL != "" {
+		tmpl.OCSPServer = []string{iss.OCSPURL}
 	}
 	return x509.CreateCertificate(rand.Reader, tmpl, iss.Certificate, pub, iss.Signer)
 }

@@ -264,6 +264,13 @@ func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string
 		if err := tx.DeleteCertificate(ctx, scope, id); err != nil {
 			return err
 		}
+		if r.Issuer != nil && r.Issuer.Issued(c) {
+			// A deleted certificate fleetcert issued stays revoked for
+			// other doors (revocation.go).
+			if err := r.bury(ctx, tx, c, now); err != nil {
+				return err
+			}
+		}
 		return tx.AppendChange(ctx, &Change{
 			Kind: ChangeCertificateDeleted, Scope: scope, CertificateID: id,
 			OldStatus: c.Status, Time: now,

@@ -103,6 +103,21 @@ type Tx interface {
 	// at start). The fields filled are CertificatesByID's.
 	CertificatesAfter(ctx context.Context, afterSeq int64, limit int) ([]*Certificate, error)
 
+	// CertificatesBySerial returns the registrations, in every account and
+	// region, of the client certificates whose Serial equals serial, in Seq
+	// order, with every field (PEM included). It is the OCSP responder's
+	// lookup: a request names a certificate by its serial number and its
+	// issuer's hashes, which the Registry checks on what this returns.
+	CertificatesBySerial(ctx context.Context, serial []byte) ([]*Certificate, error)
+
+	// UnusableCertificatesByIssuer returns up to limit registrations, in
+	// every account and region, whose Issuer equals issuer and whose Status
+	// is not ACTIVE, with a Seq above afterSeq, in Seq order; every field
+	// but PEM, which is left empty. It is what a CRL of that issuer lists
+	// (the Registry keeps those it issued), and costs the rows it returns,
+	// not the issuer's certificates.
+	UnusableCertificatesByIssuer(ctx context.Context, issuer []byte, afterSeq int64, limit int) ([]*Certificate, error)
+
 	// CreateCertificate stores a new client certificate and sets its Seq.
 	// Errors: ResourceAlreadyExistsException when (scope, id) exists.
 	CreateCertificate(ctx context.Context, c *Certificate) error

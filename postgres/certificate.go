@@ -12,20 +12,20 @@ import (
 )
 
 // certificateColumns are the columns of a certificate, in the order of
-// certificateArgs ($1 … $24) and scanCertificate (then seq).
+// certificateArgs ($1 … $25) and scanCertificate (then seq).
 const certificateColumns = `account_id, region, certificate_id, ca_certificate_id, status, pem, mode,
 	owned_by, previous_owned_by, creation_date, last_modified_date, customer_version, generation_id,
 	not_before, not_after,
 	transfer_target_account_id, transfer_message, transfer_reject_reason,
 	transfer_date, transfer_accept_date, transfer_reject_date,
-	issuer, authority_key_id, common_name`
+	issuer, authority_key_id, common_name, serial`
 
 const (
 	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
 		WHERE account_id = $1 AND region = $2 AND certificate_id = $3`
 
 	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
 		RETURNING seq`
 
 	updateCertificateSQL = `UPDATE certificates SET
@@ -34,7 +34,7 @@ const (
 		customer_version = $12, generation_id = $13, not_before = $14, not_after = $15,
 		transfer_target_account_id = $16, transfer_message = $17, transfer_reject_reason = $18,
 		transfer_date = $19, transfer_accept_date = $20, transfer_reject_date = $21,
-		issuer = $22, authority_key_id = $23, common_name = $24
+		issuer = $22, authority_key_id = $23, common_name = $24, serial = $25
 		WHERE account_id = $1 AND region = $2 AND certificate_id = $3`
 
 	deleteCertificateSQL = `DELETE FROM certificates
@@ -66,7 +66,11 @@ func certificateArgs(c *fleetcert.Certificate) []any {
 	if keyID == nil {
 		keyID = []byte{} // absent: migration 0005
 	}
-	return append(args, issuer, keyID, c.CommonName)
+	serial := c.Serial
+	if serial == nil {
+		serial = []byte{} // unknown: migration 0007
+	}
+	return append(args, issuer, keyID, c.CommonName, serial)
 }
 
 // scanCertificate reads a row of certificateColumns and seq.
@@ -83,7 +87,7 @@ func scanCertificate(row pgx.Row) (*fleetcert.Certificate, error) {
 		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
 		&notBefore, &notAfter,
 		&target, &message, &reason, &transferDate, &acceptDate, &rejectDate,
-		&c.Issuer, &c.AuthorityKeyID, &c.CommonName,
+		&c.Issuer, &c.AuthorityKeyID, &c.CommonName, &c.Serial,
 		&c.Seq)
 	if err != nil {
 		return nil, err
@@ -93,6 +97,9 @@ func scanCertificate(row pgx.Row) (*fleetcert.Certificate, error) {
 	}
 	if len(c.AuthorityKeyID) == 0 {
 		c.AuthorityKeyID = nil
+	}
+	if len(c.Serial) == 0 {
+		c.Serial = nil
 	}
 	c.Status = fleetcert.Status(status)
 	c.Mode = fleetcert.CertificateMode(mode)

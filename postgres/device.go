@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fleetcert/fleetcert"
@@ -69,6 +70,49 @@ func (tx *Tx) CertificatesByID(ctx context.Context, id string) ([]*fleetcert.Cer
 	}, certificatesByIDSQL, id)
 	if err != nil {
 		return nil, storeError(ctx, fmt.Errorf("certificates by id: %w", err), "")
+	}
+	return certs, nil
+}
+
+// certificatesBySerialSQL finds the registrations of a serial number in
+// every scope (the OCSP responder's lookup).
+const certificatesBySerialSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
+	WHERE serial = $1 ORDER BY seq`
+
+// unusableByIssuerSQL reads the registrations a CRL of an issuer lists,
+// on the partial index of those not ACTIVE.
+var unusableByIssuerSQL = `SELECT ` + strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1) + `, seq
+	FROM certificates WHERE issuer = $1 AND status <> 'ACTIVE' AND seq > $2 ORDER BY seq LIMIT $3`
+
+// CertificatesBySerial returns the registrations of the certificates whose
+// serial is serial, in every account and region, with every field.
+func (tx *Tx) CertificatesBySerial(ctx context.Context, serial []byte) ([]*fleetcert.Certificate, error) {
+	if len(serial) == 0 {
+		return nil, nil
+	}
+	return tx.certificateSet(ctx, "certificates by serial", certificatesBySerialSQL, serial)
+}
+
+// UnusableCertificatesByIssuer returns up to limit registrations of
+// issuer that are not ACTIVE, after afterSeq, in seq order.
+func (tx *Tx) UnusableCertificatesByIssuer(ctx context.Context, issuer []byte, afterSeq int64, limit int) ([]*fleetcert.Certificate, error) {
+	if len(issuer) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	return tx.certificateSet(ctx, "unusable certificates by issuer", unusableByIssuerSQL, issuer, afterSeq, limit)
+}
+
+func (tx *Tx) certificateSet(ctx context.Context, what, query string, args ...any) ([]*fleetcert.Certificate, error) {
+	var certs []*fleetcert.Certificate
+	err := tx.readSet(ctx, nil, func(rows pgx.Rows) error {
+		c, err := scanCertificate(rows)
+		if err == nil {
+			certs = append(certs, c)
+		}
+		return err
+	}, query, args...)
+	if err != nil {
+		return nil, storeError(ctx, fmt.Errorf("%s: %w", what, err), "")
 	}
 	return certs, nil
 }

@@ -134,6 +134,9 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.migrate(ctx, config.ConnConfig); err != nil {
 		return storeError(ctx, fmt.Errorf("open database: %w", err), "")
 	}
+	if err := db.backfillSerials(ctx); err != nil {
+		return storeError(ctx, fmt.Errorf("open database: %w", err), "")
+	}
 	return nil
 }
 

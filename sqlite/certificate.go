@@ -11,20 +11,20 @@ import (
 )
 
 // certificateColumns are the columns of a certificate, in the order of
-// certificateArgs (?1 … ?24) and scanCertificate (then seq).
+// certificateArgs (?1 … ?25) and scanCertificate (then seq).
 const certificateColumns = `account_id, region, certificate_id, ca_certificate_id, status, pem, mode,
 	owned_by, previous_owned_by, creation_date, last_modified_date, customer_version, generation_id,
 	not_before, not_after,
 	transfer_target_account_id, transfer_message, transfer_reject_reason,
 	transfer_date, transfer_accept_date, transfer_reject_date,
-	issuer, authority_key_id, common_name`
+	issuer, authority_key_id, common_name, serial`
 
 const (
 	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
 		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
 
 	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)`
 
 	updateCertificateSQL = `UPDATE certificates SET
 		ca_certificate_id = ?4, status = ?5, pem = ?6, mode = ?7,
@@ -32,7 +32,7 @@ const (
 		customer_version = ?12, generation_id = ?13, not_before = ?14, not_after = ?15,
 		transfer_target_account_id = ?16, transfer_message = ?17, transfer_reject_reason = ?18,
 		transfer_date = ?19, transfer_accept_date = ?20, transfer_reject_date = ?21,
-		issuer = ?22, authority_key_id = ?23, common_name = ?24
+		issuer = ?22, authority_key_id = ?23, common_name = ?24, serial = ?25
 		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
 
 	deleteCertificateSQL = `DELETE FROM certificates
@@ -112,7 +112,7 @@ func certificateArgs(c *fleetcert.Certificate) ([]any, error) {
 	} else {
 		args = append(args, nil, nil, nil, nil, nil, nil)
 	}
-	args = append(args, blob(c.Issuer), keyID(c.AuthorityKeyID), c.CommonName)
+	args = append(args, blob(c.Issuer), keyID(c.AuthorityKeyID), c.CommonName, keyID(c.Serial))
 	if e.err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", c.ID, e.err)
 	}
@@ -136,7 +136,7 @@ func scanCertificate(s scanner) (*fleetcert.Certificate, error) {
 		&c.OwnedBy, &c.PreviousOwnedBy, &created, &modified, &c.CustomerVersion, &c.GenerationID,
 		&notBefore, &notAfter,
 		&target, &message, &reason, &transferDate, &acceptDate, &rejectDate,
-		&c.Issuer, &c.AuthorityKeyID, &commonName,
+		&c.Issuer, &c.AuthorityKeyID, &commonName, &c.Serial,
 		&c.Seq)
 	if err != nil {
 		return nil, err
@@ -148,6 +148,9 @@ func scanCertificate(s scanner) (*fleetcert.Certificate, error) {
 	}
 	if len(c.AuthorityKeyID) == 0 {
 		c.AuthorityKeyID = nil
+	}
+	if len(c.Serial) == 0 {
+		c.Serial = nil
 	}
 	c.Mode = fleetcert.CertificateMode(mode)
 	c.CreationDate = fromNanos(created)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -73,4 +74,43 @@ func (tx *Tx) CertificatesByID(ctx context.Context, id string) ([]*fleetcert.Cer
 		certs = append(certs, c)
 	}
 	return certs, rows.Err()
+}
+
+// certificatesBySerialSQL finds the registrations of a serial number in
+// every scope (the OCSP responder's lookup).
+const certificatesBySerialSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
+	INDEXED BY certificates_by_serial WHERE serial = ?1 ORDER BY seq`
+
+// unusableByIssuerSQL reads the registrations a CRL of an issuer lists,
+// on the partial index of those not ACTIVE.
+var unusableByIssuerSQL = `SELECT ` + strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1) + `, seq
+	FROM certificates INDEXED BY certificates_unusable_by_issuer
+	WHERE issuer = ?1 AND status <> 'ACTIVE' AND seq > ?2 ORDER BY seq LIMIT ?3`
+
+// CertificatesBySerial returns the registrations of the certificates whose
+// serial is serial, in every account and region, with every field.
+func (tx *Tx) CertificatesBySerial(ctx context.Context, serial []byte) ([]*fleetcert.Certificate, error) {
+	if len(serial) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.stmt(ctx, tx.stmts.certificatesBySerial).QueryContext(ctx, serial)
+	certs, err := scanCertificateList(rows, err, 4)
+	if err != nil {
+		return nil, fmt.Errorf("certificates by serial: %w", err)
+	}
+	return certs, nil
+}
+
+// UnusableCertificatesByIssuer returns up to limit registrations of
+// issuer that are not ACTIVE, after afterSeq, in seq order.
+func (tx *Tx) UnusableCertificatesByIssuer(ctx context.Context, issuer []byte, afterSeq int64, limit int) ([]*fleetcert.Certificate, error) {
+	if len(issuer) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	rows, err := tx.stmt(ctx, tx.stmts.unusableByIssuer).QueryContext(ctx, issuer, afterSeq, limit)
+	certs, err := scanCertificateList(rows, err, limit)
+	if err != nil {
+		return nil, fmt.Errorf("unusable certificates by issuer: %w", err)
+	}
+	return certs, nil
 }

@@ -411,11 +411,13 @@ type statements struct {
 	putTransfer    *sql.Stmt
 	latestTransfer *sql.Stmt
 
-	accessKey         *sql.Stmt
-	certificatesByID  *sql.Stmt
-	certificatesAfter *sql.Stmt
-	insertAccessKey   *sql.Stmt
-	countAccessKeys   *sql.Stmt
+	accessKey            *sql.Stmt
+	certificatesByID     *sql.Stmt
+	certificatesAfter    *sql.Stmt
+	certificatesBySerial *sql.Stmt
+	unusableByIssuer     *sql.Stmt
+	insertAccessKey      *sql.Stmt
+	countAccessKeys      *sql.Stmt
 
 	insertChange   *sql.Stmt
 	changes        *sql.Stmt
@@ -506,6 +508,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.accessKey, selectAccessKeySQL},
 		{&s.certificatesByID, certificatesByIDSQL},
 		{&s.certificatesAfter, certificatesAfterSQL},
+		{&s.certificatesBySerial, certificatesBySerialSQL},
+		{&s.unusableByIssuer, unusableByIssuerSQL},
 		{&s.insertAccessKey, insertAccessKeySQL},
 		{&s.countAccessKeys, countAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},

@@ -55,6 +55,8 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/list-find-filters-and-count", testListFindFilters},
 		{"ok/certificates-by-id", testCertificatesByID},
 		{"ok/certificates-after", testCertificatesAfter},
+		{"ok/certificates-by-serial", testCertificatesBySerial},
+		{"ok/unusable-certificates-by-issuer", testUnusableCertificatesByIssuer},
 		{"ok/ca-create-and-get", testCACreateAndGet},
 		{"ok/ca-create-and-get-zero-fields", testCACreateAndGetZeroFields},
 		{"fail/ca-duplicate", testCADuplicate},

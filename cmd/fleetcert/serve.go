@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/fleetcert/fleetcert/internal/connlimit"
 	"github.com/fleetcert/fleetcert/mqtt"
 	"github.com/fleetcert/fleetcert/postgres"
+	"github.com/fleetcert/fleetcert/revocation"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
@@ -48,6 +50,8 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.DefaultAccount, "default-account", "", "account whose SNI_ONLY certificates and CAs serve devices that name no account in\ntheir TLS server name (empty: the bootstrap account; none: no account, as on AWS)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres:// URL of a shared database (empty: embedded SQLite in --data-dir)")
 	fs.Var(onOff{&c.DevicePoliciesOff}, "device-policies", "on: a device needs AWS IoT policies allowing iot:Connect, iot:Publish, iot:Subscribe\nand iot:Receive, as on AWS; off: any ACTIVE certificate may do all of them in its\naccount and region (for labs)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL relying parties reach the API by, written into the certificates fleetcert\nissues from now on as their CRL distribution point ({url}/crl/{ca-id}.crl) and OCSP\nresponder ({url}/ocsp) (empty: the API's own http(s)://{api-addr})")
+	fs.BoolVar(&c.OCSPAnyRegistered, "ocsp-any-registered", false, "the OCSP responder also answers for registered certificates of other CAs, signed\nby fleetcert's issuing CA, which such relying parties must trust as their responder")
 	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
 	addLimitFlags(fs, &c.Limits)
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
@@ -61,6 +65,9 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 		return usagef("--throttle: %w", err)
 	}
 	if _, err := m.defaultAccount(); err != nil {
+		return usageError{err}
+	}
+	if err := checkPublicURL(c.PublicURL); err != nil {
 		return usageError{err}
 	}
 	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
@@ -106,6 +113,12 @@ type Config struct {
 	// Limits cap connections, requests and device traffic.
 	Limits Limits
 
+	// PublicURL is the base of the CRL and OCSP URLs written into issued
+	// certificates; "" for the API's own URL. OCSPAnyRegistered makes the
+	// OCSP responder answer for certificates fleetcert did not issue.
+	PublicURL         string
+	OCSPAnyRegistered bool
+
 	// DevicePoliciesOff admits devices without AWS IoT policy checks
 	// (--device-policies off).
 	DevicePoliciesOff bool
@@ -128,10 +141,11 @@ type Main struct {
 	Logger *slog.Logger
 	Stdout io.Writer
 
-	Store    fleetcert.Store // SQLite in --data-dir, or PostgreSQL at --database-url
-	Registry *fleetcert.Registry
-	Gateway  *mqtt.Gateway // nil when --mqtt-addr is empty
-	Console  *console.Handler
+	Store      fleetcert.Store // SQLite in --data-dir, or PostgreSQL at --database-url
+	Registry   *fleetcert.Registry
+	Gateway    *mqtt.Gateway // nil when --mqtt-addr is empty
+	Console    *console.Handler
+	Revocation *revocation.Handler
 
 	apiListener *connlimit.Listener
 	apiServer   *http.Server
@@ -201,7 +215,25 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	// Revocation for other doors: CRL and OCSP on the API's listener,
+	// unauthenticated (relying parties have no key), under the API's
+	// limits.
+	public := m.Config.PublicURL
+	if public == "" {
+		public = m.APIURL()
+	}
+	iss.SetPublicURL(public)
+	defaultAccount, _ := m.defaultAccount()
+	m.Revocation = &revocation.Handler{Registry: m.Registry, Issuer: iss, Logger: m.Logger,
+		AnyRegistered: m.Config.OCSPAnyRegistered, Region: m.Config.Region, DefaultAccountID: defaultAccount}
+	if err := m.Revocation.Start(ctx); err != nil {
+		return fmt.Errorf("revocation: %w", err)
+	}
+
 	mux := http.NewServeMux()
+	for _, p := range revocation.Patterns {
+		mux.Handle(p, m.Revocation)
+	}
 	mux.HandleFunc("GET /healthz", m.healthz)
 	mux.HandleFunc("GET /metrics", m.metrics)
 	mux.Handle("/", api)
@@ -286,6 +318,9 @@ func (m *Main) Close() error {
 	}
 	if m.Console != nil {
 		errs = append(errs, m.Console.Close()) // ends running bulk actions
+	}
+	if m.Revocation != nil {
+		errs = append(errs, m.Revocation.Close())
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())
@@ -373,6 +408,19 @@ func openStore(ctx context.Context, c Config, logger *slog.Logger) (fleetcert.St
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return db, nil
+}
+
+// checkPublicURL refuses a --public-url that cannot be the base of the
+// URLs written into certificates.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("--public-url %q: want an http:// or https:// URL with a host and no query, e.g. https://pki.example.com", s)
+	}
+	return nil
 }
 
 // writeIfChanged writes b to path unless the file already holds it.

@@ -1,0 +1,11 @@
+-- 0011: the certificate's serial number (big-endian, no leading zeros), so
+-- that the OCSP responder finds a certificate by it (Tx.CertificatesBySerial),
+-- and the registrations a CRL lists: those not ACTIVE, by issuer
+-- (Tx.UnusableCertificatesByIssuer), few beside the ACTIVE ones, hence a
+-- partial index. serial is an empty blob when the PEM gave none, NULL for
+-- rows stored before this migration until DB.Open fills them.
+ALTER TABLE certificates ADD COLUMN serial BLOB;
+
+CREATE INDEX certificates_by_serial ON certificates (serial);
+CREATE INDEX certificates_unusable_by_issuer ON certificates (issuer, seq) WHERE status <> 'ACTIVE';
+CREATE INDEX certificates_serial_unfilled ON certificates (seq) WHERE serial IS NULL;
