@@ -416,6 +416,8 @@ type statements struct {
 	certificatesAfter *sql.Stmt
 	insertAccessKey   *sql.Stmt
 	countAccessKeys   *sql.Stmt
+	deleteAccessKey   *sql.Stmt
+	listAccessKeys    *sql.Stmt
 
 	insertChange   *sql.Stmt
 	changes        *sql.Stmt
@@ -508,6 +510,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.certificatesAfter, certificatesAfterSQL},
 		{&s.insertAccessKey, insertAccessKeySQL},
 		{&s.countAccessKeys, countAccessKeysSQL},
+		{&s.deleteAccessKey, deleteAccessKeySQL},
+		{&s.listAccessKeys, listAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
