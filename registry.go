@@ -25,6 +25,7 @@ type Registry struct {
 
 	signal changeSignal
 	signed signatureCache // what a CA's key was found to have signed
+	keys   keyListeners   // told of deleted access keys (accesskeys.go)
 }
 
 // NewRegistry returns a Registry on store that issues with iss.
@@ -459,6 +460,11 @@ func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
 		return r.update(ctx, func(tx Tx) error {
 			old, err := tx.AccessKey(ctx, k.ID)
 			if ErrorCode(err) == EResourceNotFound {
+				if _, err := tx.Setting(ctx, deletedKeySetting(k.ID)); err == nil {
+					return Errorf(EInvalidRequest, "Access key %s was deleted (fleetcert keys delete); it is not stored again. Unset FLEETCERT_ACCESS_KEY_ID and FLEETCERT_SECRET_ACCESS_KEY, or give a new key.", k.ID)
+				} else if ErrorCode(err) != EResourceNotFound {
+					return err
+				}
 				return tx.CreateAccessKey(ctx, k)
 			} else if err != nil {
 				return err
