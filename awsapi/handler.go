@@ -59,7 +59,10 @@ const DefaultMaxBodyBytes = 176 << 10
 const DefaultBodyReadTimeout = 10 * time.Second
 
 // DefaultKeyCacheTTL is how long a found access key is reused without asking
-// the store again, when Handler.KeyCacheTTL is zero.
+// the store again, when Handler.KeyCacheTTL is zero. A deleted key does not
+// wait for it: ForgetAccessKey removes it at once (this process's
+// deletions) or when the change feed tells (other processes'); the TTL only
+// bounds how long a key survives a watcher that cannot read the feed.
 const DefaultKeyCacheTTL = 10 * time.Second
 
 // Handler serves the AWS IoT certificate API. Create it with NewHandler and
