@@ -394,6 +394,9 @@ type CertificateQuery struct {
 	// OrderByExpiry orders by (NotAfter, Seq) instead of (CreationDate,
 	// Seq); After.CreationDate then holds the NotAfter of the position.
 	OrderByExpiry bool
+	// NotAfterBefore, when set, selects only certificates whose NotAfter
+	// is before it (expired, or expiring by then).
+	NotAfterBefore time.Time
 }
 
 // AccessKeyQuery selects a page of access keys; see Tx.ListAccessKeys.
