@@ -303,6 +303,9 @@ type CertificateFilter struct {
 	IDPrefix         string // hex digits, any case
 	CommonNamePrefix string // the start of the subject common name, case-sensitive
 	SortByExpiry     bool   // order by end of validity instead of creation
+	// ExpiresBefore, when set, keeps only certificates whose validity ends
+	// before it (expired ones included).
+	ExpiresBefore time.Time
 }
 
 // FindCertificates returns a page of the client certificates of scope that
@@ -339,7 +342,7 @@ func (r *Registry) CountCertificates(ctx context.Context, scope Scope, f Certifi
 }
 
 func (f CertificateFilter) query(scope Scope) (CertificateQuery, error) {
-	q := CertificateQuery{Scope: scope, NoCA: f.NoCA, OrderByExpiry: f.SortByExpiry}
+	q := CertificateQuery{Scope: scope, NoCA: f.NoCA, OrderByExpiry: f.SortByExpiry, NotAfterBefore: f.ExpiresBefore}
 	if f.Status != "" {
 		st, err := ParseStatus(string(f.Status))
 		if err != nil {

@@ -127,7 +127,7 @@ func NewHandler(reg *fleetcert.Registry, logger *slog.Logger) *Handler {
 		Now:      time.Now,
 		mux:      http.NewServeMux(),
 	}
-	ops := allOperations()
+	ops := slices.Concat(allOperations(), extensionOperations)
 	for i := range ops {
 		op := &ops[i]
 		h.mux.HandleFunc(op.Method+" "+op.Path, func(w http.ResponseWriter, r *http.Request) {
@@ -175,6 +175,13 @@ var operations = []operation{
 	{"TransferCertificate", "PATCH", "/transfer-certificate/{certificateId}", (*Handler).transferCertificate},
 	{"UpdateCACertificate", "PUT", "/cacertificate/{caCertificateId}", (*Handler).updateCACertificate},
 	{"UpdateCertificate", "PUT", "/certificates/{certificateId}", (*Handler).updateCertificate},
+}
+
+// extensionOperations are fleetcert's own routes, beside AWS's under
+// /fleetcert/ (a prefix no AWS IoT route has), authenticated and throttled
+// like the rest.
+var extensionOperations = []operation{
+	{"ListCertificatesExpiring", "GET", "/fleetcert/certificates-expiring", (*Handler).listCertificatesExpiring},
 }
 
 // allOperations are the certificate operations, then those of things

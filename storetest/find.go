@@ -83,7 +83,9 @@ func testListFindFilters(t *testing.T, s fleetcert.Store) {
 		{"expiring before, by creation", fleetcert.CertificateQuery{NotAfterBefore: expiringBefore},
 			func(c *fleetcert.Certificate) bool { return c.NotAfter.Before(expiringBefore) }},
 		{"by expiry, expiring before, CA x", fleetcert.CertificateQuery{OrderByExpiry: true, NotAfterBefore: expiringBefore, CACertificateID: caX},
-			func(c *fleetcert.Certificate) bool { return c.NotAfter.Before(expiringBefore) && c.CACertificateID == caX }},
+			func(c *fleetcert.Certificate) bool {
+				return c.NotAfter.Before(expiringBefore) && c.CACertificateID == caX
+			}},
 	} {
 		var want []*fleetcert.Certificate
 		for _, c := range certs {
