@@ -25,6 +25,7 @@ type Registry struct {
 
 	signal changeSignal
 	signed signatureCache // what a CA's key was found to have signed
+	keys   keyListeners   // told of deleted access keys (accesskeys.go)
 }
 
 // NewRegistry returns a Registry on store that issues with iss.
@@ -315,6 +316,9 @@ type CertificateFilter struct {
 	IDPrefix         string // hex digits, any case
 	CommonNamePrefix string // the start of the subject common name, case-sensitive
 	SortByExpiry     bool   // order by end of validity instead of creation
+	// ExpiresBefore, when set, keeps only certificates whose validity ends
+	// before it (expired ones included).
+	ExpiresBefore time.Time
 }
 
 // FindCertificates returns a page of the client certificates of scope that
@@ -351,7 +355,7 @@ func (r *Registry) CountCertificates(ctx context.Context, scope Scope, f Certifi
 }
 
 func (f CertificateFilter) query(scope Scope) (CertificateQuery, error) {
-	q := CertificateQuery{Scope: scope, NoCA: f.NoCA, OrderByExpiry: f.SortByExpiry}
+	q := CertificateQuery{Scope: scope, NoCA: f.NoCA, OrderByExpiry: f.SortByExpiry, NotAfterBefore: f.ExpiresBefore}
 	if f.Status != "" {
 		st, err := ParseStatus(string(f.Status))
 		if err != nil {
@@ -472,6 +476,11 @@ func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
 		return r.update(ctx, func(tx Tx) error {
 			old, err := tx.AccessKey(ctx, k.ID)
 			if ErrorCode(err) == EResourceNotFound {
+				if _, err := tx.Setting(ctx, deletedKeySetting(k.ID)); err == nil {
+					return Errorf(EInvalidRequest, "Access key %s was deleted (fleetcert keys delete); it is not stored again. Unset FLEETCERT_ACCESS_KEY_ID and FLEETCERT_SECRET_ACCESS_KEY, or give a new key.", k.ID)
+				} else if ErrorCode(err) != EResourceNotFound {
+					return err
+				}
 				return tx.CreateAccessKey(ctx, k)
 			} else if err != nil {
 				return err

@@ -156,6 +156,17 @@ type Tx interface {
 	// CountAccessKeys returns how many access keys exist in all accounts.
 	CountAccessKeys(ctx context.Context) (int, error)
 
+	// DeleteAccessKey removes the access key id. The Registry appends its
+	// ChangeAccessKeyDeleted in the same transaction.
+	// Errors: ResourceNotFoundException.
+	DeleteAccessKey(ctx context.Context, id string) error
+
+	// ListAccessKeys returns up to q.Limit access keys, of q.AccountID only
+	// when it is set, in ascending ID order (byte-wise), strictly after
+	// q.After when it is set. Secrets are left empty: a listing never
+	// carries them.
+	ListAccessKeys(ctx context.Context, q AccessKeyQuery) ([]*AccessKey, error)
+
 	// AppendChange appends ch to the change feed and sets its Seq.
 	AppendChange(ctx context.Context, ch *Change) error
 
@@ -398,6 +409,16 @@ type CertificateQuery struct {
 	// OrderByExpiry orders by (NotAfter, Seq) instead of (CreationDate,
 	// Seq); After.CreationDate then holds the NotAfter of the position.
 	OrderByExpiry bool
+	// NotAfterBefore, when set, selects only certificates whose NotAfter
+	// is before it (expired, or expiring by then).
+	NotAfterBefore time.Time
+}
+
+// AccessKeyQuery selects a page of access keys; see Tx.ListAccessKeys.
+type AccessKeyQuery struct {
+	AccountID string // when set, only this account's keys
+	After     string // resume strictly after this ID
+	Limit     int
 }
 
 // CAQuery selects a page of CA certificates.
@@ -450,6 +471,12 @@ const (
 	ChangeObjectDeleted ChangeKind = "object.deleted"
 	ChangeLinkCreated   ChangeKind = "link.created"
 	ChangeLinkDeleted   ChangeKind = "link.deleted"
+
+	// ChangeAccessKeyDeleted records that the access key Change.Resource
+	// (of account Change.Scope.AccountID; Region is empty) was deleted:
+	// every process forgets it at once (the API's key cache, the console's
+	// sessions signed in with it).
+	ChangeAccessKeyDeleted ChangeKind = "accesskey.deleted"
 )
 
 // Change is one entry of the ordered change feed, appended in the same
@@ -470,7 +497,7 @@ type Change struct {
 
 	// Resource and Target are set for object and link changes only: the
 	// object's "{kind}/{name}" or the link's "{kind}/{from}", and the
-	// link's To.
+	// link's To. For ChangeAccessKeyDeleted, Resource is the key's id.
 	Resource string
 	Target   string
 }

@@ -59,7 +59,10 @@ const DefaultMaxBodyBytes = 176 << 10
 const DefaultBodyReadTimeout = 10 * time.Second
 
 // DefaultKeyCacheTTL is how long a found access key is reused without asking
-// the store again, when Handler.KeyCacheTTL is zero.
+// the store again, when Handler.KeyCacheTTL is zero. A deleted key does not
+// wait for it: ForgetAccessKey removes it at once (this process's
+// deletions) or when the change feed tells (other processes'); the TTL only
+// bounds how long a key survives a watcher that cannot read the feed.
 const DefaultKeyCacheTTL = 10 * time.Second
 
 // Handler serves the AWS IoT certificate API. Create it with NewHandler and
@@ -124,7 +127,7 @@ func NewHandler(reg *fleetcert.Registry, logger *slog.Logger) *Handler {
 		Now:      time.Now,
 		mux:      http.NewServeMux(),
 	}
-	ops := allOperations()
+	ops := slices.Concat(allOperations(), extensionOperations)
 	for i := range ops {
 		op := &ops[i]
 		h.mux.HandleFunc(op.Method+" "+op.Path, func(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +175,13 @@ var operations = []operation{
 	{"TransferCertificate", "PATCH", "/transfer-certificate/{certificateId}", (*Handler).transferCertificate},
 	{"UpdateCACertificate", "PUT", "/cacertificate/{caCertificateId}", (*Handler).updateCACertificate},
 	{"UpdateCertificate", "PUT", "/certificates/{certificateId}", (*Handler).updateCertificate},
+}
+
+// extensionOperations are fleetcert's own routes, beside AWS's under
+// /fleetcert/ (a prefix no AWS IoT route has), authenticated and throttled
+// like the rest.
+var extensionOperations = []operation{
+	{"ListCertificatesExpiring", "GET", "/fleetcert/certificates-expiring", (*Handler).listCertificatesExpiring},
 }
 
 // allOperations are the certificate operations, then those of things

@@ -412,6 +412,8 @@ func truncate(s string) string {
 // accessKey returns the access key id, from the cache while it is fresh.
 // Unknown keys are never cached, so a key created by `fleetcert keys create`
 // in another process is accepted on its first request.
+// Deleted keys are forgotten (ForgetAccessKey) as soon as this process
+// learns of them.
 //
 // Errors: UnrecognizedClientException for an unknown key; store failures
 // unchanged.
@@ -426,6 +428,9 @@ func (h *Handler) accessKey(c *call, id string) (*fleetcert.AccessKey, error) {
 			return k, nil
 		}
 	}
+	// Taken before the read: a key deleted while it is read is not cached
+	// (storeKey compares it).
+	gen := h.auth.generation()
 	k, err := h.Registry.AccessKey(c.ctx, id)
 	if fleetcert.ErrorCode(err) == fleetcert.EResourceNotFound {
 		return nil, fleetcert.Errorf(codeUnrecognizedClient, "The security token included in the request is invalid.")
@@ -433,9 +438,17 @@ func (h *Handler) accessKey(c *call, id string) (*fleetcert.AccessKey, error) {
 		return nil, err
 	}
 	if ttl > 0 {
-		h.auth.storeKey(k, now.Add(ttl))
+		h.auth.storeKey(k, now.Add(ttl), gen)
 	}
 	return k, nil
+}
+
+// ForgetAccessKey removes access key id from the cache, so that the next
+// request signed with it reads the store (and is refused once the key is
+// deleted); "" forgets every key. Give it to
+// fleetcert.Registry.OnAccessKeyDeleted.
+func (h *Handler) ForgetAccessKey(id string) {
+	h.auth.forget(id)
 }
 
 // maxCacheEntries bounds each map of authCache; a full map is emptied.
@@ -447,6 +460,7 @@ type authCache struct {
 	mu      sync.RWMutex
 	keys    map[string]cachedKey
 	signing map[signingKeyID][]byte
+	gen     uint64 // counts forgets: a key read before one is not stored
 }
 
 type cachedKey struct {
@@ -470,13 +484,37 @@ func (ac *authCache) key(id string, now time.Time) *fleetcert.AccessKey {
 	return e.key
 }
 
-func (ac *authCache) storeKey(k *fleetcert.AccessKey, expires time.Time) {
+// generation returns the count of forgets, to pass to storeKey.
+func (ac *authCache) generation() uint64 {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	return ac.gen
+}
+
+// forget removes key id, every key when id is "".
+func (ac *authCache) forget(id string) {
 	ac.mu.Lock()
+	ac.gen++
+	if id == "" {
+		ac.keys = nil
+	} else {
+		delete(ac.keys, id)
+	}
+	ac.mu.Unlock()
+}
+
+// storeKey caches k unless a key was forgotten since generation gen was
+// read: k may be one deleted meanwhile.
+func (ac *authCache) storeKey(k *fleetcert.AccessKey, expires time.Time, gen uint64) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if ac.gen != gen {
+		return
+	}
 	if ac.keys == nil || len(ac.keys) >= maxCacheEntries {
 		ac.keys = make(map[string]cachedKey)
 	}
 	ac.keys[k.ID] = cachedKey{k, expires}
-	ac.mu.Unlock()
 }
 
 // signingKey returns the SigV4 signing key of secret for date and region,

@@ -97,7 +97,9 @@ type certListData struct {
 	CA       string
 	Search   string
 	Sort     string
+	Expiring string // days: only certificates whose validity ends within them
 	Size     int
+	Expiries []option
 	Statuses []option
 	CAs      []option
 	Sizes    []option
@@ -226,7 +228,19 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request) {
 	if d.Sort != "expiry" {
 		d.Sort = ""
 	}
-	d.Filtered = d.Status != "" || d.CA != "" || d.Search != ""
+	d.Expiring = strings.TrimSpace(q.Get("expiring"))
+	expiringDays, err := strconv.Atoi(d.Expiring)
+	if d.Expiring != "" && (err != nil || expiringDays < 0 || expiringDays > 36500) {
+		d.Error = "Expiring within: a whole number of days from 0 to 36500."
+	}
+	d.Expiries = []option{{Value: "", Label: "Any time", Selected: d.Expiring == ""}}
+	for _, n := range []string{"7", "30", "90"} {
+		d.Expiries = append(d.Expiries, option{Value: n, Label: "Within " + n + " days", Selected: d.Expiring == n})
+	}
+	if d.Expiring != "" && !slices.ContainsFunc(d.Expiries, func(o option) bool { return o.Selected }) {
+		d.Expiries = append(d.Expiries, option{Value: d.Expiring, Label: "Within " + d.Expiring + " days", Selected: true})
+	}
+	d.Filtered = d.Status != "" || d.CA != "" || d.Search != "" || d.Expiring != ""
 	d.Sizes = sizeOptions(d.Size)
 	d.Sorts = []option{{Value: "", Label: "Newest first", Selected: d.Sort == ""}, {Value: "expiry", Label: "Expiring first", Selected: d.Sort == "expiry"}}
 	d.Statuses = []option{{Value: "", Label: "All statuses", Selected: d.Status == ""}}
@@ -258,6 +272,10 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request) {
 
 	if d.Error == "" {
 		f := fleetcert.CertificateFilter{Status: fleetcert.Status(d.Status), SortByExpiry: d.Sort == "expiry"}
+		if d.Expiring != "" {
+			// Expired ones included: they need attention first.
+			f.ExpiresBefore = h.now().Add(time.Duration(expiringDays) * 24 * time.Hour)
+		}
 		if d.CA == "none" {
 			f.NoCA = true
 		} else {

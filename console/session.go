@@ -63,7 +63,27 @@ func (h *Handler) readLogin(r *http.Request) (*Login, error) {
 		h.Logger.Error("console: read session", "err", err)
 		return nil, err
 	}
-	return l, nil
+	if l == nil {
+		return nil, nil
+	}
+	// A session lasts only as long as the access key it signed in with:
+	// read from the store on every request (one lookup by primary key), so
+	// a deleted key's sessions end at once on every node, however their
+	// state is kept.
+	_, err = h.Registry.AccessKey(r.Context(), l.KeyID)
+	switch fleetcert.ErrorCode(err) {
+	case "":
+		return l, nil
+	case fleetcert.EResourceNotFound:
+		h.Logger.Info("console: session ended, its access key was deleted", "accessKeyId", l.KeyID)
+		if err := h.Logins.DeleteLogin(r.Context(), l.Token); err != nil {
+			h.Logger.Error("console: delete session", "err", err)
+		}
+		return nil, nil
+	default:
+		h.Logger.Error("console: read session's access key", "err", err)
+		return nil, err
+	}
 }
 
 // auth runs fn for a signed-in session and checks the CSRF token of every

@@ -294,6 +294,9 @@ func certificateWhere(q fleetcert.CertificateQuery) ([]string, []any) {
 			add("authority_key_id IN ($%d, ''::bytea)", q.AuthorityKeyID)
 		}
 	}
+	if !q.NotAfterBefore.IsZero() {
+		add("not_after < $%d", q.NotAfterBefore.UTC())
+	}
 	if p := q.CommonNamePrefix; p != "" {
 		// LIKE 'p%' in the C collation is a range on the index, compared
 		// byte for byte; unlike a computed upper bound it is valid UTF-8

@@ -270,7 +270,8 @@ func (tx *Tx) ListCertificates(ctx context.Context, q fleetcert.CertificateQuery
 	if q.Limit <= 0 {
 		return nil, nil
 	}
-	if q.NoCA || q.Issuer != nil || q.ExcludeCACertificateID != "" || q.CommonNamePrefix != "" || q.OrderByExpiry {
+	if q.NoCA || q.Issuer != nil || q.ExcludeCACertificateID != "" || q.CommonNamePrefix != "" || q.OrderByExpiry ||
+		!q.NotAfterBefore.IsZero() {
 		return tx.findCertificates(ctx, q)
 	}
 	// Without a cursor, start before the first or after the last position.

@@ -69,6 +69,11 @@ func certificateWhere(q fleetcert.CertificateQuery) (string, []any) {
 			add(`authority_key_id IN (?, x'')`, q.AuthorityKeyID)
 		}
 	}
+	if !q.NotAfterBefore.IsZero() {
+		// A range on certificates_by_expiry; a row without a NotAfter
+		// (NULL) never matches.
+		add(`not_after < ?`, q.NotAfterBefore.UnixMicro())
+	}
 	if p := q.CommonNamePrefix; p != "" {
 		// A range on the index: the strings that start with p sort from p
 		// up to, not including, p with its last byte incremented (text

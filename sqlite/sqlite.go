@@ -418,6 +418,8 @@ type statements struct {
 	unusableByIssuer     *sql.Stmt
 	insertAccessKey      *sql.Stmt
 	countAccessKeys      *sql.Stmt
+	deleteAccessKey      *sql.Stmt
+	listAccessKeys       *sql.Stmt
 
 	insertChange   *sql.Stmt
 	changes        *sql.Stmt
@@ -512,6 +514,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.unusableByIssuer, unusableByIssuerSQL},
 		{&s.insertAccessKey, insertAccessKeySQL},
 		{&s.countAccessKeys, countAccessKeysSQL},
+		{&s.deleteAccessKey, deleteAccessKeySQL},
+		{&s.listAccessKeys, listAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},

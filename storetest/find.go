@@ -49,6 +49,9 @@ func testListFindFilters(t *testing.T, s fleetcert.Store) {
 	create(t, s, others...)
 	// The fields round-trip.
 	equalCertificate(t, mustGet(t, s, scopeA, certs[5].ID), certs[5])
+	// An upper bound on expiry that falls on some certificates' NotAfter:
+	// theirs is not before it, so they are left out.
+	expiringBefore := certs[n-24].NotAfter
 
 	for _, tc := range []struct {
 		name    string
@@ -75,6 +78,14 @@ func testListFindFilters(t *testing.T, s fleetcert.Store) {
 			func(c *fleetcert.Certificate) bool { return true }},
 		{"by expiry, CA x", fleetcert.CertificateQuery{OrderByExpiry: true, CACertificateID: caX},
 			func(c *fleetcert.Certificate) bool { return c.CACertificateID == caX }},
+		{"by expiry, expiring before", fleetcert.CertificateQuery{OrderByExpiry: true, NotAfterBefore: expiringBefore},
+			func(c *fleetcert.Certificate) bool { return c.NotAfter.Before(expiringBefore) }},
+		{"expiring before, by creation", fleetcert.CertificateQuery{NotAfterBefore: expiringBefore},
+			func(c *fleetcert.Certificate) bool { return c.NotAfter.Before(expiringBefore) }},
+		{"by expiry, expiring before, CA x", fleetcert.CertificateQuery{OrderByExpiry: true, NotAfterBefore: expiringBefore, CACertificateID: caX},
+			func(c *fleetcert.Certificate) bool {
+				return c.NotAfter.Before(expiringBefore) && c.CACertificateID == caX
+			}},
 	} {
 		var want []*fleetcert.Certificate
 		for _, c := range certs {

@@ -79,6 +79,8 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/access-key", testAccessKey},
 		{"fail/access-key-duplicate", testAccessKeyDuplicate},
 		{"fail/access-key-not-found", testAccessKeyNotFound},
+		{"ok/access-key-delete", testAccessKeyDelete},
+		{"ok/access-key-list", testAccessKeyList},
 		{"ok/changes", testChanges},
 		{"ok/changes-after-limit", testChangesAfterLimit},
 		{"ok/changes-concurrent-updates-none-skipped", testChangesConcurrentUpdates},

@@ -150,8 +150,15 @@ type Main struct {
 	apiListener *connlimit.Listener
 	apiServer   *http.Server
 	pruner      *changePruner
+	stopKeys    func() // ends the access-key watcher and waits for it
 	ready       atomic.Bool
 }
+
+// accessKeyPoll is how often the access-key watcher reads the change feed
+// for deletions by other processes, when the store does not notify (SQLite:
+// `fleetcert keys delete` beside a running server). PostgreSQL's
+// notifications wake it within milliseconds.
+const accessKeyPoll = 250 * time.Millisecond
 
 // NewMain returns a Main with defaults.
 func NewMain() *Main {
@@ -208,6 +215,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if api.Throttle != nil {
 		m.Logger.Info("api throttling", "rates", api.Throttle.String())
 	}
+	// A deleted access key is forgotten at once: by this process when it
+	// deletes it, by the watcher when another process (keys delete, another
+	// node) did. Started before any request is served, so that no deletion
+	// after a key's first read goes unseen.
+	m.Registry.OnAccessKeyDeleted(api.ForgetAccessKey)
+	keysCtx, stopKeys := context.WithCancel(context.Background())
+	waitKeys, err := m.Registry.WatchAccessKeys(keysCtx, accessKeyPoll)
+	if err != nil {
+		stopKeys()
+		return err
+	}
+	m.stopKeys = func() { stopKeys(); waitKeys() }
 	if err := m.startGateway(ctx, api); err != nil {
 		return err
 	}
@@ -308,6 +327,9 @@ func (m *Main) Close() error {
 	m.ready.Store(false)
 	var errs []error
 	m.pruner.stop()
+	if m.stopKeys != nil {
+		m.stopKeys()
+	}
 	errs = append(errs, m.closeGateway())
 	if m.apiServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
