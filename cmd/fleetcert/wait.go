@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -26,17 +27,35 @@ FLEETCERT_API_ADDR and FLEETCERT_API_CERT as fleetcert serve.`)
 	if err := fs.parse(args, stdout, stderr); err != nil {
 		return err
 	}
-	url := "http://" + *addr + "/healthz"
+	url := "http://" + dialAddr(*addr) + "/healthz"
 	client := &http.Client{Timeout: 5 * time.Second}
 	if *certFile != "" {
 		roots, err := certPool(*certFile)
 		if err != nil {
 			return fmt.Errorf("wait: --api-cert: %w", err)
 		}
-		url = "https://" + *addr + "/healthz"
+		url = "https://" + dialAddr(*addr) + "/healthz"
 		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	}
 	return waitHealthy(ctx, client, url, *timeout)
+}
+
+// dialAddr is where to reach a server listening on addr: a wildcard host
+// (0.0.0.0, ::, none), as a container's server listens on, is reached on
+// loopback, so that wait reads the same FLEETCERT_API_ADDR as serve.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // waitHealthy polls url until it answers 200, for at most timeout.
