@@ -20,7 +20,9 @@ func runWait(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("wait", "fleetcert wait [--api-addr HOST:PORT] [--api-cert PEM] [--timeout D]", `
 Waits until the fleetcert server at --api-addr answers GET /healthz with 200,
 and exits 0; exits 1 if it does not within --timeout. It reads the same
-FLEETCERT_API_ADDR and FLEETCERT_API_CERT as fleetcert serve.`)
+FLEETCERT_API_ADDR and FLEETCERT_API_CERT as fleetcert serve; a server on a
+wildcard address (0.0.0.0:8080, [::]:8080) is asked on loopback, so it also
+serves as a container's health check.`)
 	addr := fs.String("api-addr", "127.0.0.1:8080", "address of the server's API (as given to fleetcert serve)")
 	certFile := fs.String("api-cert", "", "the server's --api-cert: ask over HTTPS and trust it (empty: plain HTTP)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait")
