@@ -32,6 +32,12 @@ func lockFile(path string, exclusive bool) (*os.File, error) {
 			break
 		}
 	}
+	if !exclusive && (errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EOPNOTSUPP)) {
+		// A file system without flock (some network file systems): the
+		// store opens as before, and Restore, which cannot lock either,
+		// refuses.
+		return f, nil
+	}
 	if err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
