@@ -54,6 +54,13 @@ func Backup(ctx context.Context, dbPath, to string) (info BackupInfo, err error)
 	if _, err := os.Stat(dbPath); err != nil {
 		return info, fmt.Errorf("backup: %w", err)
 	}
+	for _, f := range []string{dbPath, dbPath + "-wal", dbPath + "-shm", LockPath(dbPath)} {
+		if fst, err := os.Stat(f); err == nil {
+			if tst, err := os.Stat(to); err == nil && os.SameFile(fst, tst) {
+				return info, fmt.Errorf("backup: %s is the store's own file %s: write the backup to another file", to, f)
+			}
+		}
+	}
 	// A shared lock, as a server holds: Restore does not replace the store
 	// while it is read.
 	lock, err := lockFile(LockPath(dbPath), false)

@@ -224,6 +224,16 @@ func TestBackupRestore(t *testing.T) {
 		mustCreateAccessKey(t, live) // leaves a -wal beside it while open
 		refused(t, live.Path, false, "write-ahead log")
 	})
+	t.Run("fail/backup-over-the-store", func(t *testing.T) {
+		db := MustOpenDB(t)
+		id := mustCreateAccessKey(t, db)
+		for _, to := range []string{db.Path, db.Path + "-wal", sqlite.LockPath(db.Path)} {
+			if _, err := sqlite.Backup(ctx, db.Path, to); err == nil || !strings.Contains(err.Error(), "the store's own file") {
+				t.Fatalf("Backup to %s: %v, want refused", to, err)
+			}
+		}
+		mustAccessKey(t, db, id)
+	})
 	t.Run("fail/backup-of-nothing", func(t *testing.T) {
 		dir := t.TempDir()
 		_, err := sqlite.Backup(ctx, filepath.Join(dir, "fleetcert.db"), filepath.Join(dir, "b.db"))
