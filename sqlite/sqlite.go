@@ -49,8 +49,9 @@ type DB struct {
 	// replace it.
 	Now func() time.Time
 
-	write *sql.DB // one connection, BEGIN IMMEDIATE
-	read  *sql.DB // query_only connections
+	write *sql.DB  // one connection, BEGIN IMMEDIATE
+	read  *sql.DB  // query_only connections
+	lock  *os.File // shared lock on LockPath(Path): Restore waits for none
 
 	writeStmts *statements
 	readStmts  *statements
@@ -80,6 +81,19 @@ func (db *DB) Open() (err error) {
 	if err := os.MkdirAll(filepath.Dir(db.Path), 0o700); err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
+	// A shared lock for as long as the store is open, so that Restore
+	// never replaces the file under a process that uses it.
+	db.lock, err = lockFile(LockPath(db.Path), false)
+	if errors.Is(err, errLocked) {
+		return fmt.Errorf("open database %s: it is being restored (fleetcert restore); start again when that is done", db.Path)
+	} else if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			db.Close()
+		}
+	}()
 	// Create the file ourselves: SQLite would create it with 0644, and it
 	// holds access-key secrets. SQLite gives the -wal and -shm files the
 	// permissions of the database file.
@@ -90,11 +104,6 @@ func (db *DB) Open() (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			db.Close()
-		}
-	}()
 
 	params := "?_busy_timeout=" + strconv.FormatInt(BusyTimeout.Milliseconds(), 10)
 	if strconv.IntSize == 64 {
@@ -159,6 +168,10 @@ func (db *DB) Close() error {
 		if p != nil {
 			errs = append(errs, p.Close())
 		}
+	}
+	if db.lock != nil {
+		errs = append(errs, db.lock.Close()) // after the pools: no connection outlives the lock
+		db.lock = nil
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close database %s: %w", db.Path, err)
@@ -276,29 +289,9 @@ func storeError(err error, what string) error {
 // than the database's schema version. BEGIN IMMEDIATE makes two processes
 // opening a new file at once apply them once.
 func (db *DB) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrationFS, "migration/*.sql")
+	ms, err := migrations()
 	if err != nil {
 		return err
-	}
-	type migration struct {
-		version int
-		name    string
-	}
-	var ms []migration
-	for _, name := range names {
-		base := filepath.Base(name)
-		prefix, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if err != nil || v <= 0 {
-			return fmt.Errorf("migration %s: name must start with a positive version number", base)
-		}
-		ms = append(ms, migration{version: v, name: name})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return fmt.Errorf("migrations %s and %s have the same version", ms[i-1].name, ms[i].name)
-		}
 	}
 
 	tx, err := db.write.BeginTx(ctx, nil)
@@ -340,6 +333,37 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// migration is one embedded schema migration.
+type migration struct {
+	version int
+	name    string // path in migrationFS
+}
+
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migration/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, name := range names {
+		base := filepath.Base(name)
+		prefix, _, _ := strings.Cut(base, "_")
+		v, err := strconv.Atoi(prefix)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive version number", base)
+		}
+		ms = append(ms, migration{version: v, name: name})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version", ms[i-1].name, ms[i].name)
+		}
+	}
+	return ms, nil
 }
 
 // Limits of a time stored as int64 Unix nanoseconds.

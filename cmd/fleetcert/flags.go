@@ -29,6 +29,10 @@ func newFlagSet(name, synopsis, about string) *flagSet {
 	return &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, about: about}
 }
 
+// inspectFlagSet, when set, is given every flag set before it parses: the
+// test of README's configuration reference walks each command's flags so.
+var inspectFlagSet func(*flagSet)
+
 // envName is the environment variable of flag name.
 func envName(name string) string {
 	return "FLEETCERT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -39,6 +43,9 @@ func envName(name string) string {
 // flag.ErrHelp; a command line that cannot be run writes it to stderr and
 // returns a usageError.
 func (fs *flagSet) parse(args []string, stdout, stderr io.Writer) error {
+	if inspectFlagSet != nil {
+		inspectFlagSet(fs)
+	}
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {

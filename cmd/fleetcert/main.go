@@ -8,6 +8,8 @@
 //	fleetcert wait [flags]              wait until a server answers /healthz
 //	fleetcert keys create --account-id ID [--data-dir D]
 //	fleetcert migrate --from-sqlite DIR --database-url URL
+//	fleetcert backup --to FILE [--data-dir D]
+//	fleetcert restore --from FILE [--data-dir D]
 //	fleetcert version
 //
 // Every command answers --help with its flags.
@@ -71,6 +73,8 @@ var commands = []command{
 	{"wait", "wait until a fleetcert server answers GET /healthz with 200", runWait},
 	{"keys", "manage the access keys of accounts", runKeys},
 	{"migrate", "copy an embedded store into PostgreSQL", runMigrate},
+	{"backup", "write a consistent copy of the embedded store while the server runs", runBackup},
+	{"restore", "replace the embedded store with a backup (the server stopped)", runRestore},
 	{"version", "print fleetcert's version, commit and Go version", runVersion},
 }
 

@@ -19,6 +19,11 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// Set by the linker where the build has no VCS information to stamp, as in
+// the Dockerfile's build stage (no .git in the context):
+// -ldflags "-X main.stampedVersion=v1.2.3 -X main.stampedCommit=abc…".
+var stampedVersion, stampedCommit string
+
 // versionLine is e.g. "fleetcert v0.0.0-20261201101500-d850057abcde commit
 // d850057abcdef… (modified) go1.26.8 linux/amd64".
 func versionLine() string {
@@ -35,6 +40,12 @@ func versionLine() string {
 				modified = s.Value == "true"
 			}
 		}
+	}
+	if stampedVersion != "" {
+		version = stampedVersion
+	}
+	if stampedCommit != "" {
+		commit = stampedCommit
 	}
 	line := fmt.Sprintf("fleetcert %s commit %s", version, commit)
 	if modified {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -19,24 +20,44 @@ func runWait(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("wait", "fleetcert wait [--api-addr HOST:PORT] [--api-cert PEM] [--timeout D]", `
 Waits until the fleetcert server at --api-addr answers GET /healthz with 200,
 and exits 0; exits 1 if it does not within --timeout. It reads the same
-FLEETCERT_API_ADDR and FLEETCERT_API_CERT as fleetcert serve.`)
+FLEETCERT_API_ADDR and FLEETCERT_API_CERT as fleetcert serve; a server on a
+wildcard address (0.0.0.0:8080, [::]:8080) is asked on loopback, so it also
+serves as a container's health check.`)
 	addr := fs.String("api-addr", "127.0.0.1:8080", "address of the server's API (as given to fleetcert serve)")
 	certFile := fs.String("api-cert", "", "the server's --api-cert: ask over HTTPS and trust it (empty: plain HTTP)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait")
 	if err := fs.parse(args, stdout, stderr); err != nil {
 		return err
 	}
-	url := "http://" + *addr + "/healthz"
+	url := "http://" + dialAddr(*addr) + "/healthz"
 	client := &http.Client{Timeout: 5 * time.Second}
 	if *certFile != "" {
 		roots, err := certPool(*certFile)
 		if err != nil {
 			return fmt.Errorf("wait: --api-cert: %w", err)
 		}
-		url = "https://" + *addr + "/healthz"
+		url = "https://" + dialAddr(*addr) + "/healthz"
 		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	}
 	return waitHealthy(ctx, client, url, *timeout)
+}
+
+// dialAddr is where to reach a server listening on addr: a wildcard host
+// (0.0.0.0, ::, none), as a container's server listens on, is reached on
+// loopback, so that wait reads the same FLEETCERT_API_ADDR as serve.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // waitHealthy polls url until it answers 200, for at most timeout.
