@@ -23,6 +23,21 @@ type flagSet struct {
 	// itself empty, it is that default; for any other flag it is an error,
 	// since an empty value would only be a mistake.
 	emptyMeans map[string]bool
+
+	// commandLineOnly names the flags not read from the environment:
+	// keys delete's and rotate's --access-key-id, whose variable
+	// FLEETCERT_ACCESS_KEY_ID names the bootstrap key, which a forgotten
+	// flag must not delete.
+	commandLineOnly map[string]bool
+}
+
+// envOf is the environment variable of flag name in fs, "" when the flag
+// is read from the command line only.
+func (fs *flagSet) envOf(name string) string {
+	if fs.commandLineOnly[name] {
+		return ""
+	}
+	return envName(name)
 }
 
 func newFlagSet(name, synopsis, about string) *flagSet {
@@ -63,6 +78,9 @@ func (fs *flagSet) parse(args []string, stdout, stderr io.Writer) error {
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
+		if fs.commandLineOnly[f.Name] {
+			return
+		}
 		v, ok := os.LookupEnv(envName(f.Name))
 		if !ok || onCommandLine[f.Name] {
 			return
@@ -99,7 +117,12 @@ func (fs *flagSet) writeUsage(w io.Writer) {
 	fmt.Fprint(w, "\nflags:\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		kind, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  %s\n    \t%s\n    \t(env %s", strings.TrimSpace("--"+f.Name+" "+kind), strings.ReplaceAll(usage, "\n", "\n    \t"), envName(f.Name))
+		fmt.Fprintf(w, "  %s\n    \t%s\n    \t(", strings.TrimSpace("--"+f.Name+" "+kind), strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if env := fs.envOf(f.Name); env != "" {
+			fmt.Fprintf(w, "env %s", env)
+		} else {
+			fmt.Fprint(w, "command line only")
+		}
 		if f.DefValue != "" {
 			fmt.Fprintf(w, "; default %s", f.DefValue)
 		}

@@ -160,6 +160,7 @@ sessions signed in with it end at their next request. A bootstrap key given
 by FLEETCERT_ACCESS_KEY_ID is not stored again at the next start: unset it.`)
 	dataDir, databaseURL := storeFlags(fs)
 	keyID := fs.String("access-key-id", "", "the key to delete (required)")
+	fs.commandLineOnly = map[string]bool{"access-key-id": true}
 	if err := fs.parse(args, stdout, stderr); err != nil {
 		return err
 	}
@@ -189,6 +190,7 @@ move your clients to it, then delete the old one) for clients that cannot
 all switch at once. fleetcert has no inactive state for keys.`)
 	dataDir, databaseURL := storeFlags(fs)
 	keyID := fs.String("access-key-id", "", "the key to replace (required)")
+	fs.commandLineOnly = map[string]bool{"access-key-id": true}
 	keepOld := fs.Bool("keep-old", false, "keep the old key until keys delete (a grace period for clients)")
 	if err := fs.parse(args, stdout, stderr); err != nil {
 		return err

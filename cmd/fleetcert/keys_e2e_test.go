@@ -113,6 +113,15 @@ func TestKeysCommands(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--access-key-id is required") {
 		t.Fatalf("rotate without a key: exit %d: %s", code, errOut)
 	}
+	// FLEETCERT_ACCESS_KEY_ID names the bootstrap key (serve's
+	// environment, often an EnvironmentFile): delete and rotate never take
+	// their key from it.
+	for _, verb := range []string{"delete", "rotate"} {
+		code, _, errOut = runFleetcert(t, []string{"FLEETCERT_ACCESS_KEY_ID=" + testKeyID}, "keys", verb, "--data-dir", s.dataDir)
+		if code != 2 || !strings.Contains(errOut, "--access-key-id is required") {
+			t.Fatalf("%s with only FLEETCERT_ACCESS_KEY_ID set: exit %d: %s", verb, code, errOut)
+		}
+	}
 }
 
 // TestClusterKeyDelete: a key verified by two nodes on PostgreSQL is

@@ -65,7 +65,11 @@ func configurationReference(t *testing.T) string {
 				if f.DefValue == "" {
 					def = `""`
 				}
-				fmt.Fprintf(&w, "| `%s` | `%s` | %s | %s |\n", name, envName(f.Name), def,
+				env := "(command line only)"
+				if e := fs.envOf(f.Name); e != "" {
+					env = "`" + e + "`"
+				}
+				fmt.Fprintf(&w, "| `%s` | %s | %s | %s |\n", name, env, def,
 					strings.ReplaceAll(strings.Join(strings.Fields(usage), " "), "|", `\|`))
 			})
 			if args[0] == "serve" {
