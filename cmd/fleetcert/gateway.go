@@ -63,6 +63,10 @@ func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
 	g.AnnounceSessions = c.DatabaseURL != ""
 	g.DevicePoliciesOff = c.DevicePoliciesOff
 	c.Limits.configureGateway(g)
+	if r := c.NATS.router("fleetcert " + c.MQTTAddr); r != nil {
+		r.Logger = m.Logger
+		g.Cluster = r
+	}
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("mqtt gateway: %w", err)
 	}
