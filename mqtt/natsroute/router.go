@@ -451,25 +451,28 @@ func (rt *Router) store(key string, m *mqtt.Message) error {
 func (rt *Router) watchRetained() {
 	defer rt.done.Done()
 	backoff := 100 * time.Millisecond
-	for {
-		select {
-		case <-rt.ctx.Done():
-			return
-		case <-rt.kick:
-		}
-		for rt.ctx.Err() == nil && rt.pub.IsConnected() {
-			err := rt.watchOnce()
-			if err == nil {
-				break // kicked again: a reconnect
+	for rt.ctx.Err() == nil {
+		if !rt.pub.IsConnected() {
+			select {
+			case <-rt.ctx.Done():
+				return
+			case <-rt.kick: // (re)connected
 			}
+			continue
+		}
+		// nil: kicked by a reconnect, watch again from the start.
+		if err := rt.watchOnce(); err != nil && rt.ctx.Err() == nil {
 			rt.Logger.Warn("nats retained messages", "err", err)
 			select {
 			case <-rt.ctx.Done():
 				return
+			case <-rt.kick:
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 5*time.Second)
+			continue
 		}
+		backoff = 100 * time.Millisecond
 	}
 }
 
