@@ -1,15 +1,20 @@
 package main_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -274,6 +279,17 @@ func TestClusterNATSMessages(t *testing.T) {
 func TestClusterNATSRetainedAndFailures(t *testing.T) {
 	ns, nodes, dev, dbURL := startNATSCluster(t)
 	a, b, c := nodes[0], nodes[1], nodes[2]
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, n := range nodes {
+				for _, l := range strings.Split(n.stderr.String(), "\n") {
+					if strings.Contains(strings.ToLower(l), "nats") {
+						t.Logf("node %d: %s", i, l)
+					}
+				}
+			}
+		}
+	})
 	pubA, _, err := a.connectDevice(t, dev, "retainer")
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +334,106 @@ func TestClusterNATSRetainedAndFailures(t *testing.T) {
 		t.Fatalf("a message published while NATS was away reached node C late (%d)", n)
 	}
 	got, _ = subscriber(t, c, dev, "late-c2", "fleet/+", 1)
+	failAt := time.Now().Add(testwait.Hang / 2)
 	testwait.For(t, "both retained messages on node C", func() bool {
-		return len(got.payloads("fleet/state")) == 1 && len(got.payloads("fleet/outage")) == 1
+		ok := len(got.payloads("fleet/state")) == 1 && len(got.payloads("fleet/outage")) == 1
+		if !ok && time.Now().After(failAt) {
+			t.Fatalf("node C's new subscriber got %q", got.payloads(""))
+		}
+		return ok
 	})
+}
+
+// connectDeviceAs is connectDevice with a TLS server name: the endpoint
+// that names the device's account and region.
+func connectDeviceAs(t *testing.T, n *node, cert *testpki.Cert, clientID, serverName string) paho.Client {
+	t.Helper()
+	caPEM, err := os.ReadFile(n.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + n.mqttAddr).SetClientID(clientID).
+		SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: serverName,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key}}}).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(testwait.Hang))
+	if tok := c.Connect(); !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
+		t.Fatalf("%s via %s: %v", clientID, serverName, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+// TestClusterNATSScopesAndMosquitto: messages cross nodes within their
+// account and region only; mosquitto clients on two nodes talk.
+func TestClusterNATSScopesAndMosquitto(t *testing.T) {
+	_, nodes, dev, _ := startNATSCluster(t)
+	const otherRegion = "us-west-2"
+	other, _ := registerDevice(t, nodes[0].client(testKeyID, testSecret, otherRegion), types.CertificateStatusActive)
+	otherName := testAccount + "-ats.iot." + otherRegion + ".localhost"
+
+	control, _ := subscriber(t, nodes[1], dev, "control", "fleet/#", 1)
+	isolated := &inbox{}
+	oc := connectDeviceAs(t, nodes[1], other, "isolated", otherName)
+	if tok := oc.Subscribe("fleet/#", 1, isolated.handler); !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	pub, _, err := nodes[0].connectDevice(t, dev, "pub-eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, pub, "fleet/iso", 1, false, testRegion)
+	testwait.For(t, "node 1's subscriber in "+testRegion, func() bool { return len(control.payloads("fleet/iso")) == 1 })
+	// Node 1 reads NATS in order: the message above came before this one.
+	otherPub := connectDeviceAs(t, nodes[2], other, "pub-us", otherName)
+	publish(t, otherPub, "fleet/iso", 1, false, otherRegion)
+	testwait.For(t, "node 1's subscriber in "+otherRegion, func() bool { return len(isolated.payloads("fleet/iso")) > 0 })
+	if got := isolated.payloads(""); len(got) != 1 || got[0] != otherRegion {
+		t.Fatalf("subscriber in %s got %q, want only its region's message", otherRegion, got)
+	}
+	if got := control.payloads(""); len(got) != 1 {
+		t.Fatalf("subscriber in %s got %q, want only its region's message", testRegion, got)
+	}
+
+	if _, err := exec.LookPath("mosquitto_sub"); err != nil {
+		t.Skip("mosquitto clients not installed (Debian package mosquitto-clients; scripts/test installs it)")
+	}
+	certFile, keyFile := deviceFiles(t, dev)
+	out := &testwait.Buffer{}
+	sub := exec.Command("mosquitto_sub", append(mosquittoArgs(nodes[1].mqttAddr, nodes[1].caFile, certFile, keyFile),
+		"-i", "mosq-sub", "-t", "mosq/#", "-q", "1", "-C", "1", "-v")...)
+	sub.Stdout, sub.Stderr = out, out
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- sub.Wait() }()
+	t.Cleanup(func() {
+		if sub.ProcessState == nil {
+			sub.Process.Kill()
+			<-exited
+		}
+	})
+	// Until mosquitto_sub has subscribed, a publish reaches no one: publish
+	// again until it has one message and exits.
+	testwait.For(t, "mosquitto_sub on node 1 to get mosquitto_pub's message from node 2", func() bool {
+		b, err := exec.Command("mosquitto_pub", append(mosquittoArgs(nodes[2].mqttAddr, nodes[2].caFile, certFile, keyFile),
+			"-i", "mosq-pub", "-t", "mosq/x", "-m", "across", "-q", "1")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mosquitto_pub: %v %s", err, b)
+		}
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("mosquitto_sub: %v %s", err, out.String())
+			}
+			return true
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
+	if got := strings.TrimSpace(out.String()); got != "mosq/x across" {
+		t.Fatalf("mosquitto_sub printed %q", got)
+	}
 }

@@ -426,7 +426,9 @@ func (rt *Router) Retain(m *mqtt.Message) error {
 
 // store writes or deletes key; rt.retainMu is held.
 func (rt *Router) store(key string, m *mqtt.Message) error {
-	ctx, cancel := context.WithTimeout(rt.ctx, rt.ConfirmTimeout)
+	// Not rt.ctx: the wills of a gateway that is closing are retained
+	// after it ends.
+	ctx, cancel := context.WithTimeout(context.Background(), rt.ConfirmTimeout)
 	defer cancel()
 	var rev uint64
 	var err error
