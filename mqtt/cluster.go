@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -60,6 +61,11 @@ type Message struct {
 	PayloadFormatOK bool   // PayloadFormat was sent
 	MessageExpiry   uint32 // seconds; 0 none
 	User            []UserProperty
+
+	// Created is when the message was published (Unix seconds): mochi
+	// drops a retained message MaximumMessageExpiryInterval after it, and
+	// one that expires (MessageExpiry) that long after it.
+	Created int64
 }
 
 // UserProperty is an MQTT 5 user property.
@@ -199,7 +205,11 @@ func message(pk *packets.Packet) (*Message, bool) {
 	p := &pk.Properties
 	m := &Message{Scope: scope, Topic: topic, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain,
 		ContentType: p.ContentType, ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData,
-		PayloadFormat: p.PayloadFormat, PayloadFormatOK: p.PayloadFormatFlag, MessageExpiry: p.MessageExpiryInterval}
+		PayloadFormat: p.PayloadFormat, PayloadFormatOK: p.PayloadFormatFlag, MessageExpiry: p.MessageExpiryInterval,
+		Created: pk.Created}
+	if m.Created == 0 {
+		m.Created = time.Now().Unix() // a will: mochi sets it after OnWillSent's copy
+	}
 	for _, u := range p.User {
 		m.User = append(m.User, UserProperty{u.Key, u.Val})
 	}
@@ -361,6 +371,16 @@ func (r clusterReceiver) DeliverShared(s SharedSubscription, m *Message) {
 func (r clusterReceiver) Retained(m *Message) {
 	pk := m.packet(internalTopic(m.Scope, m.Topic))
 	pk.FixedHeader.Retain = true
+	// Without Created, mochi's expiry sweep would take the message for one
+	// published in 1970 and drop it within a second.
+	pk.Created = m.Created
+	if pk.Created == 0 {
+		pk.Created = time.Now().Unix()
+	}
+	if m.MessageExpiry > 0 {
+		pk.ProtocolVersion = 5 // mochi expires only MQTT 5 messages [MQTT-3.3.2-5]
+		pk.Expiry = pk.Created + int64(m.MessageExpiry)
+	}
 	r.c.g.server.Topics.RetainMessage(pk)
 	(&authHook{g: r.c.g}).OnRetainMessage(nil, pk, 0) // the retained quotas' count
 }

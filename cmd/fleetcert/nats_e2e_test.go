@@ -162,7 +162,36 @@ func startNATSCluster(t *testing.T) (*natsServer, []*node, *testpki.Cert, string
 		nodes[i] = startNode(t, dbURL, "FLEETCERT_NATS_URL="+ns.url())
 	}
 	dev, _ := registerDevice(t, nodes[0].defaultClient(), types.CertificateStatusActive)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for i, n := range nodes {
+			t.Logf("node %d: unroutable %d, received %d", i, metricOr(n, "fleetcert_mqtt_cluster_unroutable_total"), metricOr(n, "fleetcert_mqtt_cluster_received_total"))
+			for _, l := range strings.Split(n.stderr.String(), "\n") {
+				if strings.Contains(strings.ToLower(l), "nats") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+					t.Logf("node %d: %s", i, l)
+				}
+			}
+		}
+	})
 	return ns, nodes, dev, dbURL
+}
+
+// metricOr reads a metric of a node that may have been stopped (-1).
+func metricOr(n *node, name string) int {
+	resp, err := http.Get(n.url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindSubmatch(b)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.Atoi(string(m[1]))
+	return v
 }
 
 // TestClusterNATSMessages: a publish on one node reaches the subscribers of
@@ -279,17 +308,6 @@ func TestClusterNATSMessages(t *testing.T) {
 func TestClusterNATSRetainedAndFailures(t *testing.T) {
 	ns, nodes, dev, dbURL := startNATSCluster(t)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, n := range nodes {
-				for _, l := range strings.Split(n.stderr.String(), "\n") {
-					if strings.Contains(strings.ToLower(l), "nats") {
-						t.Logf("node %d: %s", i, l)
-					}
-				}
-			}
-		}
-	})
 	pubA, _, err := a.connectDevice(t, dev, "retainer")
 	if err != nil {
 		t.Fatal(err)

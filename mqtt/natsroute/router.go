@@ -375,11 +375,12 @@ type retainedValue struct {
 	PayloadFormat   *byte       `json:"pf,omitempty"`
 	MessageExpiry   uint32      `json:"e,omitempty"`
 	User            [][2]string `json:"u,omitempty"`
+	Created         int64       `json:"c,omitempty"` // Unix seconds
 }
 
 func encodeRetained(m *mqtt.Message) []byte {
 	v := retainedValue{QoS: m.QoS, Payload: m.Payload, ContentType: m.ContentType, ResponseTopic: m.ResponseTopic,
-		CorrelationData: m.CorrelationData, MessageExpiry: m.MessageExpiry}
+		CorrelationData: m.CorrelationData, MessageExpiry: m.MessageExpiry, Created: m.Created}
 	if m.PayloadFormatOK {
 		f := m.PayloadFormat
 		v.PayloadFormat = &f
@@ -396,8 +397,8 @@ func decodeRetained(b []byte, m *mqtt.Message) bool {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return false
 	}
-	m.QoS, m.Payload, m.ContentType, m.ResponseTopic, m.CorrelationData, m.MessageExpiry =
-		v.QoS, v.Payload, v.ContentType, v.ResponseTopic, v.CorrelationData, v.MessageExpiry
+	m.QoS, m.Payload, m.ContentType, m.ResponseTopic, m.CorrelationData, m.MessageExpiry, m.Created =
+		v.QoS, v.Payload, v.ContentType, v.ResponseTopic, v.CorrelationData, v.MessageExpiry, v.Created
 	if v.PayloadFormat != nil {
 		m.PayloadFormat, m.PayloadFormatOK = *v.PayloadFormat, true
 	}
