@@ -312,8 +312,13 @@ func TestClusterNATSRetainedAndFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish(t, pubA, "fleet/state", 1, true, "kept") // PUBACK: stored in the cluster
+	acked, _ := subscriber(t, c, dev, "acked-c", "fleet/acked", 1)
+	publish(t, pubA, "fleet/state", 1, true, "kept")   // PUBACK: stored in the cluster
+	publish(t, pubA, "fleet/acked", 1, false, "acked") // PUBACK: NATS has it
 	a.kill()
+	testwait.For(t, "node C to get the QoS 1 message acknowledged by node A before it died", func() bool {
+		return len(acked.payloads("fleet/acked")) == 1
+	})
 	got, _ := subscriber(t, c, dev, "late-c", "fleet/state", 1)
 	testwait.For(t, "the retained message on node C after node A died", func() bool { return len(got.payloads("fleet/state")) > 0 })
 	if m, _ := got.find("fleet/state"); string(m.Payload()) != "kept" || !m.Retained() {
