@@ -497,20 +497,26 @@ func (rt *Router) watchOnce() error {
 	}
 	rt.retainMu.Lock()
 	rt.kv = kv
+	stored := 0
 	for key, m := range rt.pending {
 		if err := rt.store(key, m); err != nil {
 			rt.retainMu.Unlock()
 			return fmt.Errorf("store retained messages: %w", err)
 		}
 		delete(rt.pending, key)
+		stored++
 	}
 	rt.retainMu.Unlock()
+	if stored > 0 {
+		rt.Logger.Info("nats: retained messages published while NATS was unreachable stored", "count", stored)
+	}
 
 	w, err := kv.WatchAll(rt.ctx)
 	if err != nil {
 		return fmt.Errorf("watch bucket %s: %w", rt.Bucket, err)
 	}
 	defer w.Stop()
+	n := 0
 	for {
 		select {
 		case <-rt.ctx.Done():
@@ -523,8 +529,10 @@ func (rt *Router) watchOnce() error {
 			}
 			if e == nil { // every current value has been read
 				rt.loadOnce.Do(func() { close(rt.loaded) })
+				rt.Logger.Info("nats: retained messages read", "bucket", rt.Bucket, "entries", n)
 				continue
 			}
+			n++
 			rt.apply(e)
 		}
 	}
