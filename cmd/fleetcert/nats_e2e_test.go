@@ -474,3 +474,45 @@ func TestClusterNATSScopesAndMosquitto(t *testing.T) {
 		t.Fatalf("mosquitto_sub printed %q", got)
 	}
 }
+
+// TestServeNATSFlags: --nats-* values that cannot work are refused before
+// anything starts; a node whose NATS is unreachable starts, degraded.
+func TestServeNATSFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"fail/creds-without-url", []string{"--nats-creds", "x.creds"}, "need --nats-url"},
+		{"fail/cert-without-key", []string{"--nats-url", "nats://127.0.0.1:1", "--nats-cert", "c.pem"}, "set both --nats-cert and --nats-key"},
+		{"fail/missing-ca", []string{"--nats-url", "nats://127.0.0.1:1", "--nats-ca", "/nonexistent/ca.pem"}, "no such file"},
+		{"fail/replicas", []string{"--nats-url", "nats://127.0.0.1:1", "--nats-replicas", "7"}, "1 to 5"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runFleetcert(t, nil, append([]string{"serve", "--data-dir", dir, "--api-addr", "127.0.0.1:0"}, tt.args...)...)
+			if code != 2 || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, want 2 with %q:\n%s", code, tt.want, stderr)
+			}
+		})
+	}
+	if _, stdout, _ := runFleetcert(t, nil, "serve", "--help"); !strings.Contains(stdout, "--nats-url") || !strings.Contains(stdout, "FLEETCERT_NATS_URL") {
+		t.Fatalf("serve --help says nothing of --nats-url:\n%s", stdout)
+	}
+
+	s := &server{t: t, dataDir: t.TempDir(), env: []string{
+		"FLEETCERT_ACCESS_KEY_ID=" + testKeyID, "FLEETCERT_SECRET_ACCESS_KEY=" + testSecret, "FLEETCERT_ACCOUNT_ID=" + testAccount,
+		"FLEETCERT_NATS_URL=nats://127.0.0.1:1", // nothing listens there
+	}}
+	s.start()
+	t.Cleanup(s.stop)
+	resp, err := http.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "degraded") {
+		t.Fatalf("healthz with NATS unreachable: %d %q, want 200 degraded", resp.StatusCode, b)
+	}
+}
