@@ -102,6 +102,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -266,6 +267,11 @@ type Gateway struct {
 	Registry Registry
 	Logger   *slog.Logger
 
+	// Cluster, when set, routes messages between the gateways of a
+	// cluster (see cluster.go); nil, the gateway is a broker of its own.
+	Cluster Fabric
+	cluster *cluster
+
 	limits   limits
 	retained retainedUsage
 	autoReg  autoRegistrationLimits
@@ -367,6 +373,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.cancel()
 		return err
 	}
+	if g.Cluster != nil { // cluster.go: after the authHook, before devices
+		if err := g.startCluster(); err != nil {
+			g.cancel()
+			return fmt.Errorf("mqtt cluster: %w", err)
+		}
+	}
 	// Any certificate is requested and none is checked against a trust
 	// store: VerifyConnection asks the registry.
 	g.listener = &tlsListener{
@@ -426,10 +438,14 @@ func (g *Gateway) Close() error {
 	}
 	g.cancel()
 	g.watched.Wait()
+	var err error
 	if g.server != nil {
-		return g.server.Close()
+		err = g.server.Close()
 	}
-	return nil
+	if g.cluster != nil { // after the server: its wills are routed
+		err = errors.Join(err, g.Cluster.Close())
+	}
+	return err
 }
 
 // query is what the registry is asked about a device that presented chain

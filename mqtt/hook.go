@@ -385,7 +385,7 @@ func (g *Gateway) publish(scope fleetcert.Scope, topic string, payload func() []
 		return // not admitted: no topic space
 	}
 	internal := internalTopic(scope, topic)
-	if !g.subscribed(internal) {
+	if !g.subscribed(internal) && !g.routed() { // cluster.go: subscribers may be on other nodes
 		return
 	}
 	onShortStack(func() {

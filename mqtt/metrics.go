@@ -129,6 +129,7 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 		b = fmt.Appendf(b, "fleetcert_mqtt_policy_denials_total{action=%q} %d\n", a, m.denied[i].Load())
 	}
 	b = g.appendLimitMetrics(b)
+	b = g.appendClusterMetrics(b) // cluster.go
 	_, err := w.Write(b)
 	return err
 }

@@ -59,6 +59,7 @@ func internalTopic(scope fleetcert.Scope, topic string) string {
 // deviceTopic returns the scope and device topic of an internal topic (or
 // filter), ok false when topic is not one.
 func deviceTopic(topic string) (scope fleetcert.Scope, t string, ok bool) {
+	topic = unsharedSpace(topic) // cluster.go: shared subscriptions' space
 	rest, ok := strings.CutPrefix(topic, internalRoot)
 	if !ok {
 		if rest, ok = strings.CutPrefix(topic, internalRootSys); !ok {

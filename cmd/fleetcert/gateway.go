@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -63,6 +64,11 @@ func (m *Main) startGateway(ctx context.Context, api *awsapi.Handler) error {
 	g.AnnounceSessions = c.DatabaseURL != ""
 	g.DevicePoliciesOff = c.DevicePoliciesOff
 	c.Limits.configureGateway(g)
+	host, _ := os.Hostname()
+	if r := c.NATS.router(fmt.Sprintf("fleetcert %s[%d]", host, os.Getpid())); r != nil {
+		r.Logger = m.Logger
+		g.Cluster = r
+	}
 	if err := g.Start(ctx); err != nil {
 		return fmt.Errorf("mqtt gateway: %w", err)
 	}

@@ -54,6 +54,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.BoolVar(&c.OCSPAnyRegistered, "ocsp-any-registered", false, "the OCSP responder also answers for registered certificates of other CAs, signed\nby fleetcert's issuing CA, which such relying parties must trust as their responder")
 	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
 	addLimitFlags(fs, &c.Limits)
+	addNATSFlags(fs, &c.NATS)
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
 	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
 	if err := fs.parse(args, stdout, stderr); err != nil {
@@ -68,6 +69,9 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 		return usageError{err}
 	}
 	if err := checkPublicURL(c.PublicURL); err != nil {
+		return usageError{err}
+	}
+	if err := c.NATS.check(); err != nil {
 		return usageError{err}
 	}
 	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
@@ -122,6 +126,9 @@ type Config struct {
 	// DevicePoliciesOff admits devices without AWS IoT policy checks
 	// (--device-policies off).
 	DevicePoliciesOff bool
+
+	// NATS joins the node to the cluster's message fabric (nats.go).
+	NATS NATS
 
 	// ChangeRetention is how long the change feed keeps an entry; 0
 	// never prunes it.
@@ -356,6 +363,11 @@ func (m *Main) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if m.Gateway != nil && !m.Gateway.ClusterConnected() {
+		// Still serving: devices here reach each other, the API works.
+		io.WriteString(w, "degraded: NATS unreachable, MQTT messages reach this node's devices only\n")
+		return
+	}
 	io.WriteString(w, "ok\n")
 }
 
