@@ -40,7 +40,7 @@ func TestDB_BackfillIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`UPDATE certificates SET issuer = NULL, authority_key_id = NULL, common_name = NULL`); err != nil {
+	if _, err := raw.Exec(`UPDATE certificates SET issuer = NULL, authority_key_id = NULL, common_name = NULL, serial = NULL`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
@@ -59,8 +59,8 @@ func TestDB_BackfillIssuer(t *testing.T) {
 		if !reflect.DeepEqual(got, w) {
 			t.Errorf("after the backfill:\n got %+v\nwant %+v", got, w)
 		}
-		if got.CommonName == "" || got.Issuer == nil || got.AuthorityKeyID == nil {
-			t.Errorf("%s: fields not filled: %q %x %x", got.ID[:8], got.CommonName, got.Issuer, got.AuthorityKeyID)
+		if got.CommonName == "" || got.Issuer == nil || got.AuthorityKeyID == nil || got.Serial == nil {
+			t.Errorf("%s: fields not filled: %q %x %x %x", got.ID[:8], got.CommonName, got.Issuer, got.AuthorityKeyID, got.Serial)
 		}
 	}
 	page, err := reg.FindCertificates(ctx, scope, fleetcert.CertificateFilter{CommonNamePrefix: "sensor-"}, fleetcert.ListOptions{})
