@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func TestListCertificatesExpiring(t *testing.T) {
 			if p.NextMarker == "" {
 				break
 			}
-			query = "?days=90&pageSize=1&marker=" + p.NextMarker
+			query = "?days=90&pageSize=1&marker=" + url.QueryEscape(p.NextMarker)
 		}
 		if len(got) != 3 || got[0] != in2 || got[1] != in10 || got[2] != in60 {
 			t.Fatalf("paged %v", got)
