@@ -31,8 +31,12 @@ func runConnect(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long to connect")
 	count := fs.Int("count", 200000, "stop after this many connections")
 	label := fs.String("label", "", "name printed with the result")
+	things := fs.Int("things", 64, "things bench-0 … bench-N-1 the certificate is attached to (register --things)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *things < 1 {
+		return fmt.Errorf("--things must be at least 1")
 	}
 	if err := checkLoopback(df.addr); err != nil {
 		return err
@@ -56,9 +60,15 @@ func runConnect(ctx context.Context, args []string) error {
 					return
 				}
 				t0 := time.Now()
-				// As thing bench-w (see register --things): a device
-				// connecting again and again under its thing's name.
-				c, err := dialMQTT(df.addr, cfg, fmt.Sprintf("bench-%d", w), 60, 10*time.Second)
+				// As one of the things bench-0 … bench-{things-1} (see
+				// register --things), each worker taking them in turn: a
+				// device connects under its thing's name, and the next
+				// connection under that name comes only after every
+				// worker has used another, so that it never finds the
+				// previous one still open (a session takeover, which is
+				// another load).
+				thing := (w + *concurrency*i) % *things
+				c, err := dialMQTT(df.addr, cfg, fmt.Sprintf("bench-%d", thing), 60, 10*time.Second)
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
