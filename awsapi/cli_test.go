@@ -35,31 +35,8 @@ func TestAWSCLI(t *testing.T) {
 	url := e.URL()
 	dir := t.TempDir()
 	run := func(key *fleetcert.AccessKey, args ...string) (map[string]any, string, error) {
-		cmd := exec.Command(cli, append([]string{"iot", "--endpoint-url", url, "--region", testRegion, "--output", "json"}, args...)...)
-		var env []string
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "AWS_") {
-				env = append(env, kv)
-			}
-		}
-		cmd.Env = append(env,
-			"AWS_ACCESS_KEY_ID="+key.ID,
-			"AWS_SECRET_ACCESS_KEY="+key.Secret,
-			"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
-			"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
-			"AWS_MAX_ATTEMPTS=1",
-			"AWS_PAGER=",
-		)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var out map[string]any
-		if err == nil && strings.TrimSpace(stdout.String()) != "" {
-			if jerr := json.Unmarshal([]byte(stdout.String()), &out); jerr != nil {
-				t.Fatalf("aws %v: output %q: %v", args, stdout.String(), jerr)
-			}
-		}
-		return out, stderr.String(), err
+		t.Helper()
+		return runCLI(t, cli, url, dir, key, args...)
 	}
 	must := func(args ...string) map[string]any {
 		t.Helper()
