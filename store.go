@@ -126,6 +126,16 @@ type Tx interface {
 	// Errors: ResourceNotFoundException.
 	UpdateCertificate(ctx context.Context, c *Certificate) error
 
+	// UpdateCertificateStatus stores c's Status, LastModifiedDate,
+	// CustomerVersion and GenerationID, and nothing else of c, on the
+	// client certificate (c.Scope, c.ID) if its stored CustomerVersion is
+	// still fromVersion, and reports whether it did: false when the
+	// certificate was changed (every change moves CustomerVersion) or
+	// deleted since it was read, for the caller to read it again. It is a
+	// bulk job's write: a status change that rewrites neither the PEM nor
+	// the indexes of the columns it leaves alone.
+	UpdateCertificateStatus(ctx context.Context, c *Certificate, fromVersion int64) (bool, error)
+
 	// DeleteCertificate removes the client certificate id in scope.
 	// Errors: ResourceNotFoundException.
 	DeleteCertificate(ctx context.Context, scope Scope, id string) error

@@ -324,3 +324,26 @@ func (tx *Tx) CountCertificates(ctx context.Context, q fleetcert.CertificateQuer
 	}
 	return n, nil
 }
+
+// updateCertificateStatusSQL writes only the columns a status change
+// moves. Under READ COMMITTED an UPDATE that waited for another one
+// re-checks its WHERE on the row that one committed, so a certificate
+// changed meanwhile is left alone.
+const updateCertificateStatusSQL = `UPDATE certificates SET
+		status = $4, last_modified_date = $5, customer_version = $6, generation_id = $7
+		WHERE account_id = $1 AND region = $2 AND certificate_id = $3 AND customer_version = $8`
+
+// UpdateCertificateStatus stores c's Status, LastModifiedDate,
+// CustomerVersion and GenerationID on the certificate (c.Scope, c.ID) if
+// its stored CustomerVersion is fromVersion, and reports whether it did.
+func (tx *Tx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certificate, fromVersion int64) (bool, error) {
+	if err := tx.checkWritable("update certificate status"); err != nil {
+		return false, err
+	}
+	tag, err := tx.q.Exec(ctx, updateCertificateStatusSQL, c.AccountID, c.Region, c.ID,
+		string(c.Status), timeArg(c.LastModifiedDate), c.CustomerVersion, c.GenerationID, fromVersion)
+	if err != nil {
+		return false, storeError(ctx, err, "certificate "+c.ID)
+	}
+	return tag.RowsAffected() == 1, nil
+}

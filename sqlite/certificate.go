@@ -335,3 +335,34 @@ func scanCertificateList(rows *sql.Rows, err error, limit int) ([]*fleetcert.Cer
 	}
 	return certs, nil
 }
+
+// updateCertificateStatusSQL writes only the columns a status change moves,
+// so that SQLite rewrites only the indexes on them (by status, unusable by
+// issuer) and not the row's other nine.
+const updateCertificateStatusSQL = `UPDATE certificates SET
+		status = ?4, last_modified_date = ?5, customer_version = ?6, generation_id = ?7
+		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3 AND customer_version = ?8`
+
+// UpdateCertificateStatus stores c's Status, LastModifiedDate,
+// CustomerVersion and GenerationID on the certificate (c.Scope, c.ID) if
+// its stored CustomerVersion is fromVersion, and reports whether it did.
+func (tx *Tx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certificate, fromVersion int64) (bool, error) {
+	if err := tx.checkWritable("update certificate status"); err != nil {
+		return false, err
+	}
+	var e encoder
+	modified := e.nanos(c.LastModifiedDate)
+	if e.err != nil {
+		return false, fmt.Errorf("certificate %s: %w", c.ID, e.err)
+	}
+	res, err := tx.stmt(ctx, tx.stmts.updateCertificateStatus).ExecContext(ctx, c.AccountID, c.Region, c.ID,
+		string(c.Status), modified, c.CustomerVersion, c.GenerationID, fromVersion)
+	if err != nil {
+		return false, storeError(err, "certificate "+c.ID)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, storeError(err, "certificate "+c.ID)
+	}
+	return n == 1, nil
+}

@@ -415,11 +415,12 @@ func fromMicros(n sql.NullInt64) time.Time {
 // statements are the prepared statements of one connection pool. Preparing
 // once saves SQLite's parse and plan on every call.
 type statements struct {
-	certificate       *sql.Stmt
-	insertCertificate *sql.Stmt
-	updateCertificate *sql.Stmt
-	deleteCertificate *sql.Stmt
-	listCertificates  [2][certificateFilters]*sql.Stmt // [ascending][filters]
+	certificate             *sql.Stmt
+	insertCertificate       *sql.Stmt
+	updateCertificate       *sql.Stmt
+	updateCertificateStatus *sql.Stmt
+	deleteCertificate       *sql.Stmt
+	listCertificates        [2][certificateFilters]*sql.Stmt // [ascending][filters]
 
 	ca       *sql.Stmt
 	casByID  *sql.Stmt
@@ -520,6 +521,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.certificate, selectCertificateSQL},
 		{&s.insertCertificate, insertCertificateSQL},
 		{&s.updateCertificate, updateCertificateSQL},
+		{&s.updateCertificateStatus, updateCertificateStatusSQL},
 		{&s.deleteCertificate, deleteCertificateSQL},
 		{&s.ca, selectCASQL},
 		{&s.casByID, selectCAsByIDSQL},

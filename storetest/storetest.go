@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"fail/not-found", testNotFound},
 		{"ok/update", testUpdate},
 		{"ok/update-transfer", testUpdateTransfer},
+		{"ok/update-certificate-status", testUpdateCertificateStatus},
 		{"ok/delete", testDelete},
 		{"fail/write-in-view", testWriteInView},
 		{"fail/write-in-view-ca-code-transfer", testWriteInViewAll},

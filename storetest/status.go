@@ -1,0 +1,77 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// testUpdateCertificateStatus: UpdateCertificateStatus writes the four
+// fields of a status change and nothing else, only while the stored
+// CustomerVersion is the one given, and the status filter of a listing
+// follows it.
+func testUpdateCertificateStatus(t *testing.T, s fleetcert.Store) {
+	ctx := context.Background()
+	c := newCertificate(scopeA, "status", baseTime)
+	c.CACertificateID = certificateID("ca")
+	same := newCertificate(scopeB, "status", baseTime) // the same id in another account
+	create(t, s, c, same)
+
+	u := *c
+	u.Status = fleetcert.StatusRevoked
+	u.LastModifiedDate = baseTime.Add(time.Hour + 7*time.Millisecond)
+	u.CustomerVersion = 2
+	u.GenerationID = "changed-generation"
+	// Fields UpdateCertificateStatus must not write.
+	u.PEM, u.Mode, u.CACertificateID = "changed", fleetcert.ModeSNIOnly, ""
+	var ok bool
+	err := s.Update(ctx, func(tx fleetcert.Tx) (err error) {
+		ok, err = tx.UpdateCertificateStatus(ctx, &u, 1)
+		return err
+	})
+	if err != nil || !ok {
+		t.Fatalf("UpdateCertificateStatus = %v, %v; want true, nil", ok, err)
+	}
+	want := *c
+	want.Status, want.LastModifiedDate, want.CustomerVersion, want.GenerationID =
+		u.Status, u.LastModifiedDate, u.CustomerVersion, u.GenerationID
+	equalCertificate(t, mustGet(t, s, scopeA, c.ID), &want)
+	equalCertificate(t, mustGet(t, s, scopeB, same.ID), same)
+	got := list(t, s, fleetcert.CertificateQuery{Scope: scopeA, Status: fleetcert.StatusRevoked, Limit: 10})
+	if len(got) != 1 || got[0].ID != c.ID {
+		t.Fatalf("REVOKED listing = %v, want [%s]", ids(got), c.ID[:8])
+	}
+
+	// A stale version (someone changed it since it was read) writes nothing.
+	stale := want
+	stale.Status, stale.CustomerVersion = fleetcert.StatusInactive, 2
+	err = s.Update(ctx, func(tx fleetcert.Tx) (err error) {
+		ok, err = tx.UpdateCertificateStatus(ctx, &stale, 1)
+		return err
+	})
+	if err != nil || ok {
+		t.Fatalf("UpdateCertificateStatus from a stale version = %v, %v; want false, nil", ok, err)
+	}
+	equalCertificate(t, mustGet(t, s, scopeA, c.ID), &want)
+
+	// A missing certificate: false, no error.
+	missing := newCertificate(scopeA, "missing", baseTime)
+	err = s.Update(ctx, func(tx fleetcert.Tx) (err error) {
+		ok, err = tx.UpdateCertificateStatus(ctx, missing, 1)
+		return err
+	})
+	if err != nil || ok {
+		t.Fatalf("UpdateCertificateStatus of a missing certificate = %v, %v; want false, nil", ok, err)
+	}
+
+	// Not in a View.
+	err = s.View(ctx, func(tx fleetcert.Tx) error {
+		_, err := tx.UpdateCertificateStatus(ctx, &want, 2)
+		return err
+	})
+	if err == nil {
+		t.Fatal("UpdateCertificateStatus in a View succeeded")
+	}
+}
