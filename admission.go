@@ -120,7 +120,8 @@ func (v *AdmissionView) Load(ctx context.Context) (int64, error) {
 	return head, nil
 }
 
-// Apply brings the change c into v: the registrations of the client
+// Apply brings the change c into v: a status update of a registration v
+// holds is taken from c itself; otherwise the registrations of the client
 // certificate it concerns are read again from the store (a read made after
 // c committed, so reflecting it), and replace v's copy at once. Changes to
 // CAs and registration codes do not concern admission. On error the
@@ -134,6 +135,12 @@ func (v *AdmissionView) Apply(ctx context.Context, c *Change) error {
 	}
 	k, ok := viewKey(c.CertificateID)
 	if !ok {
+		return nil
+	}
+	if c.Kind == ChangeCertificateUpdated && v.setActive(k, c.Scope, c.NewStatus == StatusActive) {
+		// A status change is all an update changes of what the view
+		// keeps, and the change says it: no read (a bulk job makes a
+		// million of them at once).
 		return nil
 	}
 	var regs []*Certificate
@@ -150,6 +157,20 @@ func (v *AdmissionView) Apply(ctx context.Context, c *Change) error {
 	}
 	v.setLocked(k, regs)
 	return nil
+}
+
+// setActive sets whether the registration of k in scope is ACTIVE, and
+// reports whether v holds one to set.
+func (v *AdmissionView) setActive(k [sha256.Size]byte, scope Scope, active bool) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, r := range v.byID[k] {
+		if *r.scope == scope {
+			v.byID[k][i].active = active
+			return true
+		}
+	}
+	return false
 }
 
 func viewKey(certificateID string) ([sha256.Size]byte, bool) {

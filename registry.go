@@ -26,6 +26,7 @@ type Registry struct {
 	signal changeSignal
 	signed signatureCache // what a CA's key was found to have signed
 	keys   keyListeners   // told of deleted access keys (accesskeys.go)
+	jobs   changeSignal   // wakes this process's JobRunner when a job starts
 }
 
 // NewRegistry returns a Registry on store that issues with iss.

@@ -134,7 +134,7 @@ type Tx interface {
 	// deleted since it was read, for the caller to read it again. It is a
 	// bulk job's write: a status change that rewrites neither the PEM nor
 	// the indexes of the columns it leaves alone.
-	UpdateCertificateStatus(ctx context.Context, c *Certificate, fromVersion int64) (bool, error)
+	UpdateCertificateStatus(ctx context.Context, c *Certificate, fromVersion int) (bool, error)
 
 	// DeleteCertificate removes the client certificate id in scope.
 	// Errors: ResourceNotFoundException.

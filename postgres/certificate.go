@@ -336,7 +336,7 @@ const updateCertificateStatusSQL = `UPDATE certificates SET
 // UpdateCertificateStatus stores c's Status, LastModifiedDate,
 // CustomerVersion and GenerationID on the certificate (c.Scope, c.ID) if
 // its stored CustomerVersion is fromVersion, and reports whether it did.
-func (tx *Tx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certificate, fromVersion int64) (bool, error) {
+func (tx *Tx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certificate, fromVersion int) (bool, error) {
 	if err := tx.checkWritable("update certificate status"); err != nil {
 		return false, err
 	}
