@@ -340,8 +340,9 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 			if err != nil {
 				return err
 			}
-			for _, c := range certs {
-				o, err := jr.Registry.moveCertificateIn(ctx, tx, c, cur.Action, now)
+			generations := generationIDs(len(certs))
+			for i, c := range certs {
+				o, err := jr.Registry.moveCertificateIn(ctx, tx, c, cur.Action, now, generations[i])
 				if err != nil {
 					return err
 				}
@@ -354,7 +355,8 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 				cur.Cursor = &Cursor{CreationDate: last.CreationDate, Seq: last.Seq}
 			}
 		} else {
-			for _, c := range found {
+			generations := generationIDs(len(found))
+			for i, c := range found {
 				fresh, err := tx.Certificate(ctx, c.Scope, c.ID)
 				if ErrorCode(err) == EResourceNotFound {
 					cur.Progress.Skipped++
@@ -363,7 +365,7 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 				} else if err != nil {
 					return err
 				}
-				o, err := jr.Registry.moveCertificateIn(ctx, tx, fresh, cur.Action, now)
+				o, err := jr.Registry.moveCertificateIn(ctx, tx, fresh, cur.Action, now, generations[i])
 				if err != nil {
 					return err
 				}

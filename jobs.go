@@ -392,7 +392,8 @@ const (
 // its transfer, the current status again changes nothing) and appends its
 // change, as of now. A certificate changed since it was read is read again;
 // one deleted since is skipped.
-func (r *Registry) moveCertificateIn(ctx context.Context, tx Tx, c *Certificate, target Status, now time.Time) (jobOutcome, error) {
+// generation is its new GenerationID.
+func (r *Registry) moveCertificateIn(ctx context.Context, tx Tx, c *Certificate, target Status, now time.Time, generation string) (jobOutcome, error) {
 	for reads := 0; ; reads++ {
 		changed, err := CheckTransition(c.Status, target)
 		if ErrorCode(err) == ECertificateState {
@@ -404,7 +405,7 @@ func (r *Registry) moveCertificateIn(ctx context.Context, tx Tx, c *Certificate,
 		}
 		from, old := c.CustomerVersion, c.Status
 		c.Status = target.normalize()
-		c.LastModifiedDate, c.CustomerVersion, c.GenerationID = now, from+1, newGenerationID()
+		c.LastModifiedDate, c.CustomerVersion, c.GenerationID = now, from+1, generation
 		ok, err := tx.UpdateCertificateStatus(ctx, c, from)
 		if err != nil {
 			return 0, err

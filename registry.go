@@ -430,6 +430,24 @@ func newGenerationID() string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
+	return generationID(b)
+}
+
+// generationIDs returns n ids like newGenerationID's from one read of the
+// random source (a system call each, else: a bulk job makes a million).
+func generationIDs(n int) []string {
+	b := make([]byte, 16*n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = generationID([16]byte(b[16*i:]))
+	}
+	return ids
+}
+
+func generationID(b [16]byte) string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])

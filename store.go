@@ -133,7 +133,8 @@ type Tx interface {
 	// certificate was changed (every change moves CustomerVersion) or
 	// deleted since it was read, for the caller to read it again. It is a
 	// bulk job's write: a status change that rewrites neither the PEM nor
-	// the indexes of the columns it leaves alone.
+	// the indexes of the columns it leaves alone. c.Seq must be the Seq
+	// the certificate was read with (a store finds the row by it).
 	UpdateCertificateStatus(ctx context.Context, c *Certificate, fromVersion int) (bool, error)
 
 	// DeleteCertificate removes the client certificate id in scope.

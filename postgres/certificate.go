@@ -331,7 +331,7 @@ func (tx *Tx) CountCertificates(ctx context.Context, q fleetcert.CertificateQuer
 // changed meanwhile is left alone.
 const updateCertificateStatusSQL = `UPDATE certificates SET
 		status = $4, last_modified_date = $5, customer_version = $6, generation_id = $7
-		WHERE account_id = $1 AND region = $2 AND certificate_id = $3 AND customer_version = $8`
+		WHERE seq = $9 AND account_id = $1 AND region = $2 AND certificate_id = $3 AND customer_version = $8`
 
 // UpdateCertificateStatus stores c's Status, LastModifiedDate,
 // CustomerVersion and GenerationID on the certificate (c.Scope, c.ID) if
@@ -341,7 +341,7 @@ func (tx *Tx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certific
 		return false, err
 	}
 	tag, err := tx.q.Exec(ctx, updateCertificateStatusSQL, c.AccountID, c.Region, c.ID,
-		string(c.Status), timeArg(c.LastModifiedDate), c.CustomerVersion, c.GenerationID, fromVersion)
+		string(c.Status), timeArg(c.LastModifiedDate), c.CustomerVersion, c.GenerationID, fromVersion, c.Seq)
 	if err != nil {
 		return false, storeError(ctx, err, "certificate "+c.ID)
 	}

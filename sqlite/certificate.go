@@ -341,7 +341,7 @@ func scanCertificateList(rows *sql.Rows, err error, limit int) ([]*fleetcert.Cer
 // issuer) and not the row's other nine.
 const updateCertificateStatusSQL = `UPDATE certificates SET
 		status = ?4, last_modified_date = ?5, customer_version = ?6, generation_id = ?7
-		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3 AND customer_version = ?8`
+		WHERE seq = ?9 AND account_id = ?1 AND region = ?2 AND certificate_id = ?3 AND customer_version = ?8`
 
 // UpdateCertificateStatus stores c's Status, LastModifiedDate,
 // CustomerVersion and GenerationID on the certificate (c.Scope, c.ID) if
@@ -356,7 +356,7 @@ func (tx *Tx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certific
 		return false, fmt.Errorf("certificate %s: %w", c.ID, e.err)
 	}
 	res, err := tx.stmt(ctx, tx.stmts.updateCertificateStatus).ExecContext(ctx, c.AccountID, c.Region, c.ID,
-		string(c.Status), modified, c.CustomerVersion, c.GenerationID, fromVersion)
+		string(c.Status), modified, c.CustomerVersion, c.GenerationID, fromVersion, c.Seq)
 	if err != nil {
 		return false, storeError(err, "certificate "+c.ID)
 	}

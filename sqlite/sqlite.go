@@ -214,6 +214,7 @@ type Tx struct {
 	pool     *sql.DB // the read pool, in a View
 	stmts    *statements
 	writable bool
+	bound    map[*sql.Stmt]*sql.Stmt // statements bound to tx (stmt)
 }
 
 // querier runs a statement that is not prepared.
@@ -253,7 +254,17 @@ func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) *sql.Stmt {
 	if tx.tx == nil {
 		return s
 	}
-	return tx.tx.StmtContext(ctx, s)
+	// Bound once per transaction: binding costs a lock and an allocation,
+	// and a bulk job's Update runs two statements per certificate.
+	if b := tx.bound[s]; b != nil {
+		return b
+	}
+	b := tx.tx.StmtContext(ctx, s)
+	if tx.bound == nil {
+		tx.bound = make(map[*sql.Stmt]*sql.Stmt)
+	}
+	tx.bound[s] = b
+	return b
 }
 
 // checkWritable refuses writes in a View, before SQLite's query_only does
