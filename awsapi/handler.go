@@ -182,6 +182,10 @@ var operations = []operation{
 // like the rest.
 var extensionOperations = []operation{
 	{"ListCertificatesExpiring", "GET", "/fleetcert/certificates-expiring", (*Handler).listCertificatesExpiring},
+	{"StartJob", "POST", "/fleetcert/jobs", (*Handler).startJob},
+	{"ListJobs", "GET", "/fleetcert/jobs", (*Handler).listJobs},
+	{"DescribeJob", "GET", "/fleetcert/jobs/{jobId}", (*Handler).describeJob},
+	{"CancelJob", "POST", "/fleetcert/jobs/{jobId}/cancel", (*Handler).cancelJob},
 }
 
 // allOperations are the certificate operations, then those of things
