@@ -2,8 +2,7 @@ package console
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -15,15 +14,17 @@ import (
 // the AWS console cannot do (deactivate-ca-cert.md: "does not provide a way
 // to list the certificates that were signed by the CA"): those registered
 // under it and those whose signature verifies with its key though they were
-// registered without it (Registry.ListCertificatesSignedBy). They run in
-// the background so that thousands of certificates do not hold a request
-// open; their progress is kept in the JobStore and the progress page polls
-// it. One job per CA runs at a time.
+// registered without it. They are the Registry's bulk jobs (fleetcert.Job):
+// durable, one per CA at a time, run in batches by the JobRunner of the
+// process that started them and, should it stop, by any other on the store.
+// The progress page reads the job's record.
 
-// bulkPageSize is how many certificates a job reads at a time.
+// bulkPageSize is how many certificates the confirmation page reads at a
+// time when it counts what an action would change.
 const bulkPageSize = fleetcert.MaxPageSize
 
-// jobRunner runs the jobs of this process and stops them on Close.
+// jobRunner runs the jobs this process's console started and stops them
+// on Close (they give their leases back, for another process to go on).
 type jobRunner struct {
 	mu     sync.Mutex
 	ctx    context.Context
@@ -86,87 +87,6 @@ func (h *Handler) caCertificates(ctx context.Context, scope fleetcert.Scope, caI
 	return nil
 }
 
-// runBulk sets every certificate of j's CA to j.Target, reporting progress
-// to the JobStore.
-func (h *Handler) runBulk(ctx context.Context, j *Job) {
-	p := j.JobProgress
-	report := func() {
-		if err := h.Jobs.Progress(context.WithoutCancel(ctx), j.ID, p); err != nil {
-			h.Logger.Error("console: bulk action: record progress", "job", j.ID, "err", err)
-		}
-	}
-	fail := func(msg string) {
-		p.Failed++
-		if len(p.Errors) < 5 {
-			p.Errors = append(p.Errors, msg)
-		}
-	}
-	defer func() {
-		p.Finished, p.Ended = true, h.now()
-		report()
-	}()
-	// Count first, so that the progress page can show how far along it is.
-	total := 0
-	err := h.caCertificates(ctx, j.Scope, j.CAID, func(certs []*fleetcert.Certificate, _ bool) error {
-		total += len(certs)
-		return nil
-	})
-	if err != nil {
-		h.Logger.Error("console: bulk action: list certificates", "ca", j.CAID, "err", err)
-		fail("The certificates of this CA could not be listed; the details have been logged.")
-		return
-	}
-	p.Counting, p.Total = false, total
-	report()
-	err = h.caCertificates(ctx, j.Scope, j.CAID, func(certs []*fleetcert.Certificate, _ bool) error {
-		for _, c := range certs {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			changed, err := fleetcert.CheckTransition(c.Status, j.Target)
-			switch {
-			case err != nil:
-				p.Skipped++
-			case !changed:
-				p.Unchanged++
-			default:
-				err := h.Registry.UpdateCertificate(ctx, j.Scope, c.ID, j.Target)
-				switch fleetcert.ErrorCode(err) {
-				case "":
-					p.Changed++
-				case fleetcert.ECertificateState, fleetcert.EResourceNotFound:
-					// Changed or deleted by someone else since it was listed.
-					p.Skipped++
-				case fleetcert.EInternalFailure:
-					h.Logger.Error("console: bulk action: update certificate", "id", c.ID, "err", err)
-					fail("Certificate " + shortID(c.ID) + ": an internal error occurred; the details have been logged.")
-				default:
-					fail("Certificate " + shortID(c.ID) + ": " + fleetcert.ErrorMessage(err))
-				}
-			}
-			p.Done++
-		}
-		report()
-		return nil
-	})
-	switch {
-	case ctx.Err() != nil:
-		fail("The action was stopped because fleetcert is shutting down.")
-	case err != nil:
-		h.Logger.Error("console: bulk action: list certificates", "ca", j.CAID, "err", err)
-		fail("The certificates of this CA could not be listed; the details have been logged.")
-	}
-}
-
-// newJobID returns a random job id: 16 hex digits.
-func newJobID() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // bulkTarget maps the form's action to a status.
 func bulkTarget(action string) (fleetcert.Status, string, bool) {
 	switch action {
@@ -204,7 +124,7 @@ func (h *Handler) confirmBulk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := caDisplayName(ca)
-	if running, err := h.Jobs.LatestJob(r.Context(), l.Scope, id); err == nil && running != nil && !running.Finished {
+	if running, err := h.Registry.LatestJob(r.Context(), l.Scope, id); err == nil && running != nil && !running.Finished() {
 		h.redirectFlash(w, r, Prefix+"cas/"+id+"/bulk/"+running.ID, &Flash{Error: true,
 			Message: "A bulk action on CA " + name + " is already running; wait for it to finish before starting another."})
 		return
@@ -286,20 +206,25 @@ func (h *Handler) startBulk(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	j := &Job{ID: newJobID(), Scope: l.Scope, CAID: id, CAName: caDisplayName(ca), Target: target,
-		JobProgress: JobProgress{Counting: true, Started: h.now()}}
-	running, err := h.Jobs.StartJob(r.Context(), j)
+	name := caDisplayName(ca)
+	j, err := h.JobRunner.Start(r.Context(), l.Scope, fleetcert.JobInput{CACertificateID: id, Action: target,
+		StartedBy: "console, access key " + l.KeyID})
+	var e *fleetcert.Error
+	if errors.As(err, &e) && e.Code == fleetcert.EResourceAlreadyExists && e.ResourceID != "" {
+		h.redirectFlash(w, r, Prefix+"cas/"+id+"/bulk/"+e.ResourceID, &Flash{Error: true,
+			Message: "A bulk action on CA " + name + " is already running; nothing new was started."})
+		return
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if running != nil {
-		h.redirectFlash(w, r, Prefix+"cas/"+id+"/bulk/"+running.ID, &Flash{Error: true,
-			Message: "A bulk action on CA " + j.CAName + " is already running; nothing new was started."})
-		return
-	}
-	h.Logger.Info("console: bulk action", "accountId", l.Scope.AccountID, "region", l.Scope.Region, "ca", id, "target", target)
-	h.runner.start(func(ctx context.Context) { h.runBulk(ctx, j) })
+	h.Logger.Info("console: bulk action", "accountId", l.Scope.AccountID, "region", l.Scope.Region, "ca", id, "target", target, "jobId", j.ID)
+	h.runner.start(func(ctx context.Context) {
+		if _, err := h.JobRunner.RunJob(ctx, l.Scope, j.ID); err != nil && ctx.Err() == nil && !errors.Is(err, fleetcert.ErrJobHeld) {
+			h.Logger.Error("console: bulk action", "jobId", j.ID, "err", err)
+		}
+	})
 	http.Redirect(w, r, Prefix+"cas/"+id+"/bulk/"+j.ID, http.StatusSeeOther)
 }
 
@@ -315,16 +240,20 @@ func (h *Handler) job(w http.ResponseWriter, r *http.Request) *Job {
 		return nil
 	}
 	// A job is visible only to the account and region that started it.
-	j, err := h.Jobs.Job(r.Context(), loginFrom(r).Scope, r.PathValue("job"))
-	if err != nil {
+	scope := loginFrom(r).Scope
+	j, err := h.Registry.Job(r.Context(), scope, r.PathValue("job"))
+	if code := fleetcert.ErrorCode(err); code == fleetcert.EResourceNotFound || code == fleetcert.EInvalidRequest || (err == nil && j.CACertificateID != id) {
+		h.errorPage(w, r, http.StatusNotFound, "Not found", "This bulk action does not exist.")
+		return nil
+	} else if err != nil {
 		h.fail(w, r, err)
 		return nil
 	}
-	if j == nil || j.CAID != id {
-		h.errorPage(w, r, http.StatusNotFound, "Not found", "This bulk action does not exist or its summary has expired.")
-		return nil
+	name := id
+	if ca, err := h.Registry.DescribeCACertificate(r.Context(), scope, id); err == nil {
+		name = caDisplayName(ca)
 	}
-	return j
+	return consoleJob(j, name)
 }
 
 func bulkVerb(j *Job) string {

@@ -136,10 +136,12 @@ func (h *Handler) ca(w http.ResponseWriter, r *http.Request) {
 		v.Del("signed_after")
 		d.SignedPager.First = "?" + v.Encode() + "#h-signed"
 	}
-	if d.Job, err = h.Jobs.LatestJob(r.Context(), l.Scope, id); err != nil {
+	latest, err := h.Registry.LatestJob(r.Context(), l.Scope, id)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	d.Job = consoleJob(latest, d.Name)
 	h.render(w, r, http.StatusOK, "ca", &page{Title: "CA " + d.Name, Nav: "cas", Data: d})
 }
 

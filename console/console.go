@@ -115,9 +115,8 @@ type Handler struct {
 	TrustedProxies []netip.Prefix
 
 	// Logins, Flashes and Results keep sessions (with their CSRF tokens),
-	// flash messages and the results of forms; Jobs the bulk actions.
-	// NewHandler sets in-memory implementations (one MemoryState for the
-	// first three, a MemoryJobs).
+	// flash messages and the results of forms. NewHandler sets in-memory
+	// implementations (one MemoryState).
 	// SignInLimitStore, when set, keeps the sign-in limiter's counts in
 	// that store instead of this process's memory, so that every node of
 	// a cluster holds a client to the same limits.
@@ -126,7 +125,10 @@ type Handler struct {
 	Logins  LoginStore
 	Flashes FlashStore
 	Results ResultStore
-	Jobs    JobStore
+
+	// JobRunner starts and runs the bulk actions (the Registry's jobs).
+	// NewHandler sets one; fleetcert serve sets its node's.
+	JobRunner *fleetcert.JobRunner
 
 	mux     *http.ServeMux
 	pages   *template.Template // each page by name, see parsePages
@@ -153,7 +155,7 @@ func NewHandler(reg *fleetcert.Registry, logger *slog.Logger) *Handler {
 	}
 	state := NewMemoryState()
 	h.Logins, h.Flashes, h.Results = state, state, state
-	h.Jobs = NewMemoryJobs()
+	h.JobRunner = fleetcert.NewJobRunner(reg, logger)
 	h.routes()
 	return h
 }

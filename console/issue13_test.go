@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/fleetcert/fleetcert"
-	"github.com/fleetcert/fleetcert/console"
 	"github.com/fleetcert/fleetcert/internal/testpki"
 	"github.com/fleetcert/fleetcert/internal/testwait"
 )
@@ -288,19 +287,18 @@ func TestCAPageListsWhatItSigned(t *testing.T) {
 	wantText(t, b.get("/console/cas/"+ca.ID), "The last bulk action (revoke all) finished", "See its summary")
 
 	// A job still running: a second one is refused, pointing to it.
-	jobs := console.NewMemoryJobs()
-	e.H.Jobs = jobs
-	if _, err := jobs.StartJob(ctx, &console.Job{ID: "0123456789abcdef", Scope: scope, CAID: ca.ID, CAName: "Line 3 CA", Target: fleetcert.StatusInactive,
-		JobProgress: console.JobProgress{Started: time.Now()}}); err != nil {
+	// (Started, and run by nobody: no runner takes it up here.)
+	running, err := e.Reg.StartJob(ctx, scope, fleetcert.JobInput{CACertificateID: ca.ID, Action: fleetcert.StatusInactive})
+	if err != nil {
 		t.Fatal(err)
 	}
 	r = b.post("/console/cas/"+ca.ID+"/bulk", url.Values{"action": {"deactivate"}})
-	if !strings.HasSuffix(r.URL.Path, "/bulk/0123456789abcdef") {
+	if !strings.HasSuffix(r.URL.Path, "/bulk/"+running.ID) {
 		t.Errorf("a second job went to %s", r.URL.Path)
 	}
 	wantText(t, r, "already running")
 	intruder, _ := e.signedIn("222222222222")
-	wantStatus(t, intruder.get("/console/cas/"+ca.ID+"/bulk/0123456789abcdef/progress"), http.StatusNotFound)
+	wantStatus(t, intruder.get("/console/cas/"+ca.ID+"/bulk/"+running.ID+"/progress"), http.StatusNotFound)
 }
 
 // TestRegionAndNoJavaScript: the Region is chosen from a list (no pattern

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -27,7 +29,7 @@ func (h *Handler) keepResult(r *http.Request, kind string, v any, ttl time.Durat
 	if err != nil {
 		return "", fmt.Errorf("keep %s result: %w", kind, err)
 	}
-	id := newJobID()
+	id := newResultID()
 	if err := h.Results.PutResult(r.Context(), loginFrom(r).Token, kind+"/"+id, data, h.now().Add(ttl)); err != nil {
 		return "", fmt.Errorf("keep %s result: %w", kind, err)
 	}
@@ -69,4 +71,13 @@ func (h *Handler) formDraft(r *http.Request, kind string, v any) bool {
 		h.Logger.Error("console: read form", "kind", kind, "err", err)
 	}
 	return ok
+}
+
+// newResultID returns a random result id: 16 hex digits.
+func newResultID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
 }

@@ -215,7 +215,9 @@ func (s *MemoryState) DeleteResult(ctx context.Context, token, id string) error 
 	return nil
 }
 
-// Job is a bulk action on the certificates a CA signed.
+// Job is a bulk action on the certificates a CA signed, as its pages show
+// it: a fleetcert.Job (the Registry's durable record) in the console's
+// words.
 type Job struct {
 	ID     string
 	Scope  fleetcert.Scope // only this account and region see it
@@ -227,14 +229,15 @@ type Job struct {
 
 // JobProgress is how far a job is.
 type JobProgress struct {
-	Counting  bool
-	Total     int
+	Counting  bool // unused: a job does not count ahead (a million certificates)
+	Total     int  // 0: not known
 	Done      int
 	Changed   int
 	Unchanged int      // already in the target status
 	Skipped   int      // the state machine does not allow the change
-	Failed    int      // errors
-	Errors    []string // the first few failures, in words
+	Signed    int      // of Done, found by signature (registered without the CA)
+	Failed    int      // 1 when the job failed or was canceled
+	Errors    []string // why, in words
 	Finished  bool
 	Started   time.Time
 	Ended     time.Time
@@ -251,94 +254,24 @@ func (p JobProgress) Percent() int {
 	return min(100, p.Done*100/p.Total)
 }
 
-// JobStore keeps bulk jobs and their progress. The Handler runs a job in
-// the background and reports its progress here; the pages read it back.
-type JobStore interface {
-	// StartJob stores j, unless a job of the same Scope and CAID has not
-	// finished: then it stores nothing and returns that job.
-	StartJob(ctx context.Context, j *Job) (running *Job, err error)
-	// Progress records job id's progress.
-	Progress(ctx context.Context, id string, p JobProgress) error
-	// Job returns job id of scope; nil when there is none (or it belongs
-	// to another scope).
-	Job(ctx context.Context, scope fleetcert.Scope, id string) (*Job, error)
-	// LatestJob returns the most recently started job of scope on CA caID,
-	// running or finished; nil when there is none.
-	LatestJob(ctx context.Context, scope fleetcert.Scope, caID string) (*Job, error)
-}
-
-// jobRetention is how long MemoryJobs keeps a finished job.
-const jobRetention = time.Hour
-
-// MemoryJobs implements JobStore in the process's memory, keeping finished
-// jobs for an hour.
-type MemoryJobs struct {
-	mu   sync.Mutex
-	jobs map[string]*Job
-	Now  func() time.Time
-}
-
-// NewMemoryJobs returns an empty MemoryJobs.
-func NewMemoryJobs() *MemoryJobs { return &MemoryJobs{jobs: map[string]*Job{}, Now: time.Now} }
-
-func copyJob(j *Job) *Job {
-	c := *j
-	c.Errors = append([]string(nil), j.Errors...)
-	return &c
-}
-
-// StartJob implements JobStore.
-func (s *MemoryJobs) StartJob(ctx context.Context, j *Job) (*Job, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.Now()
-	for id, o := range s.jobs {
-		if o.Finished && now.Sub(o.Ended) > jobRetention {
-			delete(s.jobs, id)
-		}
+// consoleJob is j as the console shows it.
+func consoleJob(j *fleetcert.Job, caName string) *Job {
+	if j == nil {
+		return nil
 	}
-	for _, o := range s.jobs {
-		if o.Scope == j.Scope && o.CAID == j.CAID && !o.Finished {
-			return copyJob(o), nil
-		}
+	out := &Job{ID: j.ID, Scope: j.Scope, CAID: j.CACertificateID, CAName: caName, Target: j.Action,
+		JobProgress: JobProgress{
+			Done: int(j.Progress.Processed()), Changed: int(j.Progress.Changed), Unchanged: int(j.Progress.Unchanged),
+			Skipped: int(j.Progress.Skipped), Signed: int(j.Progress.Signed),
+			Finished: j.Finished(), Started: j.CreatedAt, Ended: j.CompletedAt,
+		}}
+	switch j.Status {
+	case fleetcert.JobFailed:
+		out.Failed = 1
+		out.Errors = []string{"The action failed: " + j.Reason}
+	case fleetcert.JobCanceled:
+		out.Failed = 1
+		out.Errors = []string{"The action was canceled. " + j.Reason}
 	}
-	s.jobs[j.ID] = copyJob(j)
-	return nil, nil
-}
-
-// Progress implements JobStore.
-func (s *MemoryJobs) Progress(ctx context.Context, id string, p JobProgress) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if j := s.jobs[id]; j != nil {
-		j.JobProgress = p
-		j.Errors = append([]string(nil), p.Errors...)
-	}
-	return nil
-}
-
-// Job implements JobStore.
-func (s *MemoryJobs) Job(ctx context.Context, scope fleetcert.Scope, id string) (*Job, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if j := s.jobs[id]; j != nil && j.Scope == scope {
-		return copyJob(j), nil
-	}
-	return nil, nil
-}
-
-// LatestJob implements JobStore.
-func (s *MemoryJobs) LatestJob(ctx context.Context, scope fleetcert.Scope, caID string) (*Job, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var latest *Job
-	for _, j := range s.jobs {
-		if j.Scope == scope && j.CAID == caID && (latest == nil || j.Started.After(latest.Started)) {
-			latest = j
-		}
-	}
-	if latest == nil {
-		return nil, nil
-	}
-	return copyJob(latest), nil
+	return out
 }

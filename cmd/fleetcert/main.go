@@ -72,6 +72,8 @@ var commands = []command{
 	{"serve", "run the AWS IoT certificate API, the web console and the MQTT device gateway", runServe},
 	{"wait", "wait until a fleetcert server answers GET /healthz with 200", runWait},
 	{"keys", "manage the access keys of accounts", runKeys},
+	{"certificates", "revoke or deactivate every certificate of a CA, as a resumable job", runCertificates},
+	{"jobs", "list or cancel the bulk jobs of an account", runJobs},
 	{"migrate", "copy an embedded store into PostgreSQL", runMigrate},
 	{"backup", "write a consistent copy of the embedded store while the server runs", runBackup},
 	{"restore", "replace the embedded store with a backup (the server stopped)", runRestore},

@@ -53,6 +53,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL relying parties reach the API by, written into the certificates fleetcert\nissues from now on as their CRL distribution point ({url}/crl/{ca-id}.crl) and OCSP\nresponder ({url}/ocsp) (empty: the API's own http(s)://{api-addr})")
 	fs.BoolVar(&c.OCSPAnyRegistered, "ocsp-any-registered", false, "the OCSP responder also answers for registered certificates of other CAs, signed\nby fleetcert's issuing CA, which such relying parties must trust as their responder")
 	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
+	fs.DurationVar(&c.JobLease, "job-lease", fleetcert.DefaultJobLease, "how long a bulk job stays a node's after its last batch: another node (or a restart)\ntakes over a crashed node's job this long after it died")
 	addLimitFlags(fs, &c.Limits)
 	addNATSFlags(fs, &c.NATS)
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
@@ -134,6 +135,10 @@ type Config struct {
 	// never prunes it.
 	ChangeRetention time.Duration
 
+	// JobLease is how long a bulk job stays this node's after its last
+	// batch (fleetcert.JobRunner.Lease).
+	JobLease time.Duration
+
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
 	AccessKeyID     string
@@ -153,11 +158,13 @@ type Main struct {
 	Gateway    *mqtt.Gateway // nil when --mqtt-addr is empty
 	Console    *console.Handler
 	Revocation *revocation.Handler
+	Jobs       *fleetcert.JobRunner // bulk jobs (started by Run)
 
 	apiListener *connlimit.Listener
 	apiServer   *http.Server
 	pruner      *changePruner
 	stopKeys    func() // ends the access-key watcher and waits for it
+	stopJobs    func() // ends the job runner and waits for it
 	ready       atomic.Bool
 }
 
@@ -240,6 +247,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.bootstrapKey(ctx); err != nil {
 		return err
 	}
+	m.startJobs()
 
 	// Revocation for other doors: CRL and OCSP on the API's listener,
 	// unauthenticated (relying parties have no key), under the API's
@@ -266,6 +274,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// The web console; "/" alone (a browser's first request) goes to it.
 	m.Console = console.NewHandler(m.Registry, m.Logger)
 	m.Console.TrustedProxies = m.Config.Limits.TrustedProxies
+	m.Console.JobRunner = m.Jobs // one node name for the leases this process holds
 	if m.Config.DatabaseURL != "" {
 		// A cluster: any node serves any signed-in browser.
 		st := &console.StoreState{Store: m.Store, MaxAge: m.Console.MaxSessionAge}
@@ -303,6 +312,22 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// startJobs starts this node's bulk job runner: it takes up the jobs the
+// API and the console start, and those of a node (or a CLI) that died.
+func (m *Main) startJobs() {
+	m.Jobs = fleetcert.NewJobRunner(m.Registry, m.Logger)
+	if m.Config.JobLease > 0 {
+		m.Jobs.Lease = m.Config.JobLease
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Jobs.Run(ctx)
+	}()
+	m.stopJobs = func() { cancel(); <-done }
+}
+
 // apiTLSConfig loads --api-cert and --api-key; nil when neither is set.
 func (m *Main) apiTLSConfig() (*tls.Config, error) {
 	c := m.Config
@@ -336,6 +361,9 @@ func (m *Main) Close() error {
 	m.pruner.stop()
 	if m.stopKeys != nil {
 		m.stopKeys()
+	}
+	if m.stopJobs != nil {
+		m.stopJobs() // gives its jobs' leases back: another node goes on at once
 	}
 	errs = append(errs, m.closeGateway())
 	if m.apiServer != nil {
