@@ -108,6 +108,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"fail/object-link-write-in-view", testObjectWriteInView},
 		{"ok/object-link-update-error-rolls-back", testObjectRollsBack},
 		{"ok/registry-provisioning-one-transaction", testProvisioning},
+		{"ok/registry-bulk-job", testBulkJob},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
