@@ -15,7 +15,7 @@ import (
 // Defaults of a JobRunner.
 const (
 	DefaultJobLease        = 15 * time.Second
-	DefaultJobBatchSize    = 1000
+	DefaultJobBatchSize    = 2000
 	DefaultJobPollInterval = time.Second
 	DefaultMaxJobs         = 2
 )

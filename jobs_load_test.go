@@ -122,7 +122,7 @@ func TestJobLoad(t *testing.T) {
 	head, err := reg.ChangesHead(ctx)
 	must(t, err)
 	jobReg := fleetcert.NewRegistry(db, nil) // cold signature cache, as a job on another node
-	jr := quietRunner(jobReg, fleetcert.DefaultJobBatchSize)
+	jr := quietRunner(jobReg, loadBatch())
 	start, cpu := time.Now(), cpuTime()
 	j, err := jr.Start(ctx, scope, fleetcert.JobInput{CACertificateID: ca.ID, Action: fleetcert.StatusRevoked, StartedBy: "load test"})
 	must(t, err)
@@ -165,4 +165,12 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadBatch is FLEETCERT_JOB_LOAD_BATCH, else the default batch size.
+func loadBatch() int {
+	if n, _ := strconv.Atoi(os.Getenv("FLEETCERT_JOB_LOAD_BATCH")); n > 0 {
+		return n
+	}
+	return fleetcert.DefaultJobBatchSize
 }
