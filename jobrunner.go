@@ -336,7 +336,7 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 		}
 		if !signed {
 			certs, err := tx.ListCertificates(ctx, CertificateQuery{Scope: cur.Scope, CACertificateID: cur.CACertificateID,
-				Ascending: true, After: cur.Cursor, Limit: size})
+				Ascending: true, After: cur.Cursor, Limit: size, StatusOnly: true})
 			if err != nil {
 				return err
 			}

@@ -423,6 +423,10 @@ type CertificateQuery struct {
 	// NotAfterBefore, when set, selects only certificates whose NotAfter
 	// is before it (expired, or expiring by then).
 	NotAfterBefore time.Time
+	// StatusOnly, when set, lets the store fill only Scope, ID, Status,
+	// CustomerVersion, CreationDate and Seq of the listed records (it may
+	// fill more): what a bulk job reads of a million certificates.
+	StatusOnly bool
 }
 
 // AccessKeyQuery selects a page of access keys; see Tx.ListAccessKeys.

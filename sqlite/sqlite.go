@@ -430,6 +430,7 @@ type statements struct {
 	insertCertificate       *sql.Stmt
 	updateCertificate       *sql.Stmt
 	updateCertificateStatus *sql.Stmt
+	statusesByCA            *sql.Stmt
 	deleteCertificate       *sql.Stmt
 	listCertificates        [2][certificateFilters]*sql.Stmt // [ascending][filters]
 
@@ -533,6 +534,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.insertCertificate, insertCertificateSQL},
 		{&s.updateCertificate, updateCertificateSQL},
 		{&s.updateCertificateStatus, updateCertificateStatusSQL},
+		{&s.statusesByCA, statusesByCASQL},
 		{&s.deleteCertificate, deleteCertificateSQL},
 		{&s.ca, selectCASQL},
 		{&s.casByID, selectCAsByIDSQL},

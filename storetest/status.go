@@ -44,6 +44,22 @@ func testUpdateCertificateStatus(t *testing.T, s fleetcert.Store) {
 		t.Fatalf("REVOKED listing = %v, want [%s]", ids(got), c.ID[:8])
 	}
 
+	// StatusOnly: the fields a bulk job reads are those of the full listing.
+	full := list(t, s, fleetcert.CertificateQuery{Scope: scopeA, CACertificateID: c.CACertificateID, Ascending: true, Limit: 10})
+	slim := list(t, s, fleetcert.CertificateQuery{Scope: scopeA, CACertificateID: c.CACertificateID, Ascending: true, Limit: 10, StatusOnly: true})
+	if len(full) != 1 || len(slim) != 1 {
+		t.Fatalf("listings under the CA: %d and %d StatusOnly, want 1", len(full), len(slim))
+	}
+	if f, g := full[0], slim[0]; g.Scope != f.Scope || g.ID != f.ID || g.Status != f.Status || g.CustomerVersion != f.CustomerVersion ||
+		!g.CreationDate.Equal(f.CreationDate) || g.Seq != f.Seq {
+		t.Fatalf("StatusOnly listed %+v, want the fields of %+v", g, f)
+	}
+	after := list(t, s, fleetcert.CertificateQuery{Scope: scopeA, CACertificateID: c.CACertificateID, Ascending: true, Limit: 10, StatusOnly: true,
+		After: &fleetcert.Cursor{CreationDate: full[0].CreationDate, Seq: full[0].Seq}})
+	if len(after) != 0 {
+		t.Fatalf("StatusOnly after the last: %v", ids(after))
+	}
+
 	// A stale version (someone changed it since it was read) writes nothing.
 	stale := want
 	stale.Status, stale.CustomerVersion = fleetcert.StatusInactive, 2
