@@ -127,7 +127,8 @@ func (jr *JobRunner) Run(ctx context.Context) {
 	}
 }
 
-// available returns the jobs in progress that no runner holds.
+// available returns the jobs in progress that no runner holds: never
+// taken up, given back, or whose lease lapsed.
 func (jr *JobRunner) available(ctx context.Context) ([]*Job, error) {
 	var objs []*Object
 	err := jr.Registry.Store.View(ctx, func(tx Tx) (err error) {
@@ -144,7 +145,9 @@ func (jr *JobRunner) available(ctx context.Context) ([]*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		if j.Owner == "" || j.Owner == jr.Node || !now.Before(j.LeaseUntil) {
+		// A live lease of this runner's is a job this process runs
+		// already (the console's, the CLI's).
+		if j.Owner == "" || !now.Before(j.LeaseUntil) {
 			out = append(out, j)
 		}
 	}
