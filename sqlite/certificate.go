@@ -372,11 +372,23 @@ func (tx *Tx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certific
 
 // statusesByCASQL lists what a bulk job reads of a CA's certificates
 // (CertificateQuery.StatusOnly), oldest first: five columns, not
-// twenty-six, which is most of a listed row's cost.
-const statusesByCASQL = `SELECT certificate_id, status, customer_version, creation_date, seq
+// twenty-six, which is most of a listed row's cost. The position is two
+// ranges, the cursor's creation date after its seq and then the later
+// dates: SQLite seeks a row value (creation_date, seq) > (?, ?) on
+// creation_date alone and steps over every row of that date before the
+// cursor, so certificates created in one millisecond (registered in bulk)
+// made each page cost all the pages before it.
+const statusesByCASQL = `SELECT * FROM (
+	SELECT certificate_id, status, customer_version, creation_date, seq
 	FROM certificates INDEXED BY certificates_by_ca
-	WHERE account_id = ?1 AND region = ?2 AND ca_certificate_id = ?3 AND (creation_date, seq) > (?4, ?5)
-	ORDER BY creation_date, seq LIMIT ?6`
+	WHERE account_id = ?1 AND region = ?2 AND ca_certificate_id = ?3 AND creation_date = ?4 AND seq > ?5
+	ORDER BY seq LIMIT ?6)
+	UNION ALL SELECT * FROM (
+	SELECT certificate_id, status, customer_version, creation_date, seq
+	FROM certificates INDEXED BY certificates_by_ca
+	WHERE account_id = ?1 AND region = ?2 AND ca_certificate_id = ?3 AND creation_date > ?4
+	ORDER BY creation_date, seq LIMIT ?6)
+	LIMIT ?6`
 
 func (tx *Tx) listStatusesByCA(ctx context.Context, q fleetcert.CertificateQuery) ([]*fleetcert.Certificate, error) {
 	var created, seq int64 = math.MinInt64, math.MinInt64
