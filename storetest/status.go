@@ -60,6 +60,38 @@ func testUpdateCertificateStatus(t *testing.T, s fleetcert.Store) {
 		t.Fatalf("StatusOnly after the last: %v", ids(after))
 	}
 
+	// Pages of StatusOnly walk certificates created in one millisecond
+	// (registered in bulk) by their seq, each once, in order.
+	var tied []*fleetcert.Certificate
+	for i := range 5 {
+		tc := newCertificate(scopeA, "tied-"+string(rune('a'+i)), baseTime.Add(time.Minute))
+		tc.CACertificateID = certificateID("tied-ca")
+		tied = append(tied, tc)
+	}
+	create(t, s, tied...)
+	var walked []string
+	var cursor *fleetcert.Cursor
+	for range 10 {
+		page := list(t, s, fleetcert.CertificateQuery{Scope: scopeA, CACertificateID: certificateID("tied-ca"), Ascending: true,
+			Limit: 2, StatusOnly: true, After: cursor})
+		for _, c := range page {
+			walked = append(walked, c.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		last := page[len(page)-1]
+		cursor = &fleetcert.Cursor{CreationDate: last.CreationDate, Seq: last.Seq}
+	}
+	if len(walked) != len(tied) {
+		t.Fatalf("StatusOnly pages of 2 walked %d certificates, want %d", len(walked), len(tied))
+	}
+	for i, c := range tied {
+		if walked[i] != c.ID {
+			t.Fatalf("StatusOnly pages walked %v, want the creation order", walked)
+		}
+	}
+
 	// A stale version (someone changed it since it was read) writes nothing.
 	stale := want
 	stale.Status, stale.CustomerVersion = fleetcert.StatusInactive, 2
