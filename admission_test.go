@@ -182,3 +182,33 @@ func TestRegistryPruneChanges(t *testing.T) {
 		t.Fatalf("ChangesHead after pruning = %d, %v; want %d", h, err, head)
 	}
 }
+
+// TestAdmissionViewStatusFromChange: a status update of a registration the
+// view holds is taken from the change, without reading the store (a bulk
+// job's million changes); a change of a registration it does not hold
+// reads the store.
+func TestAdmissionViewStatusFromChange(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := mustOpenRegistry(t)
+	c, err := reg.RegisterCertificateWithoutCA(ctx, scope, testpki.New(t, testpki.Options{CommonName: "v"}).PEM, fleetcert.StatusActive)
+	must(t, err)
+	v := reg.NewAdmissionView()
+	_, err = v.Load(ctx)
+	must(t, err)
+	if !v.Active(scope, c.ID) {
+		t.Fatal("loaded view: not ACTIVE")
+	}
+	// The store still says ACTIVE: only the change can make the view say
+	// otherwise.
+	must(t, v.Apply(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated, Scope: scope, CertificateID: c.ID,
+		OldStatus: fleetcert.StatusActive, NewStatus: fleetcert.StatusRevoked}))
+	if v.Active(scope, c.ID) {
+		t.Error("after a change to REVOKED the view holds it ACTIVE")
+	}
+	// Another scope's registration is not in the view: the store is read.
+	must(t, v.Apply(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated, Scope: otherScope, CertificateID: c.ID,
+		OldStatus: fleetcert.StatusInactive, NewStatus: fleetcert.StatusActive}))
+	if !v.Active(scope, c.ID) || v.Active(otherScope, c.ID) {
+		t.Error("a change of a registration the view does not hold was not read from the store")
+	}
+}
