@@ -8,11 +8,11 @@ import (
 	"github.com/fleetcert/fleetcert"
 )
 
-// The console's state — sessions with their CSRF tokens, flash messages,
-// results kept for a later GET, and bulk jobs — sits behind the small
-// interfaces below. NewHandler sets in-memory implementations (MemoryState,
-// MemoryJobs): a restart signs everyone out and forgets results and jobs,
-// which is acceptable for one process. A database-backed implementation
+// The console's state — sessions with their CSRF tokens, flash messages
+// and results kept for a later GET — sits behind the small interfaces
+// below. NewHandler sets an in-memory implementation (MemoryState): a
+// restart signs everyone out and forgets results, which is acceptable for
+// one process. (Bulk jobs are the Registry's, durable in the store.) A database-backed implementation
 // shared by several processes can replace them by setting the Handler's
 // fields before the first request.
 
