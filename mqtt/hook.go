@@ -175,7 +175,9 @@ func (h *authHook) authorizeConnect(cl *mochi.Client, cs tls.ConnectionState, s 
 	if g.DevicePoliciesOff {
 		return true
 	}
-	s.certVars = certificateVariables(cs.PeerCertificates)
+	if len(cs.PeerCertificates) > 0 {
+		s.leaf = cs.PeerCertificates[0]
+	}
 	s.domain = cs.ServerName
 	if host, _, err := net.SplitHostPort(cl.Net.Remote); err == nil {
 		s.sourceIP = host
