@@ -255,8 +255,9 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		topic = t
 	}
 	// AWS IoT reserves $aws/ topics: devices read the events there and
-	// publish nothing. Other $ topics (mochi's $SYS) are not for devices.
-	if strings.HasPrefix(topic, "$") && (write || !strings.HasPrefix(topic, "$aws/events/")) {
+	// publish nothing; the same for fleetcert's own events. Other $ topics
+	// (mochi's $SYS) are not for devices.
+	if strings.HasPrefix(topic, "$") && (write || !isEventTopic(topic)) {
 		return false
 	}
 	if h.g.DevicePoliciesOff || cl.Net.Inline {
