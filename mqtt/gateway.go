@@ -401,8 +401,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 			ln.MaxConnections, ln.MaxConnectionsPerAddress = g.limits.maxConnections, g.limits.maxConnsPerAddr
 			ln.TrustedProxies, ln.ProxyHeaderTimeout, ln.Logger = g.TrustedProxies, g.HandshakeTimeout, g.Logger
 		},
-		wrap:  func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
-		ended: g.connectionEnded,
+		wrap:    func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
+		ended:   g.connectionEnded,
+		confirm: g.confirmAdmission,
 		config: &tls.Config{
 			MinVersion:       tls.VersionTLS12,
 			Certificates:     []tls.Certificate{cert},
