@@ -120,6 +120,17 @@ type Fabric interface {
 	Close() error
 }
 
+// FabricStats is what a Fabric may count besides, for the gateway's
+// metrics (an optional interface).
+type FabricStats interface {
+	// ConfirmRoundTrips is how many round trips to the fabric have
+	// confirmed QoS 1 and 2 messages (several share one).
+	ConfirmRoundTrips() uint64
+	// Dropped is how many messages from other nodes the fabric dropped
+	// before handing them to the receiver (it could not keep up).
+	Dropped() uint64
+}
+
 // FabricReceiver is what a Fabric delivers to: the gateway.
 type FabricReceiver interface {
 	// Deliver hands m, published on another node, to this node's
@@ -559,8 +570,16 @@ func (g *Gateway) appendClusterMetrics(b []byte) []byte {
 		{"unconfirmed", "QoS 1 and 2 messages handed to NATS and acknowledged to their publisher without NATS's confirmation in time.", &c.unconfirmed},
 		{"retained_unsaved", "Retained messages not stored cluster-wide when published (stored once NATS is reached again).", &c.unsaved},
 	} {
-		b = fmt.Appendf(b, "# HELP fleetcert_mqtt_cluster_%s_total %s\n# TYPE fleetcert_mqtt_cluster_%s_total counter\nfleetcert_mqtt_cluster_%s_total %d\n",
-			m.name, m.help, m.name, m.name, m.v.Load())
+		b = appendCounter(b, m.name, m.help, m.v.Load())
+	}
+	if s, ok := c.fabric.(FabricStats); ok {
+		b = appendCounter(b, "confirm_round_trips", "Round trips to NATS that confirmed QoS 1 and 2 messages (the publishes waiting at one time share one).", s.ConfirmRoundTrips())
+		b = appendCounter(b, "dropped", "Messages from other nodes dropped before this node's gateway took them (NATS slow consumer).", s.Dropped())
 	}
 	return b
+}
+
+func appendCounter(b []byte, name, help string, v uint64) []byte {
+	return fmt.Appendf(b, "# HELP fleetcert_mqtt_cluster_%s_total %s\n# TYPE fleetcert_mqtt_cluster_%s_total counter\nfleetcert_mqtt_cluster_%s_total %d\n",
+		name, help, name, name, v)
 }

@@ -33,6 +33,8 @@ type confirmer struct {
 	closed  bool
 	kick    chan struct{}
 	stalled atomic.Bool
+	// recovered, when set, is called when NATS answers after a stall.
+	recovered func()
 
 	roundTrips, timeouts atomic.Uint64
 }
@@ -108,6 +110,9 @@ func (c *confirmer) run(done <-chan struct{}) {
 			}
 		} else if c.stalled.Swap(false) {
 			c.logger.Info("nats: confirmations again", "round_trip", time.Since(start).Round(time.Millisecond))
+			if c.recovered != nil {
+				c.recovered()
+			}
 		}
 		c.mu.Lock()
 		c.batch = 0

@@ -107,7 +107,9 @@ type Router struct {
 	loaded    chan struct{}
 	loadOnce  sync.Once
 	done      sync.WaitGroup
+	sub       *nats.Subscription // every node's messages
 	subsMu    sync.Mutex
+	dropped   uint64 // by shared subscriptions since ended; subsMu
 	shared    map[mqtt.SharedSubscription][]*nats.Subscription
 	retainMu  sync.Mutex
 	js        jetstream.JetStream
@@ -198,11 +200,13 @@ func (rt *Router) Start(ctx context.Context, r mqtt.FabricReceiver) error {
 		rt.cancel()
 		return fmt.Errorf("nats %s: %w", rt.URLs, err)
 	}
-	if _, err := rt.pub.Subscribe(rt.Prefix+".>", rt.onMessage); err != nil {
+	rt.confirmer = newConfirmer(rt.pub, rt.ConfirmTimeout, rt.Logger)
+	// Once NATS answers again, store what was retained meanwhile.
+	rt.confirmer.recovered = func() { kick(rt.pub) }
+	if rt.sub, err = rt.pub.Subscribe(rt.Prefix+".>", rt.onMessage); err != nil {
 		rt.Close()
 		return fmt.Errorf("nats subscribe: %w", err)
 	}
-	rt.confirmer = newConfirmer(rt.pub, rt.ConfirmTimeout, rt.Logger)
 	rt.done.Add(2)
 	go func() {
 		defer rt.done.Done()
@@ -294,12 +298,47 @@ func (rt *Router) LeaveShared(s mqtt.SharedSubscription) error {
 	rt.subsMu.Lock()
 	subs := rt.shared[s]
 	delete(rt.shared, s)
-	rt.subsMu.Unlock()
 	var errs []error
 	for _, sub := range subs {
+		if n, err := sub.Dropped(); err == nil {
+			rt.dropped += uint64(n)
+		}
 		errs = append(errs, sub.Unsubscribe())
 	}
+	rt.subsMu.Unlock()
 	return errors.Join(errs...)
+}
+
+// ConfirmRoundTrips is how many round trips to NATS have confirmed QoS 1
+// and 2 messages (mqtt.FabricStats): fewer than the messages when
+// publishes wait at the same time.
+func (rt *Router) ConfirmRoundTrips() uint64 {
+	if rt.confirmer == nil {
+		return 0
+	}
+	return rt.confirmer.roundTrips.Load()
+}
+
+// Dropped is how many messages from the other nodes nats.go dropped
+// because the node did not take them fast enough (a slow consumer: more
+// than its pending limits waiting; mqtt.FabricStats).
+func (rt *Router) Dropped() uint64 {
+	rt.subsMu.Lock()
+	defer rt.subsMu.Unlock()
+	n := rt.dropped
+	for _, subs := range rt.shared {
+		for _, sub := range subs {
+			if d, err := sub.Dropped(); err == nil {
+				n += uint64(d)
+			}
+		}
+	}
+	if rt.sub != nil {
+		if d, err := rt.sub.Dropped(); err == nil {
+			n += uint64(d)
+		}
+	}
+	return n
 }
 
 func (rt *Router) onMessage(msg *nats.Msg) {
@@ -451,8 +490,18 @@ func (rt *Router) Retain(m *mqtt.Message) error {
 		rt.pending[key] = m
 		return ErrNotConnected
 	}
+	if rt.confirmer.stalled.Load() {
+		// NATS does not answer: not a timeout per retained publish; it
+		// is stored once NATS answers again (confirmer.recovered).
+		rt.pending[key] = m
+		return ErrUnconfirmed
+	}
 	if err := rt.store(key, m); err != nil {
 		rt.pending[key] = m
+		select { // store it again soon (watchRetained), not only after a reconnect
+		case rt.kick <- struct{}{}:
+		default:
+		}
 		return err
 	}
 	// An older message of the topic kept during an outage must not

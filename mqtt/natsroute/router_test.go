@@ -311,6 +311,18 @@ func TestPublishStalledNATS(t *testing.T) {
 // starts after gets none of them, and the nodes that had one drop it.
 func TestRetainedExpiry(t *testing.T) {
 	url := startNATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	// The bucket as the routers of the release before created it, without
+	// TTL: the routers update it.
+	if _, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: natsroute.DefaultBucket,
+		History: 1, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
 	const maxAge = 4 * time.Second
 	short := func(rt *natsroute.Router) { rt.RetainedMaxAge = maxAge }
 	a, _ := startRouter(t, url, short)
@@ -337,12 +349,6 @@ func TestRetainedExpiry(t *testing.T) {
 	}
 	// A value written by a node that kept it while NATS was unreachable,
 	// long after it was published: the bucket's TTL runs from the write.
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	kv, err := js.KeyValue(context.Background(), natsroute.DefaultBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -418,5 +424,37 @@ func TestRetainedPendingNotStale(t *testing.T) {
 	})
 	if p, _ := b.retainedOf("state"); p != "new" {
 		t.Fatalf("retained message %q after the reconnect, want the later one", p)
+	}
+}
+
+// A retained message NATS did not store in time is stored once NATS
+// answers again, without waiting for a reconnect; while a stall lasts,
+// retained publishes do not wait for it.
+func TestRetainedStoredAfterStall(t *testing.T) {
+	url := startNATS(t)
+	p := startProxy(t, url)
+	const timeout = 200 * time.Millisecond
+	a, _ := startRouter(t, p.url(), func(rt *natsroute.Router) { rt.ConfirmTimeout = timeout })
+	_, b := startRouter(t, url, nil)
+	waitRouted(t, a, b)
+	p.freeze(true)
+	if err := a.Publish(message("stall", "q1", 1)); !errors.Is(err, mqtt.ErrUnconfirmed) {
+		t.Fatalf("Publish while NATS does not answer: %v", err)
+	}
+	start := time.Now()
+	for i := range 10 {
+		if err := a.Retain(&mqtt.Message{Scope: scope, Topic: fmt.Sprint("r", i), Payload: []byte("kept"), Retain: true, Created: time.Now().Unix()}); err == nil {
+			t.Fatal("Retain confirmed while NATS does not answer")
+		}
+	}
+	if d := time.Since(start); d > 5*timeout {
+		t.Fatalf("10 retained publishes during a stall took %s (timeout %s): each waited", d, timeout)
+	}
+	p.freeze(false)
+	for i := range 10 {
+		testwait.For(t, "node B to get the retained messages of the stall", func() bool { return b.hadRetained(fmt.Sprint("r", i)) })
+	}
+	if n := a.Pending(); n != 0 {
+		t.Fatalf("%d retained messages still pending", n)
 	}
 }
