@@ -3,6 +3,7 @@ package main_test
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -243,8 +244,12 @@ func TestClusterNATSBench(t *testing.T) {
 	t.Logf("throughput, %d QoS 1 messages from %d publishers at once (acknowledged in %s, %.0f msg/s; %d confirmation round trips): same node %s; cross node %s",
 		total, publishers, published.Round(time.Millisecond), float64(total)/published.Seconds(), roundTrips()-rtBase,
 		report(sameAt, same.n.Load()-base), report(crossAt, cross.n.Load()-baseX))
+	// What did not arrive: dropped by mochi from a full session queue (on
+	// one broker too), or lost to routing.
+	queueFull := regexp.QuoteMeta(`fleetcert_mqtt_quota_exceeded_total{quota="queued_messages"}`)
+	t.Logf("sessions' queues full (mochi drops): node 0 %d, node 1 %d", metric(t, nodes[0], queueFull), metric(t, nodes[1], queueFull))
 	if !noNATS {
-		t.Logf("node 0: %d messages routed, %d acknowledged unconfirmed, %d unroutable; node 1: %d dropped",
+		t.Logf("node 0: %d messages routed, %d acknowledged unconfirmed, %d unroutable; node 1: %d dropped by NATS's client",
 			metric(t, nodes[0], "fleetcert_mqtt_cluster_routed_total"), metric(t, nodes[0], "fleetcert_mqtt_cluster_unconfirmed_total"),
 			metric(t, nodes[0], "fleetcert_mqtt_cluster_unroutable_total"), metric(t, nodes[1], "fleetcert_mqtt_cluster_dropped_total"))
 	}
