@@ -261,9 +261,10 @@ func TestClusterNATSBench(t *testing.T) {
 	queueFull := regexp.QuoteMeta(`fleetcert_mqtt_quota_exceeded_total{quota="queued_messages"}`)
 	t.Logf("sessions' queues full (mochi drops): node 0 %d, node 1 %d", metric(t, nodes[0], queueFull), metric(t, nodes[1], queueFull))
 	if !noNATS {
-		t.Logf("node 0: %d messages routed, %d acknowledged unconfirmed, %d unroutable; node 1: %d dropped by NATS's client",
+		t.Logf("node 0: %d messages routed, %d acknowledged unconfirmed, %d unroutable; node 1: %d received, %d dropped by NATS's client",
 			metric(t, nodes[0], "fleetcert_mqtt_cluster_routed_total"), metric(t, nodes[0], "fleetcert_mqtt_cluster_unconfirmed_total"),
-			metric(t, nodes[0], "fleetcert_mqtt_cluster_unroutable_total"), metric(t, nodes[1], "fleetcert_mqtt_cluster_dropped_total"))
+			metric(t, nodes[0], "fleetcert_mqtt_cluster_unroutable_total"), metric(t, nodes[1], "fleetcert_mqtt_cluster_received_total"),
+			metric(t, nodes[1], "fleetcert_mqtt_cluster_dropped_total"))
 	}
 	for _, c := range pubs {
 		c.Disconnect(0)
