@@ -12,9 +12,16 @@
 // filter's subjects; see QueueName), with echo on, so that NATS chooses one
 // member node per message among all of them, this one included.
 //
+// A QoS 1 or 2 message is confirmed by a NATS round trip (a PING after
+// it) before Publish returns, and so before the publisher's PUBACK; the
+// publishes waiting at one time share one round trip, and the wait is
+// bounded (see confirmer; ErrUnconfirmed).
+//
 // Retained messages are kept in a JetStream key-value bucket (file
 // storage, one revision per key), written before the publisher's PUBACK;
 // each node watches the bucket and feeds mochi's retained store from it.
+// They expire there as mochi expires them (the bucket's TTL and a TTL per
+// value; see store).
 //
 // While NATS is unreachable nothing is queued: Publish fails at once (the
 // gateway then delivers on its own node only and counts the message as
