@@ -57,8 +57,8 @@ const (
 	DefaultConfirmTimeout = time.Second
 	DefaultStartTimeout   = 10 * time.Second
 	// DefaultRetainedMaxAge is how long a retained message is kept when
-	// the receiver does not say (mqtt.FabricReceiver.MaxMessageExpiry):
-	// mochi's default MaximumMessageExpiryInterval.
+	// the receiver sets no maximum (mqtt.FabricReceiver.MaxMessageExpiry
+	// zero): mochi's default MaximumMessageExpiryInterval.
 	DefaultRetainedMaxAge = 24 * time.Hour
 	// markerTTL is how long the bucket keeps the marker of a key that
 	// expired: the watchers' notice that it is gone.
@@ -153,8 +153,8 @@ func (rt *Router) Start(ctx context.Context, r mqtt.FabricReceiver) error {
 	}
 	if rt.RetainedMaxAge <= 0 {
 		rt.RetainedMaxAge = DefaultRetainedMaxAge
-		if e, ok := r.(interface{ MaxMessageExpiry() time.Duration }); ok && e.MaxMessageExpiry() > 0 {
-			rt.RetainedMaxAge = e.MaxMessageExpiry()
+		if e := r.MaxMessageExpiry(); e > 0 {
+			rt.RetainedMaxAge = e
 		}
 	}
 	rt.recv = r
