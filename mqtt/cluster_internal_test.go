@@ -1,10 +1,12 @@
 package mqtt
 
 import (
+	"os"
 	"testing"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -41,5 +43,48 @@ func TestClusterRetainedKeepsCreated(t *testing.T) {
 	r.Retained(&Message{Scope: scope, Topic: "a"})
 	if _, ok := g.server.Topics.Retained.Get(internalTopic(scope, "a")); ok {
 		t.Fatal("an empty payload did not remove the retained message")
+	}
+}
+
+// mochi v2.7.9's Inflight.NextImmediate read-locks a session's inflight
+// messages and then calls GetAll, which read-locks them again. A writer
+// (Set: a publisher's goroutine delivering a QoS 1 message to the
+// session) that comes between the two waits for the first read lock, and
+// the second waits for the writer: the session's reader (it calls
+// NextImmediate after each packet) and every publisher writing to the
+// session hang, and their devices are dropped by their keepalive. Seen in
+// the cluster benchmark with 50 publishers (and with NO_NATS=1): the
+// stall issue 16 reported. It is mochi's, on one node too; this test
+// shows it with FLEETCERT_MOCHI_DEADLOCK=1 (it fails once the two have
+// hung for 10 s) until mochi is fixed.
+func TestMochiInflightDeadlock(t *testing.T) {
+	if os.Getenv("FLEETCERT_MOCHI_DEADLOCK") != "1" {
+		t.Skip("mochi v2.7.9 deadlocks here; set FLEETCERT_MOCHI_DEADLOCK=1 to see it")
+	}
+	in := mochi.NewInflights()
+	in.Set(packets.Packet{PacketID: 1, Expiry: -1})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				in.Set(packets.Packet{PacketID: 2})
+			}
+		}
+	}()
+	finished := make(chan struct{})
+	go func() {
+		for range 1_000_000 {
+			in.NextImmediate()
+		}
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Inflight.NextImmediate and a concurrent Set hung")
 	}
 }
