@@ -210,3 +210,40 @@ func BenchmarkChangesHead(b *testing.B) {
 		}
 	}
 }
+
+// update changes a certificate's status as Registry.UpdateCertificate
+// does: read it, write it, append the change.
+func update(ctx context.Context, db *sqlite.DB, id string, i int) error {
+	return db.Update(ctx, func(tx fleetcert.Tx) error {
+		c, err := tx.Certificate(ctx, benchScope, id)
+		if err != nil {
+			return err
+		}
+		old := c.Status
+		c.Status = fleetcert.StatusInactive
+		if i%2 == 1 {
+			c.Status = fleetcert.StatusActive
+		}
+		c.LastModifiedDate = benchTime.Add(time.Duration(i) * time.Millisecond)
+		if err := tx.UpdateCertificate(ctx, c); err != nil {
+			return err
+		}
+		return tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated,
+			Scope: c.Scope, CertificateID: c.ID, OldStatus: old, NewStatus: c.Status, Time: c.LastModifiedDate})
+	})
+}
+
+func BenchmarkUpdateCertificate(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	ids := seed(b, db, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	i := 0
+	for b.Loop() {
+		if err := update(ctx, db, ids[rng.IntN(n)], i); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
