@@ -446,6 +446,7 @@ type statements struct {
 	listAccessKeys       *sql.Stmt
 
 	insertChange   *sql.Stmt
+	insertAudit    *sql.Stmt
 	changes        *sql.Stmt
 	changesHorizon *sql.Stmt
 	changesHead    *sql.Stmt
@@ -541,6 +542,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.deleteAccessKey, deleteAccessKeySQL},
 		{&s.listAccessKeys, listAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
+		{&s.insertAudit, insertAuditSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
 		{&s.changesHead, selectChangesHeadSQL},
