@@ -93,7 +93,7 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 	query += fmt.Sprintf(" ORDER BY time %s, seq %s LIMIT %s", order, order, arg(q.Limit, "bigint"))
 	rows, err := tx.q.Query(ctx, query, args...)
 	if err != nil {
-		return nil, storeError(ctx, fmt.Errorf("read audit log: %w", err), "")
+		return nil, storeError(ctx, fmt.Errorf("audit entries: %w", err), "")
 	}
 	defer rows.Close()
 	var entries []fleetcert.AuditEntry
@@ -105,7 +105,7 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 		)
 		if err := rows.Scan(&a.Seq, &t, &a.Scope.AccountID, &a.Scope.Region, &a.Operation, &kind, &a.CertificateID,
 			&oldStatus, &newStatus, &a.Resource, &a.Target, &a.Actor, &a.ActorAccount, &a.SourceIP); err != nil {
-			return nil, fmt.Errorf("read audit log: %w", err)
+			return nil, fmt.Errorf("audit entries: %w", err)
 		}
 		a.Time = t.UTC()
 		a.Kind = fleetcert.ChangeKind(kind)
@@ -114,7 +114,7 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 		entries = append(entries, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, storeError(ctx, fmt.Errorf("read audit log: %w", err), "")
+		return nil, storeError(ctx, fmt.Errorf("audit entries: %w", err), "")
 	}
 	return entries, nil
 }

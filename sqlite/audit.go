@@ -63,10 +63,19 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 	if q.Region != "" {
 		where = append(where, "region = "+arg(q.Region))
 	}
-	if !q.Since.IsZero() {
+	// Entries are stamped with the time of their change, which the
+	// store keeps in nanoseconds (1678-2262): a bound beyond that range
+	// selects all or nothing.
+	switch {
+	case q.Since.After(maxNanoTime):
+		return nil, nil
+	case !q.Since.IsZero() && !q.Since.Before(minNanoTime):
 		where = append(where, "time >= "+arg(e.nanos(q.Since)))
 	}
-	if !q.Until.IsZero() {
+	switch {
+	case !q.Until.IsZero() && !q.Until.After(minNanoTime):
+		return nil, nil
+	case !q.Until.IsZero() && !q.Until.After(maxNanoTime):
 		where = append(where, "time < "+arg(e.nanos(q.Until)))
 	}
 	order, cmp := "ASC", ">"
@@ -77,7 +86,7 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 		where = append(where, fmt.Sprintf("(time, seq) %s (%s, %s)", cmp, arg(e.nanos(q.After.Time)), arg(q.After.Seq)))
 	}
 	if e.err != nil {
-		return nil, fmt.Errorf("read audit log: %w", e.err)
+		return nil, fmt.Errorf("audit entries: %w", e.err)
 	}
 	query := `SELECT seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
 		resource, target, actor, actor_account, source_ip FROM audit`
@@ -87,7 +96,7 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 	query += fmt.Sprintf(" ORDER BY time %s, seq %s LIMIT %s", order, order, arg(q.Limit))
 	rows, err := tx.queryAdhoc(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
+		return nil, fmt.Errorf("audit entries: %w", err)
 	}
 	defer rows.Close()
 	var entries []fleetcert.AuditEntry
@@ -99,7 +108,7 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 		)
 		if err := rows.Scan(&a.Seq, &t, &a.Scope.AccountID, &a.Scope.Region, &a.Operation, &kind, &a.CertificateID,
 			&oldStatus, &newStatus, &a.Resource, &a.Target, &a.Actor, &a.ActorAccount, &a.SourceIP); err != nil {
-			return nil, fmt.Errorf("read audit log: %w", err)
+			return nil, fmt.Errorf("audit entries: %w", err)
 		}
 		a.Time = fromNanos(t)
 		a.Kind = fleetcert.ChangeKind(kind)
@@ -108,7 +117,7 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 		entries = append(entries, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
+		return nil, fmt.Errorf("audit entries: %w", err)
 	}
 	return entries, nil
 }

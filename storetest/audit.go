@@ -135,6 +135,10 @@ func testAuditQuery(t *testing.T, s fleetcert.Store) {
 		{"ok/after", fleetcert.AuditQuery{After: &fleetcert.AuditCursor{Time: at(6), Seq: chs[6].Seq}}, entries(7)},
 		{"ok/after-newest", fleetcert.AuditQuery{Newest: true, After: &fleetcert.AuditCursor{Time: at(1), Seq: chs[1].Seq}}, entries(0)},
 		{"ok/none", fleetcert.AuditQuery{CertificateID: certificateID("none")}, nil},
+		{"ok/since-far-future", fleetcert.AuditQuery{Since: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}, nil},
+		{"ok/until-far-future", fleetcert.AuditQuery{Until: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}, entries(0, 1, 2, 3, 4, 5, 6, 7)},
+		{"ok/since-long-ago", fleetcert.AuditQuery{Since: time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC)}, entries(0, 1, 2, 3, 4, 5, 6, 7)},
+		{"ok/until-long-ago", fleetcert.AuditQuery{Until: time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := tc.q
