@@ -317,3 +317,33 @@ func BenchmarkUpdateCertificateBatch(b *testing.B) { benchmarkUpdateBatch(b, "")
 func BenchmarkUpdateCertificateBatchAudited(b *testing.B) {
 	benchmarkUpdateBatch(b, "UpdateCertificate")
 }
+
+// benchmarkAppendBatch appends 1,000 changes to a transaction: the feed's
+// insert alone, and with op its audit entry's.
+func benchmarkAppendBatch(b *testing.B, op string) {
+	const batch = 1000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	id := benchCertificate(0).ID
+	i := 0
+	for b.Loop() {
+		err := db.Update(ctx, func(tx fleetcert.Tx) error {
+			for range batch {
+				if err := tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated,
+					Scope: benchScope, CertificateID: id, OldStatus: fleetcert.StatusActive, NewStatus: fleetcert.StatusRevoked,
+					Time: benchTime.Add(time.Duration(i) * time.Millisecond), Operation: op,
+					Actor: "AKIAIOSFODNN7EXAMPLE", ActorAccount: benchScope.AccountID, SourceIP: "192.0.2.10"}); err != nil {
+					return err
+				}
+				i++
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendChangeBatch(b *testing.B)        { benchmarkAppendBatch(b, "") }
+func BenchmarkAppendChangeBatchAudited(b *testing.B) { benchmarkAppendBatch(b, "UpdateCertificate") }
