@@ -35,8 +35,8 @@ const appendAuditedChangeSQL = `WITH head AS (
 // busy day's entries go in short transactions.
 const auditPruneBatch = 10_000
 
-const pruneAuditSQL = `DELETE FROM audit WHERE seq IN (
-		SELECT seq FROM audit WHERE time < $1 ORDER BY time LIMIT $2
+const pruneAuditSQL = `DELETE FROM audit WHERE (time, seq) IN (
+		SELECT time, seq FROM audit WHERE time < $1 ORDER BY time, seq LIMIT $2
 	)`
 
 // AuditEntries returns a page of the audit log; see fleetcert.Tx. The

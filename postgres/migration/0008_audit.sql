@@ -4,8 +4,12 @@
 -- with PruneAudit (by time). Read in (time, seq) order: by time range, by
 -- certificate (a certificate's or CA's history) or by resource (objects,
 -- links, access keys), each an index range in that order.
+--
+-- The primary key is (time, seq), the read order, so that it is also the
+-- time index: an entry costs the heap and one index, plus the certificate's
+-- or the resource's when it has one. seq is the change's, unique.
 CREATE TABLE audit (
-	seq            bigint      PRIMARY KEY,
+	seq            bigint      NOT NULL,
 	time           timestamptz NOT NULL,
 	account_id     text        NOT NULL,
 	region         text        NOT NULL,
@@ -18,9 +22,9 @@ CREATE TABLE audit (
 	target         text        NOT NULL,
 	actor          text        NOT NULL,
 	actor_account  text        NOT NULL,
-	source_ip      text        NOT NULL
+	source_ip      text        NOT NULL,
+	PRIMARY KEY (time, seq)
 );
 
-CREATE INDEX audit_by_time ON audit (time, seq);
 CREATE INDEX audit_by_certificate ON audit (certificate_id, time, seq) WHERE certificate_id <> '';
 CREATE INDEX audit_by_resource ON audit (resource, time, seq) WHERE resource <> '';
