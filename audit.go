@@ -135,8 +135,9 @@ const MaxAuditLimit = 1000
 
 // Audit returns up to q.Limit entries of the audit log (100 when 0, at
 // most MaxAuditLimit) matching q, and the cursor to pass as q.After for
-// the next page (nil after the last). The caller scopes q: the console sets its
-// session's account and Region; the command line may read every account.
+// the next page (nil after the last). The caller scopes q: the console
+// sets its session's account and Region; the command line may read every
+// account.
 //
 // Errors: InvalidRequestException for a negative limit or an Until not
 // after Since.
