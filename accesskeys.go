@@ -54,7 +54,7 @@ func (r *Registry) OnAccessKeyDeleted(fn func(id string)) {
 //
 // Errors: ResourceNotFoundException.
 func (r *Registry) DeleteAccessKey(ctx context.Context, id string) error {
-	err := r.update(ctx, func(tx Tx) error { return r.deleteAccessKey(ctx, tx, id) })
+	err := r.update(ctx, "DeleteAccessKey", func(tx Tx) error { return r.deleteAccessKey(ctx, tx, id) })
 	if err != nil {
 		return keyNotFound(err, id)
 	}
@@ -94,7 +94,7 @@ func (r *Registry) deleteAccessKey(ctx context.Context, tx Tx, id string) error 
 // Errors: ResourceNotFoundException.
 func (r *Registry) RotateAccessKey(ctx context.Context, id string, keepOld bool) (*AccessKey, error) {
 	var k *AccessKey
-	err := r.update(ctx, func(tx Tx) error {
+	err := r.update(ctx, "RotateAccessKey", func(tx Tx) error {
 		old, err := tx.AccessKey(ctx, id)
 		if err != nil {
 			return err
@@ -102,7 +102,7 @@ func (r *Registry) RotateAccessKey(ctx context.Context, id string, keepOld bool)
 		if k, err = NewAccessKey(old.AccountID, r.now()); err != nil {
 			return err
 		}
-		if err := tx.CreateAccessKey(ctx, k); err != nil {
+		if err := r.createAccessKeyIn(ctx, tx, k); err != nil {
 			return err
 		}
 		if keepOld {
@@ -225,4 +225,16 @@ func (r *Registry) readKeyChanges(ctx context.Context, head int64) int64 {
 			return head
 		}
 	}
+}
+
+// createAccessKeyIn stores k in tx and records it in the change feed (for
+// the audit log: no watcher acts on a new key).
+func (r *Registry) createAccessKeyIn(ctx context.Context, tx Tx, k *AccessKey) error {
+	if err := tx.CreateAccessKey(ctx, k); err != nil {
+		return err
+	}
+	return tx.AppendChange(ctx, &Change{
+		Kind: ChangeAccessKeyCreated, Scope: Scope{AccountID: k.AccountID},
+		Resource: k.ID, Time: r.now(),
+	})
 }

@@ -299,7 +299,10 @@ func (h *Handler) startBulk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Logger.Info("console: bulk action", "accountId", l.Scope.AccountID, "region", l.Scope.Region, "ca", id, "target", target)
-	h.runner.start(func(ctx context.Context) { h.runBulk(ctx, j) })
+	// The job outlives the request: it carries who started it, for the
+	// audit log of every certificate it changes.
+	actor, _ := fleetcert.ActorFrom(r.Context())
+	h.runner.start(func(ctx context.Context) { h.runBulk(fleetcert.WithActor(ctx, actor), j) })
 	http.Redirect(w, r, Prefix+"cas/"+id+"/bulk/"+j.ID, http.StatusSeeOther)
 }
 

@@ -120,7 +120,12 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 		}
 		// AWS IoT (just-in-time registration): registration happens on the
 		// MQTT CONNECT; the event is published and the connection closed.
-		reg, err := g.Registry.AutoRegisterDevice(ctx, q)
+		// The device is who asks, from its address (the audit log).
+		device := fleetcert.Actor{ID: fleetcert.ActorDevice}
+		if host, _, err := net.SplitHostPort(cl.Net.Remote); err == nil {
+			device.SourceIP = host
+		}
+		reg, err := g.Registry.AutoRegisterDevice(fleetcert.WithActor(ctx, device), q)
 		var failure *fleetcert.ProvisioningFailure
 		switch {
 		case errors.As(err, &failure):

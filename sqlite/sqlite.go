@@ -214,7 +214,15 @@ type Tx struct {
 	pool     *sql.DB // the read pool, in a View
 	stmts    *statements
 	writable bool
+
+	// bound holds the statements already bound to tx, so that a
+	// transaction running one many times (a bulk job's thousands of
+	// changes and audit entries) binds it once: each Tx.StmtContext
+	// allocates a statement the transaction keeps until it ends.
+	bound []boundStmt
 }
+
+type boundStmt struct{ prepared, bound *sql.Stmt }
 
 // querier runs a statement that is not prepared.
 type querier interface {
@@ -247,13 +255,21 @@ func (tx *Tx) queryAdhoc(ctx context.Context, query string, args ...any) (*sql.R
 // Check that *Tx implements the contract.
 var _ fleetcert.Tx = (*Tx)(nil)
 
-// stmt returns s bound to the transaction. database/sql reuses the statement
-// already prepared on the transaction's connection.
+// stmt returns s bound to the transaction, binding it on first use.
+// database/sql reuses the statement already prepared on the transaction's
+// connection.
 func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) *sql.Stmt {
 	if tx.tx == nil {
 		return s
 	}
-	return tx.tx.StmtContext(ctx, s)
+	for _, b := range tx.bound {
+		if b.prepared == s {
+			return b.bound
+		}
+	}
+	b := tx.tx.StmtContext(ctx, s)
+	tx.bound = append(tx.bound, boundStmt{s, b})
+	return b
 }
 
 // checkWritable refuses writes in a View, before SQLite's query_only does
@@ -446,6 +462,7 @@ type statements struct {
 	listAccessKeys       *sql.Stmt
 
 	insertChange   *sql.Stmt
+	insertAudit    *sql.Stmt
 	changes        *sql.Stmt
 	changesHorizon *sql.Stmt
 	changesHead    *sql.Stmt
@@ -541,6 +558,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.deleteAccessKey, deleteAccessKeySQL},
 		{&s.listAccessKeys, listAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
+		{&s.insertAudit, insertAuditSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
 		{&s.changesHead, selectChangesHeadSQL},

@@ -7,6 +7,7 @@
 //	fleetcert serve [flags]             run the service
 //	fleetcert wait [flags]              wait until a server answers /healthz
 //	fleetcert keys create --account-id ID [--data-dir D]
+//	fleetcert audit [--since T] [--certificate ID] [--data-dir D]
 //	fleetcert migrate --from-sqlite DIR --database-url URL
 //	fleetcert backup --to FILE [--data-dir D]
 //	fleetcert restore --from FILE [--data-dir D]
@@ -72,6 +73,7 @@ var commands = []command{
 	{"serve", "run the AWS IoT certificate API, the web console and the MQTT device gateway", runServe},
 	{"wait", "wait until a fleetcert server answers GET /healthz with 200", runWait},
 	{"keys", "manage the access keys of accounts", runKeys},
+	{"audit", "print the audit log as JSON lines: who changed what, when, from where", runAudit},
 	{"migrate", "copy an embedded store into PostgreSQL", runMigrate},
 	{"backup", "write a consistent copy of the embedded store while the server runs", runBackup},
 	{"restore", "replace the embedded store with a backup (the server stopped)", runRestore},

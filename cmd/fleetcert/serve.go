@@ -53,6 +53,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL relying parties reach the API by, written into the certificates fleetcert\nissues from now on as their CRL distribution point ({url}/crl/{ca-id}.crl) and OCSP\nresponder ({url}/ocsp) (empty: the API's own http(s)://{api-addr})")
 	fs.BoolVar(&c.OCSPAnyRegistered, "ocsp-any-registered", false, "the OCSP responder also answers for registered certificates of other CAs, signed\nby fleetcert's issuing CA, which such relying parties must trust as their responder")
 	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", DefaultAuditRetention, "how long the audit log keeps an entry before it is pruned (0: kept for ever)")
 	addLimitFlags(fs, &c.Limits)
 	addNATSFlags(fs, &c.NATS)
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
@@ -134,6 +135,10 @@ type Config struct {
 	// never prunes it.
 	ChangeRetention time.Duration
 
+	// AuditRetention is how long the audit log keeps an entry; 0 keeps
+	// it for ever.
+	AuditRetention time.Duration
+
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
 	AccessKeyID     string
@@ -157,6 +162,7 @@ type Main struct {
 	apiListener *connlimit.Listener
 	apiServer   *http.Server
 	pruner      *changePruner
+	auditPruner *changePruner
 	stopKeys    func() // ends the access-key watcher and waits for it
 	ready       atomic.Bool
 }
@@ -203,6 +209,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Registry = fleetcert.NewRegistry(store, iss)
 	m.pruner = startChangePruner(m.Registry, m.Config.ChangeRetention, m.Logger)
+	m.auditPruner = startAuditPruner(m.Registry, m.Config.AuditRetention, m.Logger)
 
 	// Every listener is bound before the bootstrap key is made: a start
 	// that fails on a taken port must not spend the key it would print.
@@ -334,6 +341,7 @@ func (m *Main) Close() error {
 	m.ready.Store(false)
 	var errs []error
 	m.pruner.stop()
+	m.auditPruner.stop()
 	if m.stopKeys != nil {
 		m.stopKeys()
 	}
