@@ -78,10 +78,7 @@ func TestClusterPublishNotRouted(t *testing.T) {
 	c := testpki.Leaf(t)
 	e.register(c, scopeA, fleetcert.StatusActive)
 	member := e.mustDial(c, dialOptions{clientID: "member"})
-	// At QoS 0: at QoS 1, the test's DeliverShared (a writer to the
-	// member's inflight messages) can meet mochi's inflight deadlock
-	// (TestMochiInflightDeadlock) and hang.
-	member.mustSubscribe(t, "$share/g/fleet/job", 0)
+	member.mustSubscribe(t, "$share/g/fleet/job", 1)
 	testwait.For(t, "the gateway to join the group", func() bool { return len(f.joined()) == 1 })
 	if s := f.joined()[0]; s.Scope != scopeA || s.Group != "g" || s.Filter != "fleet/job" {
 		t.Fatalf("joined %+v", s)
