@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# bench/run.sh — load fleetcert and moto's AWS IoT mock with the same client
+# bench/run.sh — load fleetcert and a peer with the same client
 # (cmd/fleetcert-bench, aws-sdk-go-v2) and print the results side by side.
+# The peer is moto's AWS IoT mock, or the ceiling server (`fleetcert-bench
+# ceiling`: net/http, SigV4, an in-memory map, JSON; no store, no rules),
+# which says how far fleetcert is from the least any server must do.
 #
 # Everything runs on loopback, every step has a time limit, and both servers
 # are stopped by PID when the script exits.
@@ -14,6 +17,10 @@
 #                        (moto registers ~200 certificates/s and returns all
 #                        of them in one page, so 100k is out of reach for it)
 #   OPS="list-scan describe register"  which loads to run, in this order
+#   PEER=moto            moto, or ceiling (describe and register only)
+#   ROUNDS=1             rounds of describe and register, fleetcert then the
+#                        peer in each, so that a change in the machine's load
+#                        hits both
 #   KEEP_TMP=1           keep the temp dir (binaries, logs, JSON results)
 #
 # The machine's 1-minute load average is printed before and after every run:
@@ -29,6 +36,9 @@ MAX_OPS=${MAX_OPS:-200000}
 LIST_COUNT=${LIST_COUNT:-100000}
 MOTO_LIST_COUNT=${MOTO_LIST_COUNT:-10000}
 OPS=${OPS:-list-scan describe register}
+PEER=${PEER:-moto}
+ROUNDS=${ROUNDS:-1}
+case $PEER in moto | ceiling) ;; *) echo "PEER=$PEER: want moto or ceiling" >&2; exit 2 ;; esac
 
 ACCESS_KEY_ID=AKIAFLEETCERTBENCH01
 SECRET_ACCESS_KEY=fleetcert-bench-secret-0123456789abcdefghij
@@ -108,11 +118,21 @@ FLEETCERT_ACCESS_KEY_ID=$ACCESS_KEY_ID FLEETCERT_SECRET_ACCESS_KEY=$SECRET_ACCES
 FC_PID=$!
 wait_http "$FC_URL/healthz" "$FC_PID" fleetcert 60 || { tail -n 30 "$TMP/fleetcert.log" >&2; die "fleetcert did not start"; }
 
-# --- 3. moto ---------------------------------------------------------------
-log "starting moto server on $MOTO_URL"
-python3 -m moto.server -H 127.0.0.1 -p "$PORT_MOTO" >"$TMP/moto.log" 2>&1 &
-MOTO_PID=$!
-wait_http "$MOTO_URL/moto-api/" "$MOTO_PID" moto 60 || { tail -n 30 "$TMP/moto.log" >&2; die "moto did not start"; }
+# --- 3. the peer -------------------------------------------------------------
+if [ "$PEER" = ceiling ]; then
+	log "starting the ceiling server on $MOTO_URL"
+	"$BENCH" ceiling --addr "127.0.0.1:$PORT_MOTO" --access-key-id "$ACCESS_KEY_ID" --secret-access-key "$SECRET_ACCESS_KEY" \
+		--account-id "$ACCOUNT_ID" >"$TMP/moto.log" 2>&1 &
+	MOTO_PID=$!
+	wait_http "$MOTO_URL/healthz" "$MOTO_PID" ceiling 60 || { tail -n 30 "$TMP/moto.log" >&2; die "the ceiling did not start"; }
+	PEER_VERSION="ceiling server (fleetcert-bench ceiling)"
+else
+	log "starting moto server on $MOTO_URL"
+	python3 -m moto.server -H 127.0.0.1 -p "$PORT_MOTO" >"$TMP/moto.log" 2>&1 &
+	MOTO_PID=$!
+	wait_http "$MOTO_URL/moto-api/" "$MOTO_PID" moto 60 || { tail -n 30 "$TMP/moto.log" >&2; die "moto did not start"; }
+	PEER_VERSION="moto $(python3 -c 'import moto; print(moto.__version__)')"
+fi
 
 # --- 4. load ---------------------------------------------------------------
 # bench NAME TAG ARGS...: one fleetcert-bench run, bounded by timeout; the
@@ -123,6 +143,7 @@ bench() {
 	case $name in
 	fleetcert) url=$FC_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY ;;
 	moto) url=$MOTO_URL key=testing secret=testing ;;
+	ceiling) url=$MOTO_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY ;;
 	esac
 	log "$name: fleetcert-bench $*"
 	local load0
@@ -140,8 +161,8 @@ bench() {
 	fi
 }
 
-echo "# fleetcert vs moto $(python3 -c 'import moto; print(moto.__version__)'), $(go version | cut -d' ' -f3), $(nproc) CPUs, concurrency $CONCURRENCY, duration $DURATION, max-ops $MAX_OPS"
-echo "# both servers and the load tool share this machine's CPUs"
+echo "# fleetcert vs $PEER_VERSION, $(go version | cut -d' ' -f3), $(nproc) CPUs, concurrency $CONCURRENCY, duration $DURATION, max-ops $MAX_OPS"
+echo "# both servers and the load tool share this machine's CPUs; rounds: $ROUNDS"
 
 # Same sizes for both first, so the list-scan comparison is fair; fleetcert
 # then alone at LIST_COUNT.
@@ -149,24 +170,28 @@ for op in $OPS; do
 	case $op in
 	list-scan)
 		bench fleetcert scan-small --op list-scan --list-count "$MOTO_LIST_COUNT"
-		bench moto scan-small --op list-scan --list-count "$MOTO_LIST_COUNT"
+		if [ "$PEER" = moto ]; then
+			bench moto scan-small --op list-scan --list-count "$MOTO_LIST_COUNT"
+		fi
 		if [ "$LIST_COUNT" != "$MOTO_LIST_COUNT" ]; then
 			bench fleetcert scan-large --op list-scan --list-count "$LIST_COUNT" --seed-timeout 15m
 		fi
 		;;
 	describe | register)
-		bench fleetcert "$op" --op "$op"
-		bench moto "$op" --op "$op"
+		for r in $(seq 1 "$ROUNDS"); do
+			bench fleetcert "$op-$r" --op "$op"
+			bench "$PEER" "$op-$r" --op "$op"
+		done
 		;;
 	*) die "OPS: unknown load $op (want list-scan, describe, register)" ;;
 	esac
 done
 
 # --- side by side ----------------------------------------------------------
-OPS=$OPS python3 - "$TMP/out" "$MOTO_LIST_COUNT" "$LIST_COUNT" <<'EOF'
+OPS=$OPS python3 - "$TMP/out" "$MOTO_LIST_COUNT" "$LIST_COUNT" "$PEER" "$ROUNDS" <<'EOF'
 import json, os, sys
 
-out, small, large = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, small, large, peer, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 
 def load(name, tag):
     p = os.path.join(out, f"{name}-{tag}.json")
@@ -204,10 +229,12 @@ def add(label, metric, f, m, unit=""):
         return
     rows.append((label, metric, num(f, unit), num(m, unit), ratio(f, m)))
 
-for tag, op in (("describe", "DescribeCertificate"), ("register", "RegisterCertificateWithoutCA")):
-    f, m = result(load("fleetcert", tag), op), result(load("moto", tag), op)
+for tag0, op in (("describe", "DescribeCertificate"), ("register", "RegisterCertificateWithoutCA")):
+  for rnd in range(1, rounds + 1):
+    tag = f"{tag0}-{rnd}"
+    f, m = result(load("fleetcert", tag), op), result(load(peer, tag), op)
     g = lambda r, k: None if r is None else r[k]
-    add(op, "ops/s", g(f, "opsPerSec"), g(m, "opsPerSec"))
+    add(op if rounds == 1 else f"{op} r{rnd}", "ops/s", g(f, "opsPerSec"), g(m, "opsPerSec"))
     for k in ("p50ms", "p90ms", "p99ms", "maxMs"):
         add("", k[:-2] if k != "maxMs" else "max", g(f, k), g(m, k), "ms")
     add("", "ops", g(f, "ops"), g(m, "ops"))
@@ -228,10 +255,10 @@ add("", "items/s", best(fl, "i"), best(ml, "i"))
 add("", "pages", pages(fl), pages(ml))
 
 print()
-print(f"{'operation':<34} {'metric':<10} {'fleetcert':>12} {'moto':>12} {'fleetcert/moto':>15}")
+print(f"{'operation':<34} {'metric':<10} {'fleetcert':>12} {peer:>12} {'fleetcert/' + peer:>18}")
 for r in rows:
-    print(f"{r[0]:<34} {r[1]:<10} {r[2]:>12} {r[3]:>12} {r[4]:>15}")
-print("ratio = fleetcert value / moto value: higher is better for ops/s and items/s, lower for latencies and times")
+    print(f"{r[0]:<34} {r[1]:<10} {r[2]:>12} {r[3]:>12} {r[4]:>18}")
+print(f"ratio = fleetcert value / {peer} value: higher is better for ops/s and items/s, lower for latencies and times")
 print("tool cpu = CPU cores the load tool itself used during the phase (it shares the machine with the server)")
 if large != small and "list-scan" in os.environ.get("OPS", "list-scan"):
     print(f"describe and register ran after the list-scans: fleetcert then held >= {large} certificates, moto >= {small}")

@@ -130,6 +130,11 @@ func newCeiling(accessKeyID, secret, accountID string) *ceiling {
 const maxCeilingBody = 176 << 10
 
 func (s *ceiling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" {
+		// For scripts waiting on it to start, as on fleetcert.
+		w.Write([]byte("ok\n"))
+		return
+	}
 	w.Header().Set("x-amzn-RequestId", strconv.FormatUint(s.requests.Add(1), 16))
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxCeilingBody+1))
 	if err != nil || len(body) > maxCeilingBody {
