@@ -135,16 +135,25 @@ else
 fi
 
 # --- 4. load ---------------------------------------------------------------
+# cpu_seconds PID: CPU time (user + system) the process has used, in seconds
+cpu_seconds() {
+	awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # bench NAME TAG ARGS...: one fleetcert-bench run, bounded by timeout; the
-# table goes to stdout, the JSON line to $TMP/out/NAME-TAG.json.
+# table goes to stdout, the JSON line to $TMP/out/NAME-TAG.json, the
+# server's CPU seconds during the run to $TMP/out/NAME-TAG.cpu (its CPU per
+# call is what the machine's other load changes least).
 bench() {
-	local name=$1 tag=$2 url key secret
+	local name=$1 tag=$2 url key secret pid
 	shift 2
 	case $name in
-	fleetcert) url=$FC_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY ;;
-	moto) url=$MOTO_URL key=testing secret=testing ;;
-	ceiling) url=$MOTO_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY ;;
+	fleetcert) url=$FC_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY pid=$FC_PID ;;
+	moto) url=$MOTO_URL key=testing secret=testing pid=$MOTO_PID ;;
+	ceiling) url=$MOTO_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY pid=$MOTO_PID ;;
 	esac
+	local cpu0
+	cpu0=$(cpu_seconds "$pid")
 	log "$name: fleetcert-bench $*"
 	local load0
 	load0=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
@@ -152,6 +161,7 @@ bench() {
 		--concurrency "$CONCURRENCY" --duration "$DURATION" --max-ops "$MAX_OPS" --json "$@" \
 		>"$TMP/out/$name-$tag.txt" 2>"$TMP/out/$name-$tag.log"
 	local rc=$?
+	echo "$cpu0 $(cpu_seconds "$pid")" >"$TMP/out/$name-$tag.cpu"
 	grep -v '^{' "$TMP/out/$name-$tag.txt" | sed "s/^/  $name | /"
 	echo "  $name |     machine load average: $load0 before, $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a) after"
 	tail -n 1 "$TMP/out/$name-$tag.txt" | grep '^{' >"$TMP/out/$name-$tag.json" || rm -f "$TMP/out/$name-$tag.json"
@@ -201,6 +211,18 @@ def load(name, tag):
     except (OSError, ValueError):
         return None
 
+def server_cpu_us(name, tag, r):
+    # CPU of the server per call in the whole bench run (pool or warm-up
+    # included), in microseconds: calls counted from the timed phase and
+    # the notes' pool size are not all the calls, so this is per timed call
+    # of a run whose untimed part is small (describe's pool: 1000 calls).
+    try:
+        with open(os.path.join(out, f"{name}-{tag}.cpu")) as f:
+            a, b = (float(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return None if not r or not r.get("ops") else (b - a) / r["ops"] * 1e6
+
 def result(rep, op, phase="timed"):
     for r in (rep or {}).get("results") or []:
         if r["op"] == op and r["phase"] == phase:
@@ -240,6 +262,7 @@ for tag0, op in (("describe", "DescribeCertificate"), ("register", "RegisterCert
     add("", "ops", g(f, "ops"), g(m, "ops"))
     add("", "errors", g(f, "errors"), g(m, "errors"))
     add("", "tool cpu", g(f, "clientCpuCores"), g(m, "clientCpuCores"), "cores")
+    add("", "srv us/op", server_cpu_us("fleetcert", tag, f), server_cpu_us(peer, tag, m))
 
 fs, ms_ = load("fleetcert", "scan-small"), load("moto", "scan-small")
 f, m = result(fs, "RegisterCertificateWithoutCA", "seed"), result(ms_, "RegisterCertificateWithoutCA", "seed")
@@ -260,6 +283,7 @@ for r in rows:
     print(f"{r[0]:<34} {r[1]:<10} {r[2]:>12} {r[3]:>12} {r[4]:>18}")
 print(f"ratio = fleetcert value / {peer} value: higher is better for ops/s and items/s, lower for latencies and times")
 print("tool cpu = CPU cores the load tool itself used during the phase (it shares the machine with the server)")
+print("srv us/op = the server's CPU time over the whole load run (untimed pool or warm-up included) per timed call, in microseconds")
 if large != small and "list-scan" in os.environ.get("OPS", "list-scan"):
     print(f"describe and register ran after the list-scans: fleetcert then held >= {large} certificates, moto >= {small}")
 if ml and any("pageSize" in n for n in ml.get("notes") or []):
