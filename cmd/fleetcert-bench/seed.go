@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ type seedConfig struct {
 	IDsOut      string
 	IDsSample   int
 	CAFile      string
+	CPUProfile  string
 }
 
 func parseSeedFlags(args []string, stderr io.Writer) (seedConfig, error) {
@@ -65,6 +67,7 @@ func parseSeedFlags(args []string, stderr io.Writer) (seedConfig, error) {
 	fs.StringVar(&c.Region, "region", "us-east-1", "region the certificates are registered in")
 	fs.BoolVar(&c.UnderCA, "ca", false, "sign the certificates with a new CA, registered ACTIVE in SNI_ONLY mode, and register them under it\n(RegisterCertificate); otherwise self-signed, without a CA (RegisterCertificateWithoutCA)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "with --ca: the seeding CA's certificate and key (PEM), made and written here when the file\ndoes not exist, reused when it does, so that several seed runs register under one CA")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the seeding to this file (go tool pprof)")
 	fs.IntVar(&c.Batch, "batch", 1000, fmt.Sprintf("certificates per transaction (1–%d)", fleetcert.MaxImportBatch))
 	fs.IntVar(&c.Workers, "workers", runtime.NumCPU()+1, "concurrent generators/importers")
 	fs.DurationVar(&c.Timeout, "timeout", 15*time.Minute, "time limit of the whole seeding")
@@ -178,6 +181,17 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		every    = max(1, c.N/c.IDsSample)
 		wg       sync.WaitGroup
 	)
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	stopProgress := make(chan struct{})
 	go func() {
