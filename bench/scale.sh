@@ -175,13 +175,15 @@ for n in $SIZES; do
 	done
 	rss_peak=$(rss "$FC_PID" VmHWM)
 	rss_end=$(rss "$FC_PID" VmRSS)
+	rss_anon=$(rss "$FC_PID" RssAnon)
+	rss_file=$(rss "$FC_PID" RssFile)
 	stop_pid "$FC_PID" fleetcert
 	FC_PID=
 	echo "  $n | seed: $(head -n 1 "$TMP/out/seed-$n.txt" 2>/dev/null)"
 	echo "  $n | $(head -n 1 "$TMP/out/view-$n.txt")"
-	echo "  $n | serve: /healthz after ${startup}s; VmRSS ${rss_idle} MiB idle, ${rss_end} MiB after the loads, peak (VmHWM) ${rss_peak} MiB"
+	echo "  $n | serve: /healthz after ${startup}s; VmRSS ${rss_idle} MiB idle, ${rss_end} MiB after the loads, peak (VmHWM) ${rss_peak} MiB; at the end ${rss_anon} MiB anonymous (heap, stacks), ${rss_file} MiB file-backed (the store's memory map: page cache)"
 	echo "  $n | store: $bytes bytes, $(((bytes - base_bytes) / n)) bytes per certificate beyond the empty store's $base_bytes"
-	printf '%s\n' "{\"size\":$n,\"store\":\"$STORE\",\"startupSeconds\":$startup,\"rssIdleMiB\":${rss_idle:-0},\"rssEndMiB\":${rss_end:-0},\"rssPeakMiB\":${rss_peak:-0},\"storeBytes\":$bytes,\"emptyStoreBytes\":$base_bytes}" >"$TMP/out/serve-$n.json"
+	printf '%s\n' "{\"size\":$n,\"store\":\"$STORE\",\"startupSeconds\":$startup,\"rssIdleMiB\":${rss_idle:-0},\"rssEndMiB\":${rss_end:-0},\"rssPeakMiB\":${rss_peak:-0},\"rssAnonMiB\":${rss_anon:-0},\"rssFileMiB\":${rss_file:-0},\"storeBytes\":$bytes,\"emptyStoreBytes\":$base_bytes}" >"$TMP/out/serve-$n.json"
 done
 
 # --- the table --------------------------------------------------------------
@@ -211,11 +213,11 @@ for n in sizes:
         f(l, "p50ms") + " / " + f(l, "p99ms") + " / " + f(l, "maxMs"),
         f"{v.get('loadSeconds', 0):.2f} s, {v.get('retainedBytes', 0) / 2**20:.1f} MiB ({v.get('bytesPerCert', 0):.0f} B/cert), peak RSS {v.get('peakRssBytes', 0) / 2**20:.0f} MiB",
         f"{s.get('startupSeconds', 0):.1f} s",
-        f"{s.get('rssEndMiB', 0):.0f} / {s.get('rssPeakMiB', 0):.0f} MiB",
+        f"{s.get('rssEndMiB', 0):.0f} / {s.get('rssPeakMiB', 0):.0f} MiB ({s.get('rssAnonMiB', 0):.0f} anon)",
         f"{(s.get('storeBytes', 0) - s.get('emptyStoreBytes', 0)) / n:.0f}",
         f"{seed.get('perSecond', 0):.0f}/s" if seed else "-"])
 hdr = ["certificates", "Describe ops/s (p50/p99 ms)", "Update ops/s (p50/p99 ms)", "ByCA page p50/p99/max ms",
-       "admission view load", "serve start", "RSS end/peak", "store B/cert", "seed rate"]
+       "admission view load", "serve start", "server RSS end/peak", "store B/cert", "seed rate"]
 print()
 print(f"store: {store}")
 print("| " + " | ".join(hdr) + " |")
