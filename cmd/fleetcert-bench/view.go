@@ -22,19 +22,19 @@ import (
 // ViewReport is what `fleetcert-bench view` measures: the device gateway's
 // admission view loaded from a store, as the gateway loads it at start.
 type ViewReport struct {
-	Certificates   int     `json:"certificates"` // distinct certificates the view holds
-	LoadSeconds    float64 `json:"loadSeconds"`
-	RetainedBytes  uint64  `json:"retainedBytes"` // live heap after loading, minus before
-	BytesPerCert   float64 `json:"bytesPerCert"`
-	PeakRSSBytes   uint64  `json:"peakRssBytes"` // the process's VmHWM: the load's transient memory included
+	Certificates  int     `json:"certificates"` // distinct certificates the view holds
+	LoadSeconds   float64 `json:"loadSeconds"`
+	RetainedBytes uint64  `json:"retainedBytes"` // live heap after loading, minus before
+	BytesPerCert  float64 `json:"bytesPerCert"`
+	PeakRSSBytes  uint64  `json:"peakRssBytes"` // the process's VmHWM: the load's transient memory included
 	// RSSAnonBytes and RSSFileBytes split the resident memory right after
 	// loading (before a collection): the heap, and the pages of the store's
 	// file SQLite reads through its memory map (the page cache's, shared,
 	// given back under memory pressure), which VmHWM counts too.
-	RSSAnonBytes   uint64  `json:"rssAnonBytes"`
-	RSSFileBytes   uint64  `json:"rssFileBytes"`
-	StartRSSBytes  uint64  `json:"startRssBytes"`
-	TotalAllocated uint64  `json:"totalAllocatedBytes"`
+	RSSAnonBytes   uint64 `json:"rssAnonBytes"`
+	RSSFileBytes   uint64 `json:"rssFileBytes"`
+	StartRSSBytes  uint64 `json:"startRssBytes"`
+	TotalAllocated uint64 `json:"totalAllocatedBytes"`
 }
 
 func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error {
