@@ -160,7 +160,8 @@ func keyNotFound(err error, id string) error {
 // in the background until ctx ends, calling the functions given to
 // OnAccessKeyDeleted for every access key deleted in any process: woken by
 // this Registry's commits, by the store's notifications (ChangeNotifier)
-// and every poll. Call it before serving requests, so that no deletion
+// and every poll, reading the feed at most once per keyReadGap however
+// many commits wake it. Call it before serving requests, so that no deletion
 // committed after a key was first read is missed. The returned wait blocks
 // until the watcher has stopped.
 func (r *Registry) WatchAccessKeys(ctx context.Context, poll time.Duration) (wait func(), err error) {
@@ -182,6 +183,16 @@ func (r *Registry) WatchAccessKeys(ctx context.Context, poll time.Duration) (wai
 			// the next wait.
 			signal := r.ChangeSignal()
 			head = r.readKeyChanges(ctx, head)
+			// Under a stream of writes every commit wakes the watcher, and
+			// a read per commit cost a tenth of the server's CPU at 600
+			// registrations/s (profile in BENCHMARKS.md): one read covers
+			// what committed meanwhile. This process's own deletions do not
+			// wait for it (DeleteAccessKey tells the listeners itself).
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(keyReadGap):
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -196,6 +207,11 @@ func (r *Registry) WatchAccessKeys(ctx context.Context, poll time.Duration) (wai
 	}()
 	return func() { <-done }, nil
 }
+
+// keyReadGap is the least time between two reads of the change feed by
+// WatchAccessKeys: the most another process's key deletion waits beyond
+// its notification.
+const keyReadGap = 50 * time.Millisecond
 
 // readKeyChanges forgets the keys deleted after head and returns the new
 // position. A store failure leaves the position for the next wake: cached

@@ -56,6 +56,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.DurationVar(&c.AuditRetention, "audit-retention", DefaultAuditRetention, "how long the audit log keeps an entry before it is pruned (0: kept for ever)")
 	addLimitFlags(fs, &c.Limits)
 	addNATSFlags(fs, &c.NATS)
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "loopback address serving Go's profiles under /debug/pprof/, for profiling under load\n(empty: not served)")
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
 	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
 	if err := fs.parse(args, stdout, stderr); err != nil {
@@ -73,6 +74,9 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 		return usageError{err}
 	}
 	if err := c.NATS.check(); err != nil {
+		return usageError{err}
+	}
+	if err := checkPprofAddr(c.PprofAddr); err != nil {
 		return usageError{err}
 	}
 	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
@@ -139,6 +143,9 @@ type Config struct {
 	// it for ever.
 	AuditRetention time.Duration
 
+	// PprofAddr, when set, is a loopback address serving Go's profiles.
+	PprofAddr string
+
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
 	AccessKeyID     string
@@ -161,6 +168,7 @@ type Main struct {
 
 	apiListener *connlimit.Listener
 	apiServer   *http.Server
+	pprof       *http.Server
 	pruner      *changePruner
 	auditPruner *changePruner
 	stopKeys    func() // ends the access-key watcher and waits for it
@@ -305,6 +313,11 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("api server stopped", "err", err)
 		}
 	}()
+	if m.Config.PprofAddr != "" {
+		if m.pprof, err = startPprof(m.Config.PprofAddr, m.Logger.Info); err != nil {
+			return err
+		}
+	}
 	m.ready.Store(true)
 	m.Logger.Info("fleetcert ready", "api", m.APIAddr(), "url", m.APIURL(), "dataDir", m.Config.DataDir)
 	return nil
@@ -353,6 +366,7 @@ func (m *Main) Close() error {
 	} else if m.apiListener != nil {
 		m.apiListener.Close() // Run failed after binding it
 	}
+	errs = append(errs, stopPprof(m.pprof))
 	if m.Console != nil {
 		errs = append(errs, m.Console.Close()) // ends running bulk actions
 	}
