@@ -11,6 +11,8 @@ ENV GOTOOLCHAIN=auto
 WORKDIR /src
 # Modules first: they change less often than the code, so this layer is reused.
 COPY go.mod go.sum ./
+# go.mod replaces mochi by the patched copy there (its FLEETCERT.md).
+COPY third_party/ third_party/
 RUN go mod download
 COPY . .
 # The context has no .git (.dockerignore), so Go cannot stamp the commit

@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testpki"
 	"github.com/fleetcert/fleetcert/internal/testwait"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
@@ -196,4 +198,55 @@ func TestWatchAccessKeysOtherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	testwait.For(t, "the other Registry forgets the deleted key", func() bool { return f.has(k.ID) })
+}
+
+// countingStore counts the change-feed reads made through it.
+type countingStore struct {
+	fleetcert.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.Change, error) {
+	s.reads.Add(1)
+	return s.Store.Changes(ctx, after, limit)
+}
+
+// A stream of commits does not make the access-key watcher read the feed
+// once per commit: at most once per keyReadGap (50 ms), so that under
+// load it costs the writes nothing (it took a tenth of the server's CPU at
+// 600 registrations/s).
+func TestWatchAccessKeysCoalescesCommits(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg, _ := mustOpenRegistry(t)
+	cs := &countingStore{Store: reg.Store}
+	reg.Store = cs
+	wait, err := reg.WatchAccessKeys(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wait()
+	defer cancel()
+	c, err := reg.RegisterCertificateWithoutCA(ctx, scope, testpki.Leaf(t).PEM, fleetcert.StatusActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads0 := cs.reads.Load()
+	start := time.Now()
+	const commits = 200
+	for i := range commits {
+		status := fleetcert.StatusInactive
+		if i%2 == 1 {
+			status = fleetcert.StatusActive
+		}
+		if err := reg.UpdateCertificate(ctx, scope, c.ID, status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	// One read per 50 ms of the loop, one in progress when it began, one
+	// for the last wake; the old watcher read after every commit.
+	if reads, most := cs.reads.Load()-reads0, int64(elapsed/(50*time.Millisecond))+3; reads > most {
+		t.Errorf("%d commits in %s made the watcher read the feed %d times, want at most %d", commits, elapsed.Round(time.Millisecond), reads, most)
+	}
 }

@@ -90,7 +90,11 @@ func (v *AdmissionView) Load(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("load admission view: %w", err)
 	}
-	byID := map[string][]*Certificate{}
+	// Each page goes into v as it is read, so that loading holds one page
+	// of records at a time, not the whole registry's (a million
+	// certificates' records are hundreds of MB; the view keeps ~120 bytes
+	// of each). A certificate's registrations may span pages: they are
+	// appended, as they were read.
 	var after int64
 	for {
 		var page []*Certificate
@@ -102,19 +106,16 @@ func (v *AdmissionView) Load(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("load admission view: %w", err)
 		}
+		v.mu.Lock()
 		for _, c := range page {
-			byID[c.ID] = append(byID[c.ID], c)
+			if k, ok := viewKey(c.ID); ok {
+				v.byID[k] = append(v.byID[k], v.registrationLocked(c))
+			}
 			after = c.Seq
 		}
+		v.mu.Unlock()
 		if len(page) < viewPage {
 			break
-		}
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for id, regs := range byID {
-		if k, ok := viewKey(id); ok {
-			v.setLocked(k, regs)
 		}
 	}
 	return head, nil
@@ -186,16 +187,21 @@ func (v *AdmissionView) setLocked(k [sha256.Size]byte, regs []*Certificate) {
 	}
 	out := make([]viewRegistration, 0, len(regs))
 	for _, c := range regs {
-		scope := v.scopes[c.Scope]
-		if scope == nil {
-			scope = &Scope{AccountID: c.AccountID, Region: c.Region}
-			v.scopes[c.Scope] = scope
-		}
-		out = append(out, viewRegistration{scope: scope, active: c.Status == StatusActive,
-			sniOnly:   c.Mode == ModeSNIOnly,
-			notBefore: c.NotBefore.UnixMicro(), notAfter: c.NotAfter.UnixMicro()})
+		out = append(out, v.registrationLocked(c))
 	}
 	v.byID[k] = out
+}
+
+// registrationLocked is the view's copy of registration c.
+func (v *AdmissionView) registrationLocked(c *Certificate) viewRegistration {
+	scope := v.scopes[c.Scope]
+	if scope == nil {
+		scope = &Scope{AccountID: c.AccountID, Region: c.Region}
+		v.scopes[c.Scope] = scope
+	}
+	return viewRegistration{scope: scope, active: c.Status == StatusActive,
+		sniOnly:   c.Mode == ModeSNIOnly,
+		notBefore: c.NotBefore.UnixMicro(), notAfter: c.NotAfter.UnixMicro()}
 }
 
 func (r viewRegistration) admits(now time.Time) bool {

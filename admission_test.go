@@ -212,3 +212,52 @@ func TestAdmissionViewStatusFromChange(t *testing.T) {
 		t.Error("a change of a registration the view does not hold was not read from the store")
 	}
 }
+
+// A certificate's registrations read in different pages of Load (one
+// before 5,000 others, one after) are both in the view: Load adds each page
+// to what the pages before brought.
+func TestAdmissionViewLoadAcrossPages(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := mustOpenRegistry(t)
+	shared := testpki.Leaf(t)
+	if _, err := reg.RegisterCertificateWithoutCA(ctx, scope, shared.PEM, fleetcert.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	key := testpki.Leaf(t).Key
+	const others = 5100 // more than a page of Load
+	var batch []*x509.Certificate
+	for i := range others {
+		batch = append(batch, testpki.New(t, testpki.Options{Key: key}).Cert)
+		if len(batch) == fleetcert.MaxImportBatch || i == others-1 {
+			if _, err := reg.ImportCertificates(ctx, scope, fleetcert.ImportCertificatesInput{Certificates: batch, Status: fleetcert.StatusActive}); err != nil {
+				t.Fatal(err)
+			}
+			batch = nil
+		}
+	}
+	if _, err := reg.RegisterCertificateWithoutCA(ctx, otherAccount, shared.PEM, fleetcert.StatusInactive); err != nil {
+		t.Fatal(err)
+	}
+	v := reg.NewAdmissionView()
+	if _, err := v.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := v.Len(), others+1; got != want {
+		t.Fatalf("view holds %d certificates, want %d", got, want)
+	}
+	id := fleetcert.CertificateID(shared.Cert.Raw)
+	if !v.Active(scope, id) {
+		t.Error("the registration read in the first page is missing or not ACTIVE")
+	}
+	if v.Active(otherAccount, id) {
+		t.Error("the INACTIVE registration read in the last page is ACTIVE in the view")
+	}
+	// A device naming each account gets that account's registration.
+	chain := []*x509.Certificate{shared.Cert}
+	if c, ok := v.Admit(fleetcert.DeviceQuery{Chain: chain, Region: scope.Region, AccountID: scope.AccountID}); !ok || c.Scope != scope {
+		t.Errorf("Admit naming %s: %+v, %v; want its ACTIVE registration", scope.AccountID, c, ok)
+	}
+	if c, ok := v.Admit(fleetcert.DeviceQuery{Chain: chain, Region: scope.Region, AccountID: otherAccount.AccountID}); ok {
+		t.Errorf("Admit naming %s admitted %+v; its registration is INACTIVE", otherAccount.AccountID, c)
+	}
+}

@@ -103,7 +103,7 @@ type RegisterCAInput struct {
 // when there is none: the same code until DeleteRegistrationCode.
 func (r *Registry) GetRegistrationCode(ctx context.Context, scope Scope) (string, error) {
 	var code string
-	err := r.update(ctx, func(tx Tx) error {
+	err := r.update(ctx, "GetRegistrationCode", func(tx Tx) error {
 		var err error
 		code, err = tx.RegistrationCode(ctx, scope)
 		if ErrorCode(err) != EResourceNotFound {
@@ -133,7 +133,7 @@ func (r *Registry) GetRegistrationCode(ctx context.Context, scope Scope) (string
 //
 // Errors: ResourceNotFoundException when there is none.
 func (r *Registry) DeleteRegistrationCode(ctx context.Context, scope Scope) error {
-	err := r.update(ctx, func(tx Tx) error {
+	err := r.update(ctx, "DeleteRegistrationCode", func(tx Tx) error {
 		if err := tx.DeleteRegistrationCode(ctx, scope); err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func (r *Registry) RegisterCACertificate(ctx context.Context, scope Scope, in Re
 	if in.AllowAutoRegistration {
 		ca.AutoRegistrationStatus = AutoRegistrationEnable
 	}
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "RegisterCACertificate", func(tx Tx) error {
 		if verification != nil {
 			code, err := tx.RegistrationCode(ctx, scope)
 			if ErrorCode(err) == EResourceNotFound {
@@ -315,7 +315,7 @@ func (r *Registry) UpdateCACertificate(ctx context.Context, scope Scope, id stri
 			return err
 		}
 	}
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "UpdateCACertificate", func(tx Tx) error {
 		ca, err := tx.CACertificate(ctx, scope, id)
 		if err != nil {
 			return err
@@ -375,7 +375,7 @@ func (r *Registry) DeleteCACertificate(ctx context.Context, scope Scope, id stri
 	if err != nil {
 		return err
 	}
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "DeleteCACertificate", func(tx Tx) error {
 		ca, err := tx.CACertificate(ctx, scope, id)
 		if err != nil {
 			return err

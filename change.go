@@ -79,9 +79,13 @@ func (r *Registry) PruneChanges(ctx context.Context, retention time.Duration) (i
 }
 
 // update runs fn in a store transaction and wakes the feed's consumers
-// when it commits.
-func (r *Registry) update(ctx context.Context, fn func(Tx) error) error {
-	err := r.Store.Update(ctx, fn)
+// when it commits. Every change fn appends is stamped with op (the AWS
+// operation, or fleetcert's own) and the Actor of ctx (ActorSystem when
+// none), so that the store writes its audit entry; with op "" (no
+// mutation: a session announcement) nothing is audited.
+func (r *Registry) update(ctx context.Context, op string, fn func(Tx) error) error {
+	actor := actorOr(ctx, ActorSystem)
+	err := r.Store.Update(ctx, func(tx Tx) error { return fn(auditTx{Tx: tx, op: op, actor: actor}) })
 	if err == nil {
 		r.signal.notify()
 	}
@@ -97,7 +101,7 @@ func (r *Registry) update(ctx context.Context, fn func(Tx) error) error {
 func (r *Registry) AnnounceSession(ctx context.Context, scope Scope, certificateID, clientID, sessionID string) (int64, error) {
 	ch := &Change{Kind: ChangeSessionStarted, Scope: scope, CertificateID: certificateID,
 		ClientID: clientID, SessionID: sessionID, Time: r.now()}
-	err := r.update(ctx, func(tx Tx) error { return tx.AppendChange(ctx, ch) })
+	err := r.update(ctx, "", func(tx Tx) error { return tx.AppendChange(ctx, ch) })
 	if err != nil {
 		return 0, fmt.Errorf("announce session of %s: %w", clientID, err)
 	}

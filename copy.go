@@ -12,8 +12,8 @@ import (
 )
 
 // Record is one stored record, as an Exporter yields it: exactly one field
-// is set. The change feed is not a record (a copy starts its own), nor is
-// expiring state (console sign-ins: operators sign in again).
+// is set. The change feed and the audit log are not records (a copy starts
+// its own of each), nor is expiring state (console sign-ins: operators sign in again).
 type Record struct {
 	Certificate      *Certificate      `json:",omitempty"`
 	CACertificate    *CACertificate    `json:",omitempty"`

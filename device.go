@@ -208,7 +208,9 @@ func (r *Registry) AutoRegisterDevice(ctx context.Context, q DeviceQuery) (*Auto
 	}
 	caID := CertificateID(caCert.Raw)
 	var result *AutoRegistration
-	err := r.update(ctx, func(tx Tx) error {
+	// The device asks, whatever else the gateway says of it.
+	ctx = WithActor(ctx, actorOr(ctx, ActorDevice))
+	err := r.update(ctx, "JustInTimeRegistration", func(tx Tx) error {
 		regs, err := tx.CACertificatesByID(ctx, q.Region, caID)
 		if err != nil {
 			return err

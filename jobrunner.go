@@ -223,7 +223,7 @@ func (jr *JobRunner) claim(ctx context.Context, scope Scope, id string) (*Job, e
 		return nil, err
 	}
 	var j *Job
-	err := jr.Registry.update(ctx, func(tx Tx) (err error) {
+	err := jr.Registry.update(ctx, "RunJob", func(tx Tx) (err error) {
 		if j, err = readJob(ctx, tx, scope, id); err != nil || j.Finished() {
 			return err
 		}
@@ -248,7 +248,7 @@ func (jr *JobRunner) claim(ctx context.Context, scope Scope, id string) (*Job, e
 func (jr *JobRunner) release(j *Job) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := jr.Registry.update(ctx, func(tx Tx) error {
+	err := jr.Registry.update(ctx, "RunJob", func(tx Tx) error {
 		cur, err := readJob(ctx, tx, j.Scope, j.ID)
 		if err != nil || cur.Finished() || cur.Owner != jr.Node {
 			return err
@@ -264,7 +264,7 @@ func (jr *JobRunner) release(j *Job) {
 // fail ends j as FAILED with reason.
 func (jr *JobRunner) fail(ctx context.Context, j *Job, reason string) (*Job, error) {
 	var out *Job
-	err := jr.Registry.update(context.WithoutCancel(ctx), func(tx Tx) error {
+	err := jr.Registry.update(context.WithoutCancel(ctx), "RunJob", func(tx Tx) error {
 		cur, err := readJob(ctx, tx, j.Scope, j.ID)
 		if err != nil || cur.Finished() {
 			out = cur
@@ -318,7 +318,9 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 		}
 	}
 	var out *Job
-	err := jr.Registry.update(ctx, func(tx Tx) error {
+	// Each certificate's change is audited as an UpdateCertificate by
+	// whoever started the job.
+	err := jr.Registry.update(WithActor(ctx, j.Actor), "UpdateCertificate", func(tx Tx) error {
 		cur, err := readJob(ctx, tx, j.Scope, j.ID)
 		if err != nil {
 			return err

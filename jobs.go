@@ -69,7 +69,10 @@ type Job struct {
 	Action          Status    `json:"action"` // the target: REVOKED or INACTIVE
 	Status          JobStatus `json:"status"`
 	StartedBy       string    `json:"startedBy"` // who asked: access key, console user, CLI
-	Reason          string    `json:"reason,omitempty"`
+	// Actor is who started it (from the context of StartJob): the audit
+	// log names it for every certificate the job changes.
+	Actor  Actor  `json:"actor"`
+	Reason string `json:"reason,omitempty"`
 
 	CreatedAt     time.Time `json:"createdAt"`
 	LastUpdatedAt time.Time `json:"lastUpdatedAt"`
@@ -161,8 +164,8 @@ func (r *Registry) startJob(ctx context.Context, scope Scope, in JobInput, owner
 	now := r.now()
 	j := &Job{ID: newJobID(now), Scope: scope, CACertificateID: caID, Action: action.normalize(),
 		Status: JobInProgress, StartedBy: in.StartedBy, CreatedAt: now, LastUpdatedAt: now,
-		Phase: JobPhaseRegistered, Owner: owner, LeaseUntil: leaseUntil}
-	err = r.update(ctx, func(tx Tx) error {
+		Phase: JobPhaseRegistered, Owner: owner, LeaseUntil: leaseUntil, Actor: actorOr(ctx, ActorSystem)}
+	err = r.update(ctx, "StartJob", func(tx Tx) error {
 		if _, err := tx.CACertificate(ctx, scope, caID); err != nil {
 			return caNotFound(err, caID)
 		}
@@ -354,7 +357,7 @@ func (r *Registry) CancelJob(ctx context.Context, scope Scope, id, by string) (*
 		return nil, err
 	}
 	var j *Job
-	err := r.update(ctx, func(tx Tx) (err error) {
+	err := r.update(ctx, "CancelJob", func(tx Tx) (err error) {
 		if j, err = readJob(ctx, tx, scope, id); err != nil {
 			return err
 		}

@@ -335,3 +335,23 @@ func TestJobRunnerTakesUpJobs(t *testing.T) {
 		t.Fatal("the runner did not take the job up")
 	}
 }
+
+// TestJobAudited: each certificate a job changes has an audit entry
+// naming whoever started the job, though a runner ran it later.
+func TestJobAudited(t *testing.T) {
+	f := newJobFixture(t, 2, 1)
+	starter := fleetcert.Actor{ID: "AKIAJOBSTARTER000001", AccountID: scope.AccountID, SourceIP: "192.0.2.7"}
+	j, err := f.reg.StartJob(fleetcert.WithActor(context.Background(), starter), scope,
+		fleetcert.JobInput{CACertificateID: f.ca.ID, Action: fleetcert.StatusRevoked})
+	must(t, err)
+	_, err = quietRunner(f.reg, 2).RunJob(context.Background(), scope, j.ID)
+	must(t, err)
+	for _, id := range append(append([]string(nil), f.under...), f.signed...) {
+		entries, _, err := f.reg.Audit(context.Background(), fleetcert.AuditQuery{CertificateID: id, Newest: true, Limit: 1})
+		must(t, err)
+		if len(entries) != 1 || entries[0].NewStatus != fleetcert.StatusRevoked || entries[0].Operation != "UpdateCertificate" ||
+			entries[0].Actor != starter.ID || entries[0].SourceIP != starter.SourceIP {
+			t.Errorf("audit of %s: %+v, want the revocation by %+v", id[:8], entries, starter)
+		}
+	}
+}

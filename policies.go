@@ -248,7 +248,7 @@ func (r *Registry) savePolicy(ctx context.Context, tx Tx, p *Policy, now time.Ti
 // ResourceAlreadyExistsException.
 func (r *Registry) CreatePolicy(ctx context.Context, scope Scope, name, document string, tags []Tag) (*Policy, error) {
 	var p *Policy
-	err := r.update(ctx, func(tx Tx) (err error) {
+	err := r.update(ctx, "CreatePolicy", func(tx Tx) (err error) {
 		p, err = r.createPolicyIn(ctx, tx, scope, name, document, tags)
 		return err
 	})
@@ -358,7 +358,7 @@ func (r *Registry) DeletePolicy(ctx context.Context, scope Scope, name string) e
 	if err := CheckPolicyName("policyName", name); err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, "DeletePolicy", func(tx Tx) error {
 		p, err := loadPolicy(ctx, tx, scope, name)
 		if err != nil {
 			return err
@@ -396,7 +396,7 @@ func (r *Registry) CreatePolicyVersion(ctx context.Context, scope Scope, name, d
 	}
 	var p *Policy
 	var v PolicyVersion
-	err := r.update(ctx, func(tx Tx) (err error) {
+	err := r.update(ctx, "CreatePolicyVersion", func(tx Tx) (err error) {
 		if p, err = loadPolicy(ctx, tx, scope, name); err != nil {
 			return err
 		}
@@ -463,7 +463,7 @@ func (r *Registry) ListPolicyVersions(ctx context.Context, scope Scope, name str
 //
 // Errors: InvalidRequestException, ResourceNotFoundException.
 func (r *Registry) SetDefaultPolicyVersion(ctx context.Context, scope Scope, name, id string) error {
-	return r.changePolicyVersion(ctx, scope, name, id, func(p *Policy, v *PolicyVersion) (bool, error) {
+	return r.changePolicyVersion(ctx, "SetDefaultPolicyVersion", scope, name, id, func(p *Policy, v *PolicyVersion) (bool, error) {
 		if v.IsDefaultVersion {
 			return false, nil
 		}
@@ -477,14 +477,14 @@ func (r *Registry) SetDefaultPolicyVersion(ctx context.Context, scope Scope, nam
 // changePolicyVersion checks name and id, reads policy name and its
 // version id in an update, and saves the policy when change, given both,
 // reports that it changed it.
-func (r *Registry) changePolicyVersion(ctx context.Context, scope Scope, name, id string, change func(*Policy, *PolicyVersion) (bool, error)) error {
+func (r *Registry) changePolicyVersion(ctx context.Context, op string, scope Scope, name, id string, change func(*Policy, *PolicyVersion) (bool, error)) error {
 	if err := CheckPolicyName("policyName", name); err != nil {
 		return err
 	}
 	if err := checkPolicyVersionID(id); err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, op, func(tx Tx) error {
 		p, err := loadPolicy(ctx, tx, scope, name)
 		if err != nil {
 			return err
@@ -507,7 +507,7 @@ func (r *Registry) changePolicyVersion(ctx context.Context, scope Scope, name, i
 // Errors: InvalidRequestException, ResourceNotFoundException,
 // DeleteConflictException.
 func (r *Registry) DeletePolicyVersion(ctx context.Context, scope Scope, name, id string) error {
-	return r.changePolicyVersion(ctx, scope, name, id, func(p *Policy, v *PolicyVersion) (bool, error) {
+	return r.changePolicyVersion(ctx, "DeletePolicyVersion", scope, name, id, func(p *Policy, v *PolicyVersion) (bool, error) {
 		if v.IsDefaultVersion {
 			return false, Errorf(EDeleteConflict,
 				"Cannot delete the default version of a policy (name=%s, version=%s); make another version the default first, or delete the policy.", name, id)
@@ -611,14 +611,14 @@ func checkTarget(ctx context.Context, tx Tx, scope Scope, t PolicyTarget) error 
 // Errors: InvalidRequestException, ResourceNotFoundException,
 // LimitExceededException (MaxPoliciesPerTarget).
 func (r *Registry) AttachPolicy(ctx context.Context, scope Scope, name, target string) error {
-	return r.attachPolicy(ctx, scope, name, "target", target)
+	return r.attachPolicy(ctx, "AttachPolicy", scope, name, "target", target)
 }
 
 // AttachPrincipalPolicy is AWS's deprecated form of AttachPolicy.
 //
 // Errors: AttachPolicy's.
 func (r *Registry) AttachPrincipalPolicy(ctx context.Context, scope Scope, name, principal string) error {
-	return r.attachPolicy(ctx, scope, name, "principal", principal)
+	return r.attachPolicy(ctx, "AttachPrincipalPolicy", scope, name, "principal", principal)
 }
 
 // certificateOnly refuses a principal that is not a certificate ARN
@@ -635,7 +635,7 @@ func certificateOnly(scope Scope, principal string) error {
 	return nil
 }
 
-func (r *Registry) attachPolicy(ctx context.Context, scope Scope, name, member, target string) error {
+func (r *Registry) attachPolicy(ctx context.Context, op string, scope Scope, name, member, target string) error {
 	if err := CheckPolicyName("policyName", name); err != nil {
 		return err
 	}
@@ -643,7 +643,7 @@ func (r *Registry) attachPolicy(ctx context.Context, scope Scope, name, member, 
 	if err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error { return r.attachPolicyIn(ctx, tx, scope, name, t) })
+	return r.update(ctx, op, func(tx Tx) error { return r.attachPolicyIn(ctx, tx, scope, name, t) })
 }
 
 // attachPolicyIn is the body of attachPolicy in tx.
@@ -678,17 +678,17 @@ func (r *Registry) attachPolicyIn(ctx context.Context, tx Tx, scope Scope, name 
 //
 // Errors: InvalidRequestException, ResourceNotFoundException (the policy).
 func (r *Registry) DetachPolicy(ctx context.Context, scope Scope, name, target string) error {
-	return r.detachPolicy(ctx, scope, name, "target", target)
+	return r.detachPolicy(ctx, "DetachPolicy", scope, name, "target", target)
 }
 
 // DetachPrincipalPolicy is AWS's deprecated form of DetachPolicy.
 //
 // Errors: DetachPolicy's.
 func (r *Registry) DetachPrincipalPolicy(ctx context.Context, scope Scope, name, principal string) error {
-	return r.detachPolicy(ctx, scope, name, "principal", principal)
+	return r.detachPolicy(ctx, "DetachPrincipalPolicy", scope, name, "principal", principal)
 }
 
-func (r *Registry) detachPolicy(ctx context.Context, scope Scope, name, member, target string) error {
+func (r *Registry) detachPolicy(ctx context.Context, op string, scope Scope, name, member, target string) error {
 	if err := CheckPolicyName("policyName", name); err != nil {
 		return err
 	}
@@ -696,7 +696,7 @@ func (r *Registry) detachPolicy(ctx context.Context, scope Scope, name, member, 
 	if err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, op, func(tx Tx) error {
 		if _, err := loadPolicy(ctx, tx, scope, name); err != nil {
 			return err
 		}

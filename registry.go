@@ -68,7 +68,7 @@ func (r *Registry) RegisterCertificateWithoutCA(ctx context.Context, scope Scope
 	// AWS IoT (RegisterCertificateWithoutCA): certificates registered without
 	// a CA are in SNI_ONLY mode; devices must send SNI to use them.
 	c := r.newCertificate(scope, cert, status, ModeSNIOnly, now)
-	return c, r.create(ctx, c)
+	return c, r.create(ctx, "RegisterCertificateWithoutCA", c)
 }
 
 // CreateKeysAndCertificate creates a 2048-bit RSA key pair and a certificate
@@ -95,7 +95,7 @@ func (r *Registry) CreateKeysAndCertificate(ctx context.Context, scope Scope, se
 		PublicKey:  string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
 		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
 	}
-	c, err := r.createIssued(ctx, scope, der, setAsActive, now)
+	c, err := r.createIssued(ctx, "CreateKeysAndCertificate", scope, der, setAsActive, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,7 +116,7 @@ func (r *Registry) CreateCertificateFromCSR(ctx context.Context, scope Scope, cs
 	if err != nil {
 		return nil, err
 	}
-	return r.createIssued(ctx, scope, der, setAsActive, now)
+	return r.createIssued(ctx, "CreateCertificateFromCsr", scope, der, setAsActive, now)
 }
 
 func (r *Registry) issue(pub any, csr x509.CertificateRequest, now time.Time) ([]byte, error) {
@@ -130,7 +130,7 @@ func (r *Registry) issue(pub any, csr x509.CertificateRequest, now time.Time) ([
 	return der, nil
 }
 
-func (r *Registry) createIssued(ctx context.Context, scope Scope, der []byte, setAsActive bool, now time.Time) (*Certificate, error) {
+func (r *Registry) createIssued(ctx context.Context, op string, scope Scope, der []byte, setAsActive bool, now time.Time) (*Certificate, error) {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func (r *Registry) createIssued(ctx context.Context, scope Scope, der []byte, se
 		status = StatusActive
 	}
 	c := r.newCertificate(scope, cert, status, ModeDefault, now)
-	return c, r.create(ctx, c)
+	return c, r.create(ctx, op, c)
 }
 
 func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status Status, mode CertificateMode, now time.Time) *Certificate {
@@ -163,8 +163,8 @@ func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status St
 }
 
 // create stores c and records it in the change feed.
-func (r *Registry) create(ctx context.Context, c *Certificate) error {
-	err := r.update(ctx, func(tx Tx) error { return r.insert(ctx, tx, c) })
+func (r *Registry) create(ctx context.Context, op string, c *Certificate) error {
+	err := r.update(ctx, op, func(tx Tx) error { return r.insert(ctx, tx, c) })
 	return duplicate(err, c.Scope, c.ID)
 }
 
@@ -230,7 +230,7 @@ func (r *Registry) UpdateCertificate(ctx context.Context, scope Scope, id string
 	if _, err := ParseStatus(string(newStatus)); err != nil {
 		return err
 	}
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "UpdateCertificate", func(tx Tx) error {
 		c, err := tx.Certificate(ctx, scope, id)
 		if err != nil {
 			return err
@@ -251,7 +251,7 @@ func (r *Registry) DeleteCertificate(ctx context.Context, scope Scope, id string
 	if err != nil {
 		return err
 	}
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "DeleteCertificate", func(tx Tx) error {
 		c, err := tx.Certificate(ctx, scope, id)
 		if err != nil {
 			return err
@@ -475,7 +475,7 @@ func (r *Registry) CreateAccessKey(ctx context.Context, accountID string) (*Acce
 	if err != nil {
 		return nil, err
 	}
-	return k, r.update(ctx, func(tx Tx) error { return tx.CreateAccessKey(ctx, k) })
+	return k, r.update(ctx, "CreateAccessKey", func(tx Tx) error { return r.createAccessKeyIn(ctx, tx, k) })
 }
 
 // EnsureAccessKey stores the bootstrap key k unless a key with its id
@@ -492,7 +492,7 @@ func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
 	stored.CreatedAt = stored.CreatedAt.UTC().Truncate(time.Millisecond) // what every store keeps
 	k = &stored
 	ensure := func() error {
-		return r.update(ctx, func(tx Tx) error {
+		return r.update(ctx, "EnsureAccessKey", func(tx Tx) error {
 			old, err := tx.AccessKey(ctx, k.ID)
 			if ErrorCode(err) == EResourceNotFound {
 				if _, err := tx.Setting(ctx, deletedKeySetting(k.ID)); err == nil {
@@ -500,7 +500,7 @@ func (r *Registry) EnsureAccessKey(ctx context.Context, k *AccessKey) error {
 				} else if ErrorCode(err) != EResourceNotFound {
 					return err
 				}
-				return tx.CreateAccessKey(ctx, k)
+				return r.createAccessKeyIn(ctx, tx, k)
 			} else if err != nil {
 				return err
 			}
@@ -534,7 +534,7 @@ func (r *Registry) CreateBootstrapAccessKey(ctx context.Context, accountID strin
 		return nil, err
 	}
 	made := false
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "CreateBootstrapAccessKey", func(tx Tx) error {
 		made = false
 		if n, err := tx.CountAccessKeys(ctx); err != nil || n > 0 {
 			return err
@@ -545,7 +545,7 @@ func (r *Registry) CreateBootstrapAccessKey(ctx context.Context, accountID strin
 			return err
 		}
 		made = true
-		return tx.CreateAccessKey(ctx, k)
+		return r.createAccessKeyIn(ctx, tx, k)
 	})
 	switch {
 	case ErrorCode(err) == EResourceAlreadyExists:
@@ -591,7 +591,7 @@ func (r *Registry) RegisterCertificate(ctx context.Context, scope Scope, in Regi
 		return nil, err
 	}
 	var c *Certificate
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "RegisterCertificate", func(tx Tx) error {
 		ca, err := findIssuer(ctx, tx, scope, cert, in.CACertificatePEM)
 		if err != nil {
 			return err

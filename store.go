@@ -64,6 +64,10 @@ type Store interface {
 	// is unchanged.
 	PruneChanges(ctx context.Context, before time.Time) (int64, error)
 
+	// PruneAudit removes the audit entries whose Time is before `before`
+	// and returns how many it removed.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+
 	// Close releases the store's resources.
 	Close() error
 }
@@ -178,8 +182,17 @@ type Tx interface {
 	// carries them.
 	ListAccessKeys(ctx context.Context, q AccessKeyQuery) ([]*AccessKey, error)
 
-	// AppendChange appends ch to the change feed and sets its Seq.
+	// AppendChange appends ch to the change feed and sets its Seq. When
+	// ch.Operation is set it also writes ch's audit entry (AuditEntries)
+	// in the same transaction, with ch's Seq: a rolled-back Update leaves
+	// neither. It reads nothing to do so (a bulk job appends many).
 	AppendChange(ctx context.Context, ch *Change) error
+
+	// AuditEntries returns up to q.Limit audit entries matching every
+	// filter of q, in (Time, Seq) order (descending with q.Newest),
+	// strictly after q.After in that order when it is set. Entries are
+	// kept until PruneAudit removes them, whatever the feed's pruning.
+	AuditEntries(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 
 	// CACertificate returns the CA certificate id in scope.
 	// Errors: ResourceNotFoundException.
@@ -492,6 +505,10 @@ const (
 	// every process forgets it at once (the API's key cache, the console's
 	// sessions signed in with it).
 	ChangeAccessKeyDeleted ChangeKind = "accesskey.deleted"
+
+	// ChangeAccessKeyCreated records that the access key Change.Resource
+	// (of account Change.Scope.AccountID) was made, for the audit log.
+	ChangeAccessKeyCreated ChangeKind = "accesskey.created"
 )
 
 // Change is one entry of the ordered change feed, appended in the same
@@ -512,7 +529,16 @@ type Change struct {
 
 	// Resource and Target are set for object and link changes only: the
 	// object's "{kind}/{name}" or the link's "{kind}/{from}", and the
-	// link's To. For ChangeAccessKeyDeleted, Resource is the key's id.
+	// link's To. For the access key changes, Resource is the key's id.
 	Resource string
 	Target   string
+
+	// The audit fields: the operation that made the change and who asked
+	// for it (Actor's fields), set by the Registry. A change with an
+	// Operation gets an audit entry (Tx.AppendChange); the feed itself
+	// does not keep them, so Changes returns them empty.
+	Operation    string
+	Actor        string
+	ActorAccount string
+	SourceIP     string
 }

@@ -422,7 +422,7 @@ type CreateThingInput struct {
 // type), ResourceAlreadyExistsException (same name, other configuration).
 func (r *Registry) CreateThing(ctx context.Context, scope Scope, in CreateThingInput) (*Thing, error) {
 	var t *Thing
-	err := r.update(ctx, func(tx Tx) (err error) {
+	err := r.update(ctx, "CreateThing", func(tx Tx) (err error) {
 		t, err = r.createThingIn(ctx, tx, scope, in)
 		return err
 	})
@@ -550,7 +550,7 @@ type UpdateThingInput struct {
 // Errors: InvalidRequestException, ResourceNotFoundException,
 // VersionConflictException.
 func (r *Registry) UpdateThing(ctx context.Context, scope Scope, in UpdateThingInput) error {
-	return r.update(ctx, func(tx Tx) error { return r.updateThingIn(ctx, tx, scope, in) })
+	return r.update(ctx, "UpdateThing", func(tx Tx) error { return r.updateThingIn(ctx, tx, scope, in) })
 }
 
 // updateThingIn is UpdateThing in tx.
@@ -632,7 +632,7 @@ func (r *Registry) DeleteThing(ctx context.Context, scope Scope, name string, ex
 	if err := CheckName("thingName", name); err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, "DeleteThing", func(tx Tx) error {
 		t, err := r.thing(ctx, tx, scope, name)
 		if ErrorCode(err) == EResourceNotFound {
 			return nil
@@ -780,7 +780,7 @@ func (r *Registry) CreateThingType(ctx context.Context, scope Scope, in CreateTh
 	if err != nil {
 		return nil, err
 	}
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "CreateThingType", func(tx Tx) error {
 		if err := tx.CreateObject(ctx, &Object{Scope: scope, Kind: ObjectThingType, Name: in.Name, Body: body,
 			CreationDate: now, LastModifiedDate: now}); err != nil {
 			return err
@@ -884,7 +884,7 @@ func (r *Registry) DeprecateThingType(ctx context.Context, scope Scope, name str
 	if err := CheckName("thingTypeName", name); err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, "DeprecateThingType", func(tx Tx) error {
 		o, err := tx.Object(ctx, scope, ObjectThingType, name)
 		if ErrorCode(err) == EResourceNotFound {
 			return Errorf(EResourceNotFound, "Thing Type %s cannot be found.", name)
@@ -924,7 +924,7 @@ func (r *Registry) DeleteThingType(ctx context.Context, scope Scope, name string
 	if err := CheckName("thingTypeName", name); err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, "DeleteThingType", func(tx Tx) error {
 		tt, err := r.thingType(ctx, tx, scope, name)
 		if err != nil {
 			return err
@@ -1007,7 +1007,7 @@ func (r *Registry) CreateThingGroup(ctx context.Context, scope Scope, in CreateT
 		return nil, Errorf(EInvalidRequest, "A thing group can have at most %d attributes.", MaxThingGroupAttributes)
 	}
 	var g *ThingGroup
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "CreateThingGroup", func(tx Tx) error {
 		if old, err := r.thingGroup(ctx, tx, scope, in.Name); err == nil {
 			if old.ParentName == in.ParentName && old.Description == in.Description && maps.Equal(old.Attributes, attrs) {
 				g = old
@@ -1234,7 +1234,7 @@ func (r *Registry) UpdateThingGroup(ctx context.Context, scope Scope, in UpdateT
 		return 0, err
 	}
 	var version int64
-	err := r.update(ctx, func(tx Tx) error {
+	err := r.update(ctx, "UpdateThingGroup", func(tx Tx) error {
 		o, err := tx.Object(ctx, scope, ObjectThingGroup, in.Name)
 		if ErrorCode(err) == EResourceNotFound {
 			return groupNotFound(in.Name)
@@ -1281,7 +1281,7 @@ func (r *Registry) DeleteThingGroup(ctx context.Context, scope Scope, name strin
 	if err := CheckName("thingGroupName", name); err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, "DeleteThingGroup", func(tx Tx) error {
 		g, err := r.thingGroup(ctx, tx, scope, name)
 		if ErrorCode(err) == EResourceNotFound {
 			return nil
@@ -1379,7 +1379,7 @@ func (r *Registry) AddThingToThingGroup(ctx context.Context, scope Scope, m Thin
 	if err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error { return r.addThingToGroupIn(ctx, tx, scope, group, thing) })
+	return r.update(ctx, "AddThingToThingGroup", func(tx Tx) error { return r.addThingToGroupIn(ctx, tx, scope, group, thing) })
 }
 
 // addThingToGroupIn is the body of AddThingToThingGroup in tx.
@@ -1424,7 +1424,7 @@ func (r *Registry) RemoveThingFromThingGroup(ctx context.Context, scope Scope, m
 	if err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error { return r.removeThingFromGroupIn(ctx, tx, scope, group, thing) })
+	return r.update(ctx, "RemoveThingFromThingGroup", func(tx Tx) error { return r.removeThingFromGroupIn(ctx, tx, scope, group, thing) })
 }
 
 // removeThingFromGroupIn is the body of RemoveThingFromThingGroup in tx.
@@ -1579,7 +1579,7 @@ func (r *Registry) AttachThingPrincipal(ctx context.Context, scope Scope, thing,
 	default:
 		return validation(string(typ), "thingPrincipalType", "Member must satisfy enum value set: [EXCLUSIVE_THING, NON_EXCLUSIVE_THING]")
 	}
-	return r.update(ctx, func(tx Tx) error { return r.attachThingPrincipalIn(ctx, tx, scope, thing, principal, typ) })
+	return r.update(ctx, "AttachThingPrincipal", func(tx Tx) error { return r.attachThingPrincipalIn(ctx, tx, scope, thing, principal, typ) })
 }
 
 // attachThingPrincipalIn is the body of AttachThingPrincipal in tx.
@@ -1646,7 +1646,7 @@ func (r *Registry) DetachThingPrincipal(ctx context.Context, scope Scope, thing,
 	if err := CheckName("thingName", thing); err != nil {
 		return err
 	}
-	return r.update(ctx, func(tx Tx) error {
+	return r.update(ctx, "DetachThingPrincipal", func(tx Tx) error {
 		if _, err := r.thing(ctx, tx, scope, thing); err != nil {
 			return err
 		}

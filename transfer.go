@@ -52,7 +52,7 @@ func (r *Registry) TransferCertificate(ctx context.Context, scope Scope, id, tar
 		return nil, Errorf(EInvalidRequest, "transferMessage is longer than %d characters.", maxMessage)
 	}
 	var c *Certificate
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, "TransferCertificate", func(tx Tx) error {
 		var err error
 		if c, err = tx.Certificate(ctx, scope, id); err != nil {
 			return err
@@ -123,7 +123,7 @@ func (r *Registry) TransferCertificate(ctx context.Context, scope Scope, id, tar
 // Errors: InvalidRequestException, ResourceNotFoundException,
 // TransferAlreadyCompletedException.
 func (r *Registry) AcceptCertificateTransfer(ctx context.Context, scope Scope, id string, setAsActive bool) error {
-	return r.endTransfer(ctx, scope, id, asTarget, func(tx Tx, t *Transfer, mine, source *Certificate) error {
+	return r.endTransfer(ctx, "AcceptCertificateTransfer", scope, id, asTarget, func(tx Tx, t *Transfer, mine, source *Certificate) error {
 		now := r.now()
 		t.AcceptDate = now
 		// The source account no longer has the certificate: its things
@@ -158,7 +158,7 @@ func (r *Registry) RejectCertificateTransfer(ctx context.Context, scope Scope, i
 	if len(reason) > maxMessage {
 		return Errorf(EInvalidRequest, "rejectReason is longer than %d characters.", maxMessage)
 	}
-	return r.endTransfer(ctx, scope, id, asTarget, func(tx Tx, t *Transfer, mine, source *Certificate) error {
+	return r.endTransfer(ctx, "RejectCertificateTransfer", scope, id, asTarget, func(tx Tx, t *Transfer, mine, source *Certificate) error {
 		now := r.now()
 		t.RejectDate, t.RejectReason = now, reason
 		if err := detachCertificate(ctx, tx, scope, id, now); err != nil {
@@ -183,7 +183,7 @@ func (r *Registry) RejectCertificateTransfer(ctx context.Context, scope Scope, i
 // Errors: InvalidRequestException, ResourceNotFoundException,
 // TransferAlreadyCompletedException.
 func (r *Registry) CancelCertificateTransfer(ctx context.Context, scope Scope, id string) error {
-	return r.endTransfer(ctx, scope, id, asSource, func(tx Tx, t *Transfer, mine, target *Certificate) error {
+	return r.endTransfer(ctx, "CancelCertificateTransfer", scope, id, asSource, func(tx Tx, t *Transfer, mine, target *Certificate) error {
 		now := r.now()
 		t.CancelDate = now
 		if err := detachCertificate(ctx, tx, target.Scope, id, now); err != nil {
@@ -210,13 +210,13 @@ const (
 // endTransfer finds the pending transfer of certificate id in which scope's
 // account plays side, and runs end on it with the caller's record and the
 // other side's, then stores the ended transfer.
-func (r *Registry) endTransfer(ctx context.Context, scope Scope, id string, side transferSide,
+func (r *Registry) endTransfer(ctx context.Context, op string, scope Scope, id string, side transferSide,
 	end func(tx Tx, t *Transfer, mine, other *Certificate) error) error {
 	id, err := ParseCertificateID("certificateId", id)
 	if err != nil {
 		return err
 	}
-	err = r.update(ctx, func(tx Tx) error {
+	err = r.update(ctx, op, func(tx Tx) error {
 		t, err := tx.LatestTransfer(ctx, scope.Region, id, scope.AccountID)
 		if ErrorCode(err) == EResourceNotFound {
 			return Errorf(EResourceNotFound, "There is no transfer of certificate %s for this account.", id)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -303,6 +304,9 @@ func (h *Handler) serveOperation(c *call, r *http.Request, op *operation) {
 		h.writeError(c, err)
 		return
 	}
+	// Who asks, from where: the audit log records it with whatever the
+	// operation changes.
+	c.ctx = fleetcert.WithActor(c.ctx, fleetcert.Actor{ID: c.accessKeyID, AccountID: c.scope.AccountID, SourceIP: remoteIP(r)})
 	if h.Throttle != nil && !h.Throttle.allow(c.scope, op.Name, h.now()) {
 		// AWS's words and the model's status (400) for ThrottlingException;
 		// the SDKs retry it with backoff.
@@ -518,4 +522,14 @@ func newRequestID() string {
 	b[14] = '4'            // version 4
 	b[19] = "89ab"[lo>>62] // variant 1
 	return string(b[:])
+}
+
+// remoteIP returns the client's address without its port: the
+// connection's peer (a trusted proxy's PROXY header already replaced it,
+// see internal/connlimit), or RemoteAddr as it is when it has no port.
+func remoteIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }

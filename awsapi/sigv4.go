@@ -79,6 +79,20 @@ func (h *Handler) authenticate(c *call, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	query := r.URL.Query()
+	if err := checkSignature(r, query, a, amzDate, body, key.Secret, &h.auth); err != nil {
+		return err
+	}
+	c.scope = fleetcert.Scope{AccountID: key.AccountID, Region: a.region}
+	c.query = query
+	c.body = body
+	return nil
+}
+
+// checkSignature compares a's signature of r, with body and query, with the
+// one secret makes, in constant time, caching the signing key of a
+// signature that verified in ac.
+func checkSignature(r *http.Request, query url.Values, a *sigV4Auth, amzDate string, body []byte, secret string, ac *authCache) error {
 	sum := sha256.Sum256(body)
 	var payloadHash [2 * sha256.Size]byte
 	hex.Encode(payloadHash[:], sum[:])
@@ -87,7 +101,6 @@ func (h *Handler) authenticate(c *call, r *http.Request) error {
 		return fleetcert.Errorf(codeInvalidSignature,
 			"The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
-	query := r.URL.Query()
 
 	canonical := canonicalRequest(r, query, a.signedHeaders, payloadHash[:])
 	crHash := sha256.Sum256(canonical)
@@ -99,7 +112,7 @@ func (h *Handler) authenticate(c *call, r *http.Request) error {
 	sts = append(sts, '\n')
 	sts = hex.AppendEncode(sts, crHash[:])
 
-	signingKey, cached := h.auth.signingKey(key.Secret, a.date, a.region)
+	signingKey, cached := ac.signingKey(secret, a.date, a.region)
 	mac := hmac.New(sha256.New, signingKey)
 	mac.Write(sts)
 	if !hmac.Equal(mac.Sum(nil), a.signature[:]) {
@@ -109,12 +122,53 @@ func (h *Handler) authenticate(c *call, r *http.Request) error {
 	if !cached {
 		// Only keys that verified a signature are kept, so requests with
 		// made-up regions or dates cannot fill the cache.
-		h.auth.storeSigningKey(key.Secret, a.date, a.region, signingKey)
+		ac.storeSigningKey(secret, a.date, a.region, signingKey)
 	}
-	c.scope = fleetcert.Scope{AccountID: key.AccountID, Region: a.region}
-	c.query = query
-	c.body = body
 	return nil
+}
+
+// SigV4Verifier verifies SigV4 signatures (header form, signing name iot)
+// exactly as Handler does, with secrets from a function instead of the
+// store: fleetcert-bench's ceiling server verifies with it, so that the
+// ceiling does the API's signature work and nothing more.
+type SigV4Verifier struct {
+	// Secret returns the secret of an access key id, false for none.
+	Secret func(accessKeyID string) (string, bool)
+	Now    func() time.Time
+
+	auth authCache // signing keys of signatures that verified
+}
+
+// Verify checks r's signature over body and returns its access key id and
+// the region of its credential scope. Its errors are Handler's:
+// *fleetcert.Error with the codes of the AWS error the API would answer.
+func (v *SigV4Verifier) Verify(r *http.Request, body []byte) (accessKeyID, region string, err error) {
+	header := r.Header.Get("Authorization")
+	if header == "" {
+		return "", "", fleetcert.Errorf(codeMissingAuthenticationToken, "Missing Authentication Token")
+	}
+	a, err := parseAuthorization(header)
+	if err != nil {
+		return "", "", err
+	}
+	t, amzDate, err := requestTime(r)
+	if err != nil {
+		return "", "", err
+	}
+	if amzDate[:8] != a.date {
+		return "", "", fleetcert.Errorf(codeInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP.")
+	}
+	if err := checkClockSkew(t, v.Now().UTC()); err != nil {
+		return "", "", err
+	}
+	secret, ok := v.Secret(a.accessKeyID)
+	if !ok {
+		return "", "", fleetcert.Errorf(codeUnrecognizedClient, "The security token included in the request is invalid.")
+	}
+	if err := checkSignature(r, r.URL.Query(), a, amzDate, body, secret, &v.auth); err != nil {
+		return "", "", err
+	}
+	return a.accessKeyID, a.region, nil
 }
 
 // otherIoTServices are the AWS IoT APIs besides the control plane that

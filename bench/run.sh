@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# bench/run.sh — load fleetcert and moto's AWS IoT mock with the same client
+# bench/run.sh — load fleetcert and a peer with the same client
 # (cmd/fleetcert-bench, aws-sdk-go-v2) and print the results side by side.
+# The peer is moto's AWS IoT mock, or the ceiling server (`fleetcert-bench
+# ceiling`: net/http, SigV4, an in-memory map, JSON; no store, no rules),
+# which says how far fleetcert is from the least any server must do.
 #
 # Everything runs on loopback, every step has a time limit, and both servers
 # are stopped by PID when the script exits.
@@ -14,6 +17,10 @@
 #                        (moto registers ~200 certificates/s and returns all
 #                        of them in one page, so 100k is out of reach for it)
 #   OPS="list-scan describe register"  which loads to run, in this order
+#   PEER=moto            moto, or ceiling (describe and register only)
+#   ROUNDS=1             rounds of describe and register, fleetcert then the
+#                        peer in each, so that a change in the machine's load
+#                        hits both
 #   KEEP_TMP=1           keep the temp dir (binaries, logs, JSON results)
 #
 # The machine's 1-minute load average is printed before and after every run:
@@ -29,6 +36,9 @@ MAX_OPS=${MAX_OPS:-200000}
 LIST_COUNT=${LIST_COUNT:-100000}
 MOTO_LIST_COUNT=${MOTO_LIST_COUNT:-10000}
 OPS=${OPS:-list-scan describe register}
+PEER=${PEER:-moto}
+ROUNDS=${ROUNDS:-1}
+case $PEER in moto | ceiling) ;; *) echo "PEER=$PEER: want moto or ceiling" >&2; exit 2 ;; esac
 
 ACCESS_KEY_ID=AKIAFLEETCERTBENCH01
 SECRET_ACCESS_KEY=fleetcert-bench-secret-0123456789abcdefghij
@@ -108,22 +118,42 @@ FLEETCERT_ACCESS_KEY_ID=$ACCESS_KEY_ID FLEETCERT_SECRET_ACCESS_KEY=$SECRET_ACCES
 FC_PID=$!
 wait_http "$FC_URL/healthz" "$FC_PID" fleetcert 60 || { tail -n 30 "$TMP/fleetcert.log" >&2; die "fleetcert did not start"; }
 
-# --- 3. moto ---------------------------------------------------------------
-log "starting moto server on $MOTO_URL"
-python3 -m moto.server -H 127.0.0.1 -p "$PORT_MOTO" >"$TMP/moto.log" 2>&1 &
-MOTO_PID=$!
-wait_http "$MOTO_URL/moto-api/" "$MOTO_PID" moto 60 || { tail -n 30 "$TMP/moto.log" >&2; die "moto did not start"; }
+# --- 3. the peer -------------------------------------------------------------
+if [ "$PEER" = ceiling ]; then
+	log "starting the ceiling server on $MOTO_URL"
+	"$BENCH" ceiling --addr "127.0.0.1:$PORT_MOTO" --access-key-id "$ACCESS_KEY_ID" --secret-access-key "$SECRET_ACCESS_KEY" \
+		--account-id "$ACCOUNT_ID" >"$TMP/moto.log" 2>&1 &
+	MOTO_PID=$!
+	wait_http "$MOTO_URL/healthz" "$MOTO_PID" ceiling 60 || { tail -n 30 "$TMP/moto.log" >&2; die "the ceiling did not start"; }
+	PEER_VERSION="ceiling server (fleetcert-bench ceiling)"
+else
+	log "starting moto server on $MOTO_URL"
+	python3 -m moto.server -H 127.0.0.1 -p "$PORT_MOTO" >"$TMP/moto.log" 2>&1 &
+	MOTO_PID=$!
+	wait_http "$MOTO_URL/moto-api/" "$MOTO_PID" moto 60 || { tail -n 30 "$TMP/moto.log" >&2; die "moto did not start"; }
+	PEER_VERSION="moto $(python3 -c 'import moto; print(moto.__version__)')"
+fi
 
 # --- 4. load ---------------------------------------------------------------
+# cpu_seconds PID: CPU time (user + system) the process has used, in seconds
+cpu_seconds() {
+	awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # bench NAME TAG ARGS...: one fleetcert-bench run, bounded by timeout; the
-# table goes to stdout, the JSON line to $TMP/out/NAME-TAG.json.
+# table goes to stdout, the JSON line to $TMP/out/NAME-TAG.json, the
+# server's CPU seconds during the run to $TMP/out/NAME-TAG.cpu (its CPU per
+# call is what the machine's other load changes least).
 bench() {
-	local name=$1 tag=$2 url key secret
+	local name=$1 tag=$2 url key secret pid
 	shift 2
 	case $name in
-	fleetcert) url=$FC_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY ;;
-	moto) url=$MOTO_URL key=testing secret=testing ;;
+	fleetcert) url=$FC_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY pid=$FC_PID ;;
+	moto) url=$MOTO_URL key=testing secret=testing pid=$MOTO_PID ;;
+	ceiling) url=$MOTO_URL key=$ACCESS_KEY_ID secret=$SECRET_ACCESS_KEY pid=$MOTO_PID ;;
 	esac
+	local cpu0
+	cpu0=$(cpu_seconds "$pid")
 	log "$name: fleetcert-bench $*"
 	local load0
 	load0=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
@@ -131,6 +161,7 @@ bench() {
 		--concurrency "$CONCURRENCY" --duration "$DURATION" --max-ops "$MAX_OPS" --json "$@" \
 		>"$TMP/out/$name-$tag.txt" 2>"$TMP/out/$name-$tag.log"
 	local rc=$?
+	echo "$cpu0 $(cpu_seconds "$pid")" >"$TMP/out/$name-$tag.cpu"
 	grep -v '^{' "$TMP/out/$name-$tag.txt" | sed "s/^/  $name | /"
 	echo "  $name |     machine load average: $load0 before, $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a) after"
 	tail -n 1 "$TMP/out/$name-$tag.txt" | grep '^{' >"$TMP/out/$name-$tag.json" || rm -f "$TMP/out/$name-$tag.json"
@@ -140,8 +171,8 @@ bench() {
 	fi
 }
 
-echo "# fleetcert vs moto $(python3 -c 'import moto; print(moto.__version__)'), $(go version | cut -d' ' -f3), $(nproc) CPUs, concurrency $CONCURRENCY, duration $DURATION, max-ops $MAX_OPS"
-echo "# both servers and the load tool share this machine's CPUs"
+echo "# fleetcert vs $PEER_VERSION, $(go version | cut -d' ' -f3), $(nproc) CPUs, concurrency $CONCURRENCY, duration $DURATION, max-ops $MAX_OPS"
+echo "# both servers and the load tool share this machine's CPUs; rounds: $ROUNDS"
 
 # Same sizes for both first, so the list-scan comparison is fair; fleetcert
 # then alone at LIST_COUNT.
@@ -149,24 +180,28 @@ for op in $OPS; do
 	case $op in
 	list-scan)
 		bench fleetcert scan-small --op list-scan --list-count "$MOTO_LIST_COUNT"
-		bench moto scan-small --op list-scan --list-count "$MOTO_LIST_COUNT"
+		if [ "$PEER" = moto ]; then
+			bench moto scan-small --op list-scan --list-count "$MOTO_LIST_COUNT"
+		fi
 		if [ "$LIST_COUNT" != "$MOTO_LIST_COUNT" ]; then
 			bench fleetcert scan-large --op list-scan --list-count "$LIST_COUNT" --seed-timeout 15m
 		fi
 		;;
 	describe | register)
-		bench fleetcert "$op" --op "$op"
-		bench moto "$op" --op "$op"
+		for r in $(seq 1 "$ROUNDS"); do
+			bench fleetcert "$op-$r" --op "$op"
+			bench "$PEER" "$op-$r" --op "$op"
+		done
 		;;
 	*) die "OPS: unknown load $op (want list-scan, describe, register)" ;;
 	esac
 done
 
 # --- side by side ----------------------------------------------------------
-OPS=$OPS python3 - "$TMP/out" "$MOTO_LIST_COUNT" "$LIST_COUNT" <<'EOF'
+OPS=$OPS python3 - "$TMP/out" "$MOTO_LIST_COUNT" "$LIST_COUNT" "$PEER" "$ROUNDS" <<'EOF'
 import json, os, sys
 
-out, small, large = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, small, large, peer, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 
 def load(name, tag):
     p = os.path.join(out, f"{name}-{tag}.json")
@@ -175,6 +210,18 @@ def load(name, tag):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+def server_cpu_us(name, tag, r):
+    # CPU of the server per call in the whole bench run (pool or warm-up
+    # included), in microseconds: calls counted from the timed phase and
+    # the notes' pool size are not all the calls, so this is per timed call
+    # of a run whose untimed part is small (describe's pool: 1000 calls).
+    try:
+        with open(os.path.join(out, f"{name}-{tag}.cpu")) as f:
+            a, b = (float(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return None if not r or not r.get("ops") else (b - a) / r["ops"] * 1e6
 
 def result(rep, op, phase="timed"):
     for r in (rep or {}).get("results") or []:
@@ -204,15 +251,18 @@ def add(label, metric, f, m, unit=""):
         return
     rows.append((label, metric, num(f, unit), num(m, unit), ratio(f, m)))
 
-for tag, op in (("describe", "DescribeCertificate"), ("register", "RegisterCertificateWithoutCA")):
-    f, m = result(load("fleetcert", tag), op), result(load("moto", tag), op)
+for tag0, op in (("describe", "DescribeCertificate"), ("register", "RegisterCertificateWithoutCA")):
+  for rnd in range(1, rounds + 1):
+    tag = f"{tag0}-{rnd}"
+    f, m = result(load("fleetcert", tag), op), result(load(peer, tag), op)
     g = lambda r, k: None if r is None else r[k]
-    add(op, "ops/s", g(f, "opsPerSec"), g(m, "opsPerSec"))
+    add(op if rounds == 1 else f"{op} r{rnd}", "ops/s", g(f, "opsPerSec"), g(m, "opsPerSec"))
     for k in ("p50ms", "p90ms", "p99ms", "maxMs"):
         add("", k[:-2] if k != "maxMs" else "max", g(f, k), g(m, k), "ms")
     add("", "ops", g(f, "ops"), g(m, "ops"))
     add("", "errors", g(f, "errors"), g(m, "errors"))
     add("", "tool cpu", g(f, "clientCpuCores"), g(m, "clientCpuCores"), "cores")
+    add("", "srv us/op", server_cpu_us("fleetcert", tag, f), server_cpu_us(peer, tag, m))
 
 fs, ms_ = load("fleetcert", "scan-small"), load("moto", "scan-small")
 f, m = result(fs, "RegisterCertificateWithoutCA", "seed"), result(ms_, "RegisterCertificateWithoutCA", "seed")
@@ -228,11 +278,12 @@ add("", "items/s", best(fl, "i"), best(ml, "i"))
 add("", "pages", pages(fl), pages(ml))
 
 print()
-print(f"{'operation':<34} {'metric':<10} {'fleetcert':>12} {'moto':>12} {'fleetcert/moto':>15}")
+print(f"{'operation':<34} {'metric':<10} {'fleetcert':>12} {peer:>12} {'fleetcert/' + peer:>18}")
 for r in rows:
-    print(f"{r[0]:<34} {r[1]:<10} {r[2]:>12} {r[3]:>12} {r[4]:>15}")
-print("ratio = fleetcert value / moto value: higher is better for ops/s and items/s, lower for latencies and times")
+    print(f"{r[0]:<34} {r[1]:<10} {r[2]:>12} {r[3]:>12} {r[4]:>18}")
+print(f"ratio = fleetcert value / {peer} value: higher is better for ops/s and items/s, lower for latencies and times")
 print("tool cpu = CPU cores the load tool itself used during the phase (it shares the machine with the server)")
+print("srv us/op = the server's CPU time over the whole load run (untimed pool or warm-up included) per timed call, in microseconds")
 if large != small and "list-scan" in os.environ.get("OPS", "list-scan"):
     print(f"describe and register ran after the list-scans: fleetcert then held >= {large} certificates, moto >= {small}")
 if ml and any("pageSize" in n for n in ml.get("notes") or []):

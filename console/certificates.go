@@ -364,7 +364,15 @@ type certDetailData struct {
 	Sessions []Session
 	Return   string
 	A        *certAttachments
+	// History is the certificate's audit log in this account and Region,
+	// newest first, at most historyLimit entries; HistoryMore says there
+	// are older ones.
+	History     []fleetcert.AuditEntry
+	HistoryMore bool
 }
+
+// historyLimit bounds the entries a certificate's History card shows.
+const historyLimit = 50
 
 // x509Info is what the console shows of a certificate's contents.
 type x509Info struct {
@@ -405,6 +413,16 @@ func (h *Handler) certificate(w http.ResponseWriter, r *http.Request) {
 		d.Gateway = true
 		d.Sessions = h.Sessions.ClientsOf(l.Scope, c.ID)
 	}
+	// Only this account's and Region's entries: another account's
+	// registration of the same certificate is not this one's history.
+	var next *fleetcert.AuditCursor
+	d.History, next, err = h.Registry.Audit(r.Context(), fleetcert.AuditQuery{
+		AccountID: l.Scope.AccountID, Region: l.Scope.Region, CertificateID: c.ID, Newest: true, Limit: historyLimit})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d.HistoryMore = next != nil
 	h.render(w, r, http.StatusOK, "certificate", &page{Title: "Certificate " + shortID(c.ID), Nav: "certificates", Data: d})
 }
 

@@ -104,7 +104,7 @@ func (h *Handler) auth(fn http.HandlerFunc) http.HandlerFunc {
 				"Your console session has ended. Sign in again, then repeat the action.")
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), loginKey{}, l))
+		r = r.WithContext(fleetcert.WithActor(context.WithValue(r.Context(), loginKey{}, l), h.actor(r, l)))
 		if r.Method == http.MethodPost {
 			// Multipart forms are parsed by their handlers with a size
 			// limit; the token is then checked there too.
@@ -162,4 +162,15 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 		Secure:   h.secure(r),
 		SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// actor is who the audit log names for what session l changes: the access
+// key id it signed in with (never the secret), marked as the console's,
+// from the client's address.
+func (h *Handler) actor(r *http.Request, l *Login) fleetcert.Actor {
+	a := fleetcert.Actor{ID: fleetcert.ActorConsolePrefix + l.KeyID, AccountID: l.Scope.AccountID}
+	if addr := h.clientAddr(r); addr.IsValid() {
+		a.SourceIP = addr.Unmap().String()
+	}
+	return a
 }

@@ -31,6 +31,9 @@ type admission struct {
 	scope         fleetcert.Scope
 	notAfter      time.Time
 	seq           int64
+	// fromView is set while an admission the view made in the handshake
+	// awaits confirmAdmission; only the connection's goroutine reads it.
+	fromView bool
 }
 
 // handshakeAdmissions holds the admissions decided in TLS handshakes until
@@ -51,6 +54,17 @@ func (h *handshakeAdmissions) put(leaf *x509.Certificate, a *admission) {
 	}
 	h.m[leaf] = a
 	h.mu.Unlock()
+}
+
+// peek returns the admission of the connection that presented the leaf
+// certificate of cs, if any, leaving it for CONNECT.
+func (h *handshakeAdmissions) peek(cs tls.ConnectionState) *admission {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m[cs.PeerCertificates[0]]
 }
 
 // take removes and returns the admission of the connection that presented
@@ -112,14 +126,34 @@ func (g *Gateway) stillAdmitted(a *admission, certificateID string) bool {
 // AdmitDevice refuses, except one that may still be registered just in
 // time: that happens on its MQTT CONNECT. An admission is kept in
 // g.handshakes for the CONNECT.
+//
+// A device the admission view admits is admitted provisionally: the view
+// may be trusted only once it reflects every change committed before the
+// handshake began, in any process, which a read of the feed's head that
+// began after the handshake did tells (confirmAdmission, once the
+// handshake is over and before the connection carries any MQTT). Deciding
+// that there rather than here lets one head read serve every handshake
+// that began before it, instead of one read per handshake.
 func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
 	q := g.query(cs.PeerCertificates, cs.ServerName)
+	if len(q.Chain) > 0 {
+		// seen before the view: the view reflects at least every change
+		// up to seen (readChanges and loadView update them in that order).
+		seq := g.seen.Load()
+		if cert, ok := g.view.Load().Admit(q); ok {
+			g.handshakes.put(cs.PeerCertificates[0], &admission{certificateID: cert.ID, scope: cert.Scope, notAfter: cert.NotAfter, seq: seq, fromView: true})
+			return nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
 	defer cancel()
-	if cert, seq, ok := g.admitFromView(ctx, q); ok {
-		g.handshakes.put(cs.PeerCertificates[0], &admission{certificateID: cert.ID, scope: cert.Scope, notAfter: cert.NotAfter, seq: seq})
-		return nil
-	}
+	return g.admitFromStore(ctx, cs, q)
+}
+
+// admitFromStore decides a handshake's admission from the store: nil lets
+// the connection go on (admitted, with its admission kept for CONNECT, or
+// to be registered just in time there), else the refusal.
+func (g *Gateway) admitFromStore(ctx context.Context, cs tls.ConnectionState, q fleetcert.DeviceQuery) error {
 	// Taken before the store's read: every change up to it is reflected
 	// in the read (see admission).
 	seq := g.seen.Load()
@@ -145,65 +179,80 @@ func (g *Gateway) verifyConnection(cs tls.ConnectionState) error {
 	return refusal
 }
 
-// admitFromView admits q from the view when the view may be trusted for a
-// handshake that began before this call: it has applied every change up to
-// a head of the feed read after the call began, so every change committed
-// before the handshake, in any process, is in it. Then seq is the feed
-// position the admission reflects. A view behind that head is not
-// trusted (the store decides) and the watcher is woken to catch up.
-func (g *Gateway) admitFromView(ctx context.Context, q fleetcert.DeviceQuery) (_ *fleetcert.Certificate, seq int64, _ bool) {
-	if len(q.Chain) == 0 {
-		return nil, 0, false
+// confirmAdmission confirms, once the TLS handshake of tc (begun at began)
+// is over, an admission the view made in it: the view must have applied
+// every change up to a head of the feed read after the handshake began,
+// so that every change committed before the handshake, in any process, is
+// in it. A view behind that head is not trusted: the watcher is woken to
+// catch up and the store decides, as in the handshake. It reports whether
+// the connection may go on; when not, the refusal is logged and counted
+// and the caller closes the connection.
+func (g *Gateway) confirmAdmission(tc *tls.Conn, began time.Time) bool {
+	cs := tc.ConnectionState()
+	adm := g.handshakes.peek(cs)
+	if adm == nil || !adm.fromView {
+		return true // decided by the store, or left to CONNECT
 	}
-	head, err := g.heads.read(ctx, g.Registry.ChangesHead)
+	ctx, cancel := context.WithTimeout(g.ctx, g.HandshakeTimeout)
+	defer cancel()
+	head, err := g.heads.read(ctx, began, g.Registry.ChangesHead)
+	if err == nil && adm.seq >= head {
+		adm.fromView = false
+		return true
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			g.Logger.Error("read change feed head", "err", err)
 		}
-		return nil, 0, false
-	}
-	// seen before the view: the view reflects at least every change up to
-	// seen (readChanges and loadView update them in that order).
-	seq = g.seen.Load()
-	if seq < head {
+	} else {
 		select {
 		case g.wake <- struct{}{}:
 		default:
 		}
-		return nil, 0, false
 	}
-	cert, ok := g.view.Load().Admit(q)
-	return cert, seq, ok
+	g.handshakes.take(cs)
+	return g.admitFromStore(ctx, cs, g.query(cs.PeerCertificates, cs.ServerName)) == nil
 }
 
-// headReads coalesces the handshakes' reads of the change feed's head. A
-// handshake needs a head read that began after it did: it starts one when
-// none is running, else waits for the next one, which begins when the
-// running one ends and serves every handshake that arrived meanwhile. So
-// at most two reads are under way, however many handshakes.
+// headReads coalesces the reads of the change feed's head that confirm
+// the view's admissions. An admission needs a head read that began after
+// its handshake did: the latest read that did serves it at once; else it
+// waits for the running read if that began after the handshake, or for
+// the next one, which begins when the running one ends and serves every
+// handshake that began before it. So at most two reads are under way, and
+// under a steady load one read serves every handshake that was under way
+// when it began.
 type headReads struct {
 	mu      sync.Mutex
 	running *headRead // nil when none
 	next    *headRead // to begin when running ends; nil when none is waiting
+	last    *headRead // the latest read that succeeded; nil before one has
 }
 
 type headRead struct {
-	done chan struct{}
-	head int64
-	err  error
+	done  chan struct{}
+	began time.Time // set when the read begins
+	head  int64
+	err   error
 }
 
-// read returns a head of the feed read by fn after read was called.
-func (h *headReads) read(ctx context.Context, fn func(context.Context) (int64, error)) (int64, error) {
+// read returns a head of the feed read by fn after began.
+func (h *headReads) read(ctx context.Context, began time.Time, fn func(context.Context) (int64, error)) (int64, error) {
 	h.mu.Lock()
+	if l := h.last; l != nil && !l.began.Before(began) {
+		h.mu.Unlock()
+		return l.head, nil
+	}
 	var r *headRead
 	switch {
 	case h.running == nil:
-		r = &headRead{done: make(chan struct{})}
+		r = &headRead{done: make(chan struct{}), began: time.Now()}
 		h.running = r
 		h.mu.Unlock()
 		h.run(r, fn)
 		return r.head, r.err
+	case !h.running.began.Before(began):
+		r = h.running
 	case h.next == nil:
 		r = &headRead{done: make(chan struct{})}
 		h.next = r
@@ -227,8 +276,14 @@ func (h *headReads) run(r *headRead, fn func(context.Context) (int64, error)) {
 	cancel()
 	close(r.done)
 	h.mu.Lock()
+	if r.err == nil && (h.last == nil || h.last.began.Before(r.began)) {
+		h.last = r
+	}
 	next := h.next
 	h.running, h.next = next, nil
+	if next != nil {
+		next.began = time.Now()
+	}
 	h.mu.Unlock()
 	if next != nil {
 		go h.run(next, fn)

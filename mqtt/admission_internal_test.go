@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fleetcert/fleetcert/internal/testwait"
 )
@@ -28,7 +29,7 @@ func TestHeadReadsCoalesceAfterArrival(t *testing.T) {
 	ctx := context.Background()
 	first := make(chan int64)
 	go func() {
-		head, _ := h.read(ctx, read)
+		head, _ := h.read(ctx, time.Now(), read)
 		first <- head
 	}()
 	testwait.For(t, "the first read to run", func() bool { return calls.Load() == 1 })
@@ -40,7 +41,7 @@ func TestHeadReadsCoalesceAfterArrival(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			head, err := h.read(ctx, read)
+			head, err := h.read(ctx, time.Now(), read)
 			if err != nil {
 				t.Error(err)
 			}
@@ -65,5 +66,40 @@ func TestHeadReadsCoalesceAfterArrival(t *testing.T) {
 	}
 	if n := calls.Load(); n > waiters/2 {
 		t.Fatalf("%d head reads for %d handshakes, want them shared", n, waiters+1)
+	}
+}
+
+// A handshake that began before the latest read began takes that read's
+// head without a read of its own; one that began after it needs a new one.
+func TestHeadReadsServeEarlierHandshakes(t *testing.T) {
+	var (
+		h     headReads
+		calls atomic.Int64
+	)
+	read := func(context.Context) (int64, error) { return calls.Add(1), nil }
+	ctx := context.Background()
+	early := time.Now()
+	if head, err := h.read(ctx, time.Now(), read); head != 1 || err != nil {
+		t.Fatalf("first read: %d %v", head, err)
+	}
+	for range 5 {
+		if head, _ := h.read(ctx, early, read); head != 1 {
+			t.Fatalf("a handshake begun before the read got head %d, want 1", head)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d reads, want 1", n)
+	}
+	later := time.Now()
+	if head, _ := h.read(ctx, later, read); head != 2 {
+		t.Fatalf("a handshake begun after the read got head %d, want a new read's 2", head)
+	}
+	// A failed read serves nobody later.
+	fail := func(context.Context) (int64, error) { return 0, context.DeadlineExceeded }
+	if _, err := h.read(ctx, time.Now(), fail); err == nil {
+		t.Fatal("want the read's error")
+	}
+	if head, _ := h.read(ctx, later, read); head != 2 {
+		t.Fatalf("after a failed read: head %d, want the last good read's 2", head)
 	}
 }

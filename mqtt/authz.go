@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"crypto/x509"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,7 +116,7 @@ func (g *Gateway) loadAuthz(ctx context.Context, s *session, scope fleetcert.Sco
 		ClientID:      s.clientID,
 		Region:        scope.Region,
 		AccountID:     scope.AccountID,
-		Certificate:   s.certVars,
+		Leaf:          s.leaf,
 		SourceIP:      s.sourceIP,
 		DomainName:    s.domain,
 		LastWillTopic: s.willTopic,
@@ -187,15 +186,6 @@ func (g *Gateway) allow(s *session, scope fleetcert.Scope, action, resource stri
 		g.metrics.policyDenied(action)
 	}
 	return ok
-}
-
-// certificateVariables returns the iot:Certificate.* policy variables of
-// the device's certificate.
-func certificateVariables(chain []*x509.Certificate) map[string][]string {
-	if len(chain) == 0 {
-		return nil
-	}
-	return policy.CertificateVariables(chain[0])
 }
 
 // authzChanged moves scope's epoch for change c and has the sessions of

@@ -45,6 +45,27 @@ func (e *env) newThing(t *testing.T, name string) (*testpki.Cert, *fleetcert.Cer
 	return c, cert
 }
 
+// TestPolicyCertificateVariables: a policy naming the device by its
+// certificate's subject (AWS's cert-policy-variables.html example,
+// iot:Certificate.Subject.CommonName) is resolved at the door from the
+// certificate the device presented.
+func TestPolicyCertificateVariables(t *testing.T) {
+	e := newEnv(t)
+	c := testpki.New(t, testpki.Options{CommonName: "lamp-7"})
+	cert := e.register(c, scopeA, fleetcert.StatusActive)
+	if err := e.reg.DetachPolicy(context.Background(), scopeA, "open", cert.ARN()); err != nil {
+		t.Fatal(err)
+	}
+	e.attach(scopeA, cert.ID, "by-cn", `{"Version": "2012-10-17", "Statement": [
+	{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:us-east-1:111111111111:client/${iot:Certificate.Subject.CommonName}"}]}`)
+	if _, err := e.dial(c, dialOptions{clientID: "lamp-7"}); err != nil {
+		t.Fatalf("connect as the certificate's common name: %v", err)
+	}
+	if _, err := e.dial(c, dialOptions{clientID: "lamp-8"}); err == nil || !strings.Contains(err.Error(), "not Authorized") {
+		t.Fatalf("connect as another name: %v, want CONNACK not authorized", err)
+	}
+}
+
 func TestPolicyConnect(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -30,7 +31,11 @@ import (
 //   - A QoS 1 publish is handed to the fabric in OnPublish, which mochi
 //     calls before it sends the PUBACK, and the fabric returns once the
 //     NATS server has it: a publisher that got its PUBACK never loses the
-//     message to the death of the node it published to.
+//     message to the death of the node it published to. The wait is
+//     bounded (ErrUnconfirmed): mochi reads a device's packets one at a
+//     time, so a stalled NATS must not stall the device; a message
+//     acknowledged unconfirmed is counted (fleetcert_mqtt_cluster_
+//     unconfirmed_total) and not delivered here a second time.
 //   - Shared subscriptions: with a fabric, a device's "$share/{group}/{f}"
 //     is held by mochi in a space of its own ("$fcs/…", "$fcs$/…"; see
 //     sharedSpace) that no published topic is in, so mochi never delivers a
@@ -68,6 +73,12 @@ type Message struct {
 	Created int64
 }
 
+// ErrUnconfirmed is a Fabric's Publish error for a message it was handed
+// but could not confirm in time: it may still reach the other nodes and
+// the shared subscriptions' groups, so the gateway must not deliver it to
+// them itself.
+var ErrUnconfirmed = errors.New("message not confirmed by the cluster's message fabric in time")
+
 // UserProperty is an MQTT 5 user property.
 type UserProperty struct{ Key, Value string }
 
@@ -89,8 +100,10 @@ type Fabric interface {
 	Start(ctx context.Context, r FabricReceiver) error
 	// Publish sends m to every other node, and to the queue groups of the
 	// shared subscriptions that match it (this node's included). For QoS 1
-	// and 2 it returns once the fabric has confirmed it. An error means m
-	// reached no other node.
+	// and 2 it returns once the fabric has confirmed it, or an error
+	// wrapping ErrUnconfirmed after a bounded wait (m may have been
+	// delivered, or may be). Any other error means m reached no other
+	// node and no group.
 	Publish(m *Message) error
 	// Retain stores m as the retained message of its topic (an empty
 	// Payload removes it) for every node, now and to come; an error means
@@ -107,6 +120,17 @@ type Fabric interface {
 	Close() error
 }
 
+// FabricStats is what a Fabric may count besides, for the gateway's
+// metrics (an optional interface).
+type FabricStats interface {
+	// ConfirmRoundTrips is how many round trips to the fabric have
+	// confirmed QoS 1 and 2 messages (several share one).
+	ConfirmRoundTrips() uint64
+	// Dropped is how many messages from other nodes the fabric dropped
+	// before handing them to the receiver (it could not keep up).
+	Dropped() uint64
+}
+
 // FabricReceiver is what a Fabric delivers to: the gateway.
 type FabricReceiver interface {
 	// Deliver hands m, published on another node, to this node's
@@ -117,6 +141,10 @@ type FabricReceiver interface {
 	// Retained replaces the retained message of m's topic (an empty
 	// Payload removes it), without delivering it.
 	Retained(m *Message)
+	// MaxMessageExpiry is how long the gateway keeps a retained message
+	// at most (mochi's MaximumMessageExpiryInterval); a fabric keeps one
+	// no longer, nor past its MQTT 5 message expiry interval.
+	MaxMessageExpiry() time.Duration
 }
 
 // Inline clients the gateway delivers routed messages through; their ids
@@ -167,7 +195,7 @@ type cluster struct {
 	members map[string]map[string]struct{} // shared filter (internal, shared space) → client ids
 	clients map[string]*mochi.Client       // shared filter → its router client
 
-	published, received, unroutable, unsaved atomic.Uint64
+	published, received, unroutable, unconfirmed, unsaved atomic.Uint64
 }
 
 // startCluster adds the cluster hook and starts the fabric; g.server
@@ -175,6 +203,10 @@ type cluster struct {
 func (g *Gateway) startCluster() error {
 	c := &cluster{g: g, fabric: g.Cluster, members: map[string]map[string]struct{}{}, clients: map[string]*mochi.Client{}}
 	c.router = g.server.NewClient(nil, "local", routerClientID, true)
+	// mochi honours a message expiry interval only in an MQTT 5 packet
+	// [MQTT-3.3.2-5]: as 5, a retained message from another node expires
+	// here when its publisher asked.
+	c.router.Properties.ProtocolVersion = 5
 	c.local = g.server.NewClient(nil, "local", routerLocalClientID, true)
 	if err := g.server.AddHook(&clusterHook{c: c}, nil); err != nil {
 		return err
@@ -246,12 +278,19 @@ func (c *cluster) route(pk packets.Packet) {
 			c.unsaved.Add(1)
 		}
 	}
-	if err := c.fabric.Publish(m); err != nil {
+	switch err := c.fabric.Publish(m); {
+	case err == nil:
+		c.published.Add(1)
+	case errors.Is(err, ErrUnconfirmed):
+		// Handed over: NATS may deliver it still, to a member of this
+		// node's shared subscriptions too. Delivering it here as well
+		// would be a second copy.
+		c.published.Add(1)
+		c.unconfirmed.Add(1)
+	default:
 		c.unroutable.Add(1)
 		c.deliverSharedLocally(pk)
-		return
 	}
-	c.published.Add(1)
 }
 
 // deliverSharedLocally gives pk to one member of each of this node's
@@ -366,6 +405,10 @@ func (r clusterReceiver) DeliverShared(s SharedSubscription, m *Message) {
 	pk := m.packet(sharedSpace(internalTopic(m.Scope, m.Topic)))
 	pk.FixedHeader.Retain = false
 	r.c.g.server.InjectPacket(cl, pk)
+}
+
+func (r clusterReceiver) MaxMessageExpiry() time.Duration {
+	return time.Duration(r.c.g.server.Options.Capabilities.MaximumMessageExpiryInterval) * time.Second
 }
 
 func (r clusterReceiver) Retained(m *Message) {
@@ -524,10 +567,19 @@ func (g *Gateway) appendClusterMetrics(b []byte) []byte {
 		{"routed", "Messages published on this node and handed to the other nodes.", &c.published},
 		{"received", "Messages received from the other nodes.", &c.received},
 		{"unroutable", "Messages that reached this node's subscribers only (NATS unreachable), or none (a shared subscription's node lost its members).", &c.unroutable},
+		{"unconfirmed", "QoS 1 and 2 messages handed to NATS and acknowledged to their publisher without NATS's confirmation in time.", &c.unconfirmed},
 		{"retained_unsaved", "Retained messages not stored cluster-wide when published (stored once NATS is reached again).", &c.unsaved},
 	} {
-		b = fmt.Appendf(b, "# HELP fleetcert_mqtt_cluster_%s_total %s\n# TYPE fleetcert_mqtt_cluster_%s_total counter\nfleetcert_mqtt_cluster_%s_total %d\n",
-			m.name, m.help, m.name, m.name, m.v.Load())
+		b = appendCounter(b, m.name, m.help, m.v.Load())
+	}
+	if s, ok := c.fabric.(FabricStats); ok {
+		b = appendCounter(b, "confirm_round_trips", "Round trips to NATS that confirmed QoS 1 and 2 messages (the publishes waiting at one time share one).", s.ConfirmRoundTrips())
+		b = appendCounter(b, "dropped", "Messages from other nodes dropped before this node's gateway took them (NATS slow consumer).", s.Dropped())
 	}
 	return b
+}
+
+func appendCounter(b []byte, name, help string, v uint64) []byte {
+	return fmt.Appendf(b, "# HELP fleetcert_mqtt_cluster_%s_total %s\n# TYPE fleetcert_mqtt_cluster_%s_total counter\nfleetcert_mqtt_cluster_%s_total %d\n",
+		name, help, name, name, v)
 }

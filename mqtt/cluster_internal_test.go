@@ -1,10 +1,12 @@
 package mqtt
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -41,5 +43,56 @@ func TestClusterRetainedKeepsCreated(t *testing.T) {
 	r.Retained(&Message{Scope: scope, Topic: "a"})
 	if _, ok := g.server.Topics.Retained.Get(internalTopic(scope, "a")); ok {
 		t.Fatal("an empty payload did not remove the retained message")
+	}
+}
+
+// mochi v2.7.9's Inflight.NextImmediate read-locks a session's inflight
+// messages and then calls GetAll, which read-locks them again. A writer
+// (Set: a publisher's goroutine delivering a QoS 1 message to the
+// session) that comes between the two waits for the first read lock, and
+// the second waits for the writer: the session's reader (it calls
+// NextImmediate after each packet) and every publisher writing to the
+// session hang, and their devices are dropped by their keepalive. Seen in
+// the cluster benchmark with 50 publishers (and with NO_NATS=1): the
+// stall issue 16 reported. It is mochi's, on one node too: fleetcert
+// builds with a copy of mochi that fixes it (third_party/mochi-mqtt-server,
+// FLEETCERT.md); this test fails, once the two have hung for 10 s, on
+// mochi v2.7.9 itself.
+func TestMochiInflightDeadlock(t *testing.T) {
+	in := mochi.NewInflights()
+	in.Set(packets.Packet{PacketID: 1, Expiry: -1})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				in.Set(packets.Packet{PacketID: 2})
+			}
+		}
+	}()
+	var done atomic.Int64
+	go func() {
+		for range 200_000 {
+			in.NextImmediate()
+			done.Add(1)
+		}
+	}()
+	// Hung: no progress for 5 s (with the race detector and a loaded
+	// machine the calls are slow, not stopped).
+	last, since := int64(-1), time.Now()
+	for {
+		n := done.Load()
+		if n == 200_000 {
+			return
+		}
+		if n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) > 5*time.Second {
+			t.Fatalf("Inflight.NextImmediate and a concurrent Set hung after %d calls", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

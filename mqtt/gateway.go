@@ -121,6 +121,7 @@ import (
 const (
 	DefaultRegion           = "us-east-1"
 	DefaultPollInterval     = time.Second
+	DefaultExpiryInterval   = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultSessionExpiry is how long a persistent session outlives its
 	// connection (AWS IoT: "persistent session expiry period", 1 hour by
@@ -177,6 +178,11 @@ type Gateway struct {
 	// HandshakeTimeout bounds the TLS handshake and the wait for CONNECT;
 	// DefaultHandshakeTimeout when zero.
 	HandshakeTimeout time.Duration
+
+	// ExpiryInterval is how often the registrations are scanned for
+	// certificates whose validity ended (the expired event) and counted by
+	// time to expiry (metrics); DefaultExpiryInterval when zero.
+	ExpiryInterval time.Duration
 
 	// SessionExpiry bounds how long a persistent session is kept after its
 	// connection ends; DefaultSessionExpiry when zero.
@@ -310,6 +316,9 @@ type Gateway struct {
 	view  atomic.Pointer[fleetcert.AdmissionView]
 	heads headReads
 	wake  chan struct{}
+
+	// expiry is the last expiry scan's counts (expiry.go).
+	expiry atomic.Pointer[fleetcert.ExpiryScan]
 }
 
 // NewGateway returns a Gateway admitting devices by reg (a
@@ -332,6 +341,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	if g.HandshakeTimeout <= 0 {
 		g.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if g.ExpiryInterval <= 0 {
+		g.ExpiryInterval = DefaultExpiryInterval
 	}
 	if g.SessionExpiry <= 0 {
 		g.SessionExpiry = DefaultSessionExpiry
@@ -389,8 +401,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 			ln.MaxConnections, ln.MaxConnectionsPerAddress = g.limits.maxConnections, g.limits.maxConnsPerAddr
 			ln.TrustedProxies, ln.ProxyHeaderTimeout, ln.Logger = g.TrustedProxies, g.HandshakeTimeout, g.Logger
 		},
-		wrap:  func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
-		ended: g.connectionEnded,
+		wrap:    func(c net.Conn) net.Conn { return &deviceConn{Conn: c, g: g} },
+		ended:   g.connectionEnded,
+		confirm: g.confirmAdmission,
 		config: &tls.Config{
 			MinVersion:       tls.VersionTLS12,
 			Certificates:     []tls.Certificate{cert},
@@ -409,6 +422,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.watched.Add(1)
 	go g.watchChanges(g.ctx)
+	g.watched.Add(1)
+	go g.watchExpiry(g.ctx) // expiry.go
 	return nil
 }
 

@@ -541,6 +541,13 @@ func TestJustInTimeRegistration(t *testing.T) {
 		if _, ok := ev["timestamp"].(float64); !ok {
 			t.Errorf("timestamp is not a number: %s", m.Payload())
 		}
+		// The audit log names the device, from its address, as who asked.
+		entries, _, err := e.reg.Audit(ctx, fleetcert.AuditQuery{CertificateID: id})
+		if err != nil || len(entries) != 1 || entries[0].Operation != "JustInTimeRegistration" ||
+			entries[0].Actor != fleetcert.ActorDevice || entries[0].SourceIP != "127.0.0.1" ||
+			entries[0].NewStatus != fleetcert.StatusPendingActivation {
+			t.Errorf("audit log %+v, %v; want JustInTimeRegistration by device from 127.0.0.1", entries, err)
+		}
 		// Each later attempt announces it again.
 		if _, err := e.dial(leaf, dialOptions{chain: []*testpki.Cert{ca}}); err == nil {
 			t.Fatal("admitted before activation")

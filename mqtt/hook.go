@@ -120,7 +120,12 @@ func (h *authHook) authenticate(cl *mochi.Client, cs tls.ConnectionState, s *ses
 		}
 		// AWS IoT (just-in-time registration): registration happens on the
 		// MQTT CONNECT; the event is published and the connection closed.
-		reg, err := g.Registry.AutoRegisterDevice(ctx, q)
+		// The device is who asks, from its address (the audit log).
+		device := fleetcert.Actor{ID: fleetcert.ActorDevice}
+		if host, _, err := net.SplitHostPort(cl.Net.Remote); err == nil {
+			device.SourceIP = host
+		}
+		reg, err := g.Registry.AutoRegisterDevice(fleetcert.WithActor(ctx, device), q)
 		var failure *fleetcert.ProvisioningFailure
 		switch {
 		case errors.As(err, &failure):
@@ -175,7 +180,9 @@ func (h *authHook) authorizeConnect(cl *mochi.Client, cs tls.ConnectionState, s 
 	if g.DevicePoliciesOff {
 		return true
 	}
-	s.certVars = certificateVariables(cs.PeerCertificates)
+	if len(cs.PeerCertificates) > 0 {
+		s.leaf = cs.PeerCertificates[0]
+	}
 	s.domain = cs.ServerName
 	if host, _, err := net.SplitHostPort(cl.Net.Remote); err == nil {
 		s.sourceIP = host
@@ -253,8 +260,9 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		topic = t
 	}
 	// AWS IoT reserves $aws/ topics: devices read the events there and
-	// publish nothing. Other $ topics (mochi's $SYS) are not for devices.
-	if strings.HasPrefix(topic, "$") && (write || !strings.HasPrefix(topic, "$aws/events/")) {
+	// publish nothing; the same for fleetcert's own events. Other $ topics
+	// (mochi's $SYS) are not for devices.
+	if strings.HasPrefix(topic, "$") && (write || !isEventTopic(topic)) {
 		return false
 	}
 	if h.g.DevicePoliciesOff || cl.Net.Inline {

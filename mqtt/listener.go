@@ -36,7 +36,10 @@ type tlsListener struct {
 	configure func(*connlimit.Listener)
 	wrap      func(net.Conn) net.Conn
 	ended     func(*tls.Conn, error, *admission)
-	limited   *connlimit.Listener
+	// confirm reports, once the handshake (begun at the time it gets) is
+	// over, whether the connection may go on; nil means it may.
+	confirm func(*tls.Conn, time.Time) bool
+	limited *connlimit.Listener
 
 	ln     net.Listener
 	closed atomic.Bool
@@ -101,13 +104,18 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 	// keepalive deadline once CONNECT is read. (A handshake
 	// context would bound the same wait with a goroutine and a timer more
 	// per connection.)
-	tc.SetDeadline(time.Now().Add(l.timeout))
+	began := time.Now()
+	tc.SetDeadline(began.Add(l.timeout))
 	if err := tc.Handshake(); err != nil {
 		// Refusals by the registry are logged by VerifyConnection; the rest
 		// (scanners, clients that distrust the server certificate) are noise.
 		l.logger.Debug("mqtt tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
 		l.handshakes.take(tc.ConnectionState()) // admitted before a later step failed
 		tc.Close()
+		return
+	}
+	if l.confirm != nil && !l.confirm(tc, began) {
+		tc.Close() // the refusal is logged and counted by confirm
 		return
 	}
 	if l.connectTimeout > 0 {

@@ -20,6 +20,7 @@ var dropBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 type metrics struct {
 	admitted       atomic.Uint64
 	autoRegistered atomic.Uint64
+	expiredEvents  atomic.Uint64
 	// provisioned counts just-in-time provisioning by outcome, as AWS's
 	// ProvisionThing.Success and .ClientErrors
 	// (https://docs.aws.amazon.com/iot/latest/developerguide/metrics_dimensions.html#provisioning-metrics);
@@ -129,6 +130,7 @@ func (g *Gateway) WriteMetrics(w io.Writer) error {
 		b = fmt.Appendf(b, "fleetcert_mqtt_policy_denials_total{action=%q} %d\n", a, m.denied[i].Load())
 	}
 	b = g.appendLimitMetrics(b)
+	b = g.appendExpiryMetrics(b)  // expiry.go
 	b = g.appendClusterMetrics(b) // cluster.go
 	_, err := w.Write(b)
 	return err

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"time"
 
 	"github.com/fleetcert/fleetcert"
 )
@@ -37,6 +38,11 @@ type Registry interface {
 	// AnnounceSession records a connection in the change feed, for the
 	// other gateways of a cluster (Gateway.AnnounceSessions).
 	AnnounceSession(ctx context.Context, scope fleetcert.Scope, certificateID, clientID, sessionID string) (int64, error)
+
+	// ClaimOnce reports whether this process is the first on the store to
+	// claim key within ttl: of a cluster's nodes, the one that publishes
+	// an event every node sees happen (expiry.go).
+	ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
 // The registry the gateway is built for.

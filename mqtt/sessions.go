@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"crypto/x509"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -35,10 +36,11 @@ type session struct {
 	claimMu  sync.Mutex
 	claimSeq int64
 
-	// certVars are the iot:Certificate.* policy variables of the device's
-	// certificate; authz its compiled policies (authz.go), replaced under
-	// authzMu when the scope's authorization changes.
-	certVars map[string][]string
+	// leaf is the device's certificate, whose iot:Certificate.* policy
+	// variables the policy package reads when a policy uses one; authz its
+	// compiled policies (authz.go), replaced under authzMu when the scope's
+	// authorization changes.
+	leaf *x509.Certificate
 	// The other policy variables of the connection: the device's address
 	// (aws:SourceIp), the TLS server name it reached (iot:DomainName) and
 	// its last will's topic (iot:LastWillTopic).

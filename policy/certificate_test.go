@@ -16,7 +16,7 @@ import (
 	"github.com/fleetcert/fleetcert/policy"
 )
 
-func newCertificate(t *testing.T, subject pkix.Name, dns []string, ips []net.IP) *x509.Certificate {
+func newCertificate(t testing.TB, subject pkix.Name, dns []string, ips []net.IP) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -69,7 +69,6 @@ func TestCertificateVariables(t *testing.T) {
 		}
 	}
 
-	ctx := policy.Context{ClientID: "c", Certificate: vars}
 	// https://docs.aws.amazon.com/iot/latest/developerguide/cert-policy-variables.html:
 	// the first value by default, ".N" from zero, an index out of range fails.
 	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":[
@@ -78,23 +77,27 @@ func TestCertificateVariables(t *testing.T) {
 	  "arn:aws:iot:us-east-1:123456789012:topic/third/${iot:Certificate.Subject.Organization.2}",
 	  "arn:aws:iot:us-east-1:123456789012:topic/list/${iot:Certificate.Subject.Organization.List}",
 	  "arn:aws:iot:us-east-1:123456789012:topic/cn/${iot:Certificate.Subject.CommonName}"]}]}`
-	s := compile(t, ctx, doc)
-	check(t, s, []request{
-		{"iot:Publish", topic("first/Example Corp"), policy.Allowed},
-		{"iot:Publish", topic("second/AnyCompany"), policy.Allowed},
-		{"iot:Publish", topic("first/AnyCompany"), policy.ImplicitDeny},
-		{"iot:Publish", topic("third/"), policy.ImplicitDeny},
-		{"iot:Publish", topic("list/Example Corp"), policy.ImplicitDeny},
-		{"iot:Publish", topic("cn/LightBulb Device Cert"), policy.Allowed},
-	})
+	// The same variables whether the caller built them (Certificate) or
+	// the policy package reads them from the certificate when a policy
+	// uses one (Leaf, the gateway's way).
+	for _, ctx := range []policy.Context{{ClientID: "c", Certificate: vars}, {ClientID: "c", Leaf: cert}} {
+		check(t, compile(t, ctx, doc), []request{
+			{"iot:Publish", topic("first/Example Corp"), policy.Allowed},
+			{"iot:Publish", topic("second/AnyCompany"), policy.Allowed},
+			{"iot:Publish", topic("first/AnyCompany"), policy.ImplicitDeny},
+			{"iot:Publish", topic("third/"), policy.ImplicitDeny},
+			{"iot:Publish", topic("list/Example Corp"), policy.ImplicitDeny},
+			{"iot:Publish", topic("cn/LightBulb Device Cert"), policy.Allowed},
+		})
+	}
 
 	// Registered devices (2): ForAllValues:StringEquals over .List (same page).
 	orgs := `{"Version":"2012-10-17","Statement":[
 	  {"Effect":"Allow","Action":["iot:Connect"],"Resource":["arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"]},
 	  {"Effect":"Allow","Action":["iot:Publish"],"Resource":["arn:aws:iot:us-east-1:123456789012:topic/my/topic/${iot:Connection.Thing.ThingName}"],
 	   "Condition":{"ForAllValues:StringEquals":{"iot:Certificate.Subject.Organization.List":["Example Corp","AnyCompany"]}}}]}`
-	ctx = thing("bulb")
-	ctx.Certificate = vars
+	ctx := thing("bulb")
+	ctx.Leaf = cert
 	check(t, compile(t, ctx, orgs), []request{
 		{"iot:Connect", client("bulb"), policy.Allowed},
 		{"iot:Publish", topic("my/topic/bulb"), policy.Allowed},

@@ -84,17 +84,8 @@ func Compile(policies []Named, ctx Context) *Set {
 			continue
 		}
 		for _, st := range np.Doc.Statements {
-			c := compiled{policy: np.Name, deny: st.Deny, notAction: st.NotAction, notRes: st.NotResource}
-			for _, a := range st.Actions {
-				// AWS IoT does not substitute variables in Action
-				// ("policy variables … in the Resource or Condition block",
-				// https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-variables.html);
-				// action names match case-insensitively, as IAM's do
-				// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html).
-				p := wildPattern(a)
-				p.lower()
-				c.actions = append(c.actions, p)
-			}
+			c := compiled{policy: np.Name, deny: st.Deny, notAction: st.NotAction, notRes: st.NotResource,
+				actions: st.actions, resources: make([]pattern, 0, len(st.resources))}
 			var resMissing []string
 			resolved := true
 			for _, t := range st.resources {

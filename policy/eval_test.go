@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"crypto/x509/pkix"
 	"reflect"
 	"testing"
 
@@ -350,5 +351,22 @@ func TestAllowedDoesNotAllocate(t *testing.T) {
 	pub := topic("thermostat-0042/telemetry/temperature")
 	if n := testing.AllocsPerRun(100, func() { s.Allowed("iot:Publish", pub) }); n != 0 {
 		t.Fatalf("Allowed allocates %v times", n)
+	}
+}
+
+// BenchmarkCompile is what a device's connection costs before its first
+// check: the AWS thing-name policy compiled with a real certificate's
+// variables (which that policy does not use).
+func BenchmarkCompile(b *testing.B) {
+	leaf := newCertificate(b, pkix.Name{CommonName: "thermostat-0042", Organization: []string{"Example Corp"}, Country: []string{"US"}}, []string{"thermostat-0042.example.com"}, nil)
+	named := []policy.Named{{Name: "thing", ARN: "arn:aws:iot:us-east-1:123456789012:policy/thing", Doc: mustParse(b, thingScoped)}}
+	ctx := thing("thermostat-0042")
+	ctx.Region, ctx.AccountID = region, account
+	ctx.Leaf = leaf
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := policy.Compile(named, ctx); !s.Allowed("iot:Connect", client("thermostat-0042")) {
+			b.Fatal("wrong decision")
+		}
 	}
 }

@@ -69,6 +69,7 @@ type Statement struct {
 	Conditions []Condition
 
 	resources []template
+	actions   []pattern // Actions compiled, lower-case
 }
 
 // Condition is one condition operator applied to one key, as in
@@ -200,6 +201,17 @@ func parseStatement(raw any, variables bool) (Statement, error) {
 				}
 			}
 			st.Actions, st.NotAction, haveAction = list, m.key == "NotAction", true
+			st.actions = st.actions[:0]
+			for _, a := range list {
+				// AWS IoT does not substitute variables in Action
+				// ("policy variables … in the Resource or Condition block",
+				// https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-variables.html);
+				// action names match case-insensitively, as IAM's do
+				// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html).
+				p := wildPattern(a)
+				p.lower()
+				st.actions = append(st.actions, p)
+			}
 		case "Resource", "NotResource":
 			if haveResource {
 				return st, errors.New("a statement has either Resource or NotResource, not both.")

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"crypto/x509"
 	"strconv"
 	"strings"
 )
@@ -33,8 +34,11 @@ type Context struct {
 	ThingAttached            bool
 
 	// Certificate holds the iot:Certificate.* variables of the device
-	// certificate, as built by CertificateVariables.
+	// certificate, as built by CertificateVariables. When it is nil they are
+	// read from Leaf, and only if a policy uses one: most policies do not,
+	// and building them costs a connection more than its policies' patterns.
 	Certificate map[string][]string
+	Leaf        *x509.Certificate
 
 	// ConnectAttributes and LastWillTopic describe the CONNECT packet: the
 	// iot:ConnectAttributes condition key ("PersistentConnect", "LastWill", …)
@@ -48,6 +52,10 @@ type Context struct {
 // template is a resource or condition value with its policy variables located.
 type template struct {
 	pieces []piece
+	// fixed is set when the template has no variable, and pat is then its
+	// pattern, compiled once for every connection.
+	fixed bool
+	pat   pattern
 }
 
 type pieceKind uint8
@@ -71,6 +79,18 @@ type piece struct {
 // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html);
 // earlier parts are kept as written, wildcards included.
 func parseTemplate(s string, variables, arn bool) template {
+	t := parsePieces(s, variables, arn)
+	for _, pc := range t.pieces {
+		if pc.kind == pieceVariable {
+			return t
+		}
+	}
+	t.pat, _ = t.compile(nil)
+	t.fixed = true
+	return t
+}
+
+func parsePieces(s string, variables, arn bool) template {
 	var t template
 	if !variables {
 		t.pieces = []piece{{kind: pieceText, text: s}}
@@ -129,6 +149,9 @@ func parseTemplate(s string, variables, arn bool) template {
 // fleetcert never matches the left-over text, so that a client cannot publish to
 // a topic literally named "${iot:Connection.Thing.ThingName}".
 func (t template) compile(r *resolver) (pattern, []string) {
+	if t.fixed {
+		return t.pat, nil
+	}
 	var p pattern
 	var missing []string
 	for _, pc := range t.pieces {
@@ -153,18 +176,31 @@ func (t template) compile(r *resolver) (pattern, []string) {
 // resolver answers the policy variables and condition keys of one Context.
 type resolver struct {
 	ctx  *Context
-	cert map[string][]string // Certificate with lower-case keys
+	cert map[string][]string // Certificate with lower-case keys, once certVars has run
 	// connect is set while evaluating for iot:Connect, when the CONNECT packet's
 	// keys are present.
 	connect bool
 }
 
 func newResolver(ctx *Context) *resolver {
-	r := &resolver{ctx: ctx, cert: make(map[string][]string, len(ctx.Certificate))}
-	for k, v := range ctx.Certificate {
+	return &resolver{ctx: ctx}
+}
+
+// certVars returns the certificate's variables by lower-case key, building
+// them on first use.
+func (r *resolver) certVars() map[string][]string {
+	if r.cert != nil {
+		return r.cert
+	}
+	vars := r.ctx.Certificate
+	if vars == nil && r.ctx.Leaf != nil {
+		vars = CertificateVariables(r.ctx.Leaf)
+	}
+	r.cert = make(map[string][]string, len(vars))
+	for k, v := range vars {
 		r.cert[strings.ToLower(k)] = v
 	}
-	return r
+	return r.cert
 }
 
 // Attribute limits of certificate variables
@@ -267,7 +303,8 @@ func (r *resolver) lookup(name string) (vals []string, multi, ok bool) {
 // the policy variable name to specify all values of the attribute"
 // (https://docs.aws.amazon.com/iot/latest/developerguide/cert-policy-variables.html).
 func (r *resolver) certificate(attr string) ([]string, bool, bool) {
-	if vals, found := r.cert[attr]; found && attr == "availablekeys" {
+	cert := r.certVars()
+	if vals, found := cert[attr]; found && attr == "availablekeys" {
 		return vals, true, len(vals) > 0
 	}
 	index, multi := 0, false
@@ -275,12 +312,12 @@ func (r *resolver) certificate(attr string) ([]string, bool, bool) {
 		attr, multi = base, true
 	} else if dot := strings.LastIndexByte(attr, '.'); dot >= 0 {
 		if n, err := strconv.Atoi(attr[dot+1:]); err == nil && n >= 0 && attr[dot+1] != '+' {
-			if _, found := r.cert[attr]; !found {
+			if _, found := cert[attr]; !found {
 				attr, index = attr[:dot], n
 			}
 		}
 	}
-	vals := r.cert[attr]
+	vals := cert[attr]
 	if len(vals) > maxCertificateValues {
 		vals = vals[:maxCertificateValues]
 	}

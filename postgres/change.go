@@ -56,16 +56,23 @@ const (
 		SELECT count(*) FROM gone`
 )
 
-// AppendChange appends ch to the change feed and sets ch.Seq. From here
+// AppendChange appends ch to the change feed and sets ch.Seq, and writes
+// its audit entry (appendAuditedChangeSQL) when it has an Operation. From here
 // until the transaction ends, appends in other transactions wait: see
 // appendChangeSQL.
 func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 	if err := tx.checkWritable("append change"); err != nil {
 		return err
 	}
-	err := tx.q.QueryRow(ctx, appendChangeSQL, string(ch.Kind), ch.Scope.AccountID, ch.Scope.Region,
+	args := []any{string(ch.Kind), ch.Scope.AccountID, ch.Scope.Region,
 		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), ch.Time.UTC(), ch.ClientID, ch.SessionID,
-		ch.Resource, ch.Target).Scan(&ch.Seq)
+		ch.Resource, ch.Target}
+	query := appendChangeSQL
+	if ch.Operation != "" {
+		query = appendAuditedChangeSQL
+		args = append(args, ch.Operation, ch.Actor, ch.ActorAccount, ch.SourceIP)
+	}
+	err := tx.q.QueryRow(ctx, query, args...).Scan(&ch.Seq)
 	return storeError(ctx, err, "append change")
 }
 

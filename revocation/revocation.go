@@ -197,6 +197,15 @@ func (h *Handler) follow(ctx context.Context, pos int64) {
 				dirty, signed = false, time.Now()
 			}
 		}
+		// One read of the feed per minCRLGap at most, however many
+		// commits woke the follower: under a stream of writes a read per
+		// commit cost a tenth of the server's CPU (BENCHMARKS.md), and a
+		// CRL waits for minCRLGap anyway.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(minCRLGap):
+		}
 		select {
 		case <-ctx.Done():
 			return

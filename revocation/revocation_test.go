@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -551,4 +552,65 @@ func BenchmarkOCSP(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "responses/s")
+}
+
+// countingStore counts the change-feed reads made through it.
+type countingStore struct {
+	fleetcert.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.Change, error) {
+	s.reads.Add(1)
+	return s.Store.Changes(ctx, after, limit)
+}
+
+// A stream of commits does not make the CRL follower read the feed once
+// per commit, only about once per 100 ms (minCRLGap), and a revocation in
+// the stream still reaches the CRL.
+func TestCRLFollowerCoalescesCommits(t *testing.T) {
+	ctx := context.Background()
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), "fleetcert.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cs := &countingStore{Store: db}
+	iss, err := fleetcert.NewIssuer(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := fleetcert.NewRegistry(cs, iss)
+	h := &revocation.Handler{Registry: reg, Issuer: iss, Region: scope.Region, DefaultAccountID: scope.AccountID,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	e := &env{reg: reg, iss: iss, h: h}
+	c, _ := e.issue(t)
+	reads0 := cs.reads.Load()
+	start := time.Now()
+	const commits = 200
+	for i := range commits {
+		status := fleetcert.StatusInactive
+		if i%2 == 1 {
+			status = fleetcert.StatusActive
+		}
+		if err := reg.UpdateCertificate(ctx, scope, c.ID, status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	if reads, most := cs.reads.Load()-reads0, int64(elapsed/(100*time.Millisecond))+3; reads > most {
+		t.Errorf("%d commits in %s made the CRL follower read the feed %d times, want at most %d", commits, elapsed.Round(time.Millisecond), reads, most)
+	}
+	if err := reg.UpdateCertificate(ctx, scope, c.ID, fleetcert.StatusRevoked); err != nil {
+		t.Fatal(err)
+	}
+	serial := new(big.Int).SetBytes(c.Serial)
+	testwait.For(t, "the CRL lists the revoked certificate", func() bool {
+		crl, err := x509.ParseRevocationList(h.CRL().DER)
+		return err == nil && listed(crl, serial) != nil
+	})
 }

@@ -210,3 +210,140 @@ func BenchmarkChangesHead(b *testing.B) {
 		}
 	}
 }
+
+// update changes a certificate's status as Registry.UpdateCertificate
+// does: read it, write it, append the change.
+func update(ctx context.Context, db *sqlite.DB, id string, i int) error {
+	return updateAudited(ctx, db, id, i, "")
+}
+
+// updateAudited is update with the change's Operation set to op, as the
+// Registry sets it ("": none), so that the store writes its audit entry.
+func updateAudited(ctx context.Context, db *sqlite.DB, id string, i int, op string) error {
+	return db.Update(ctx, func(tx fleetcert.Tx) error {
+		c, err := tx.Certificate(ctx, benchScope, id)
+		if err != nil {
+			return err
+		}
+		old := c.Status
+		c.Status = fleetcert.StatusInactive
+		if i%2 == 1 {
+			c.Status = fleetcert.StatusActive
+		}
+		c.LastModifiedDate = benchTime.Add(time.Duration(i) * time.Millisecond)
+		if err := tx.UpdateCertificate(ctx, c); err != nil {
+			return err
+		}
+		return tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated,
+			Scope: c.Scope, CertificateID: c.ID, OldStatus: old, NewStatus: c.Status, Time: c.LastModifiedDate,
+			Operation: op, Actor: "AKIAIOSFODNN7EXAMPLE", ActorAccount: c.Scope.AccountID, SourceIP: "192.0.2.10"})
+	})
+}
+
+func BenchmarkUpdateCertificate(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	ids := seed(b, db, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	i := 0
+	for b.Loop() {
+		if err := update(ctx, db, ids[rng.IntN(n)], i); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkUpdateCertificateAudited is BenchmarkUpdateCertificate with the
+// audit entry the Registry's changes now carry: its cost is the difference.
+func BenchmarkUpdateCertificateAudited(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	ids := seed(b, db, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	i := 0
+	for b.Loop() {
+		if err := updateAudited(ctx, db, ids[rng.IntN(n)], i, "UpdateCertificate"); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// benchmarkUpdateBatch updates certificates 1,000 to a transaction, as a
+// bulk job does: without a commit per update, what each costs the store
+// (the change, and with op its audit entry) stands out.
+func benchmarkUpdateBatch(b *testing.B, op string) {
+	const n, batch = 10_000, 1000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	ids := seed(b, db, n)
+	i := 0
+	for b.Loop() {
+		err := db.Update(ctx, func(tx fleetcert.Tx) error {
+			for range batch {
+				c, err := tx.Certificate(ctx, benchScope, ids[i%n])
+				if err != nil {
+					return err
+				}
+				old := c.Status
+				c.Status = fleetcert.StatusInactive
+				if (i/n)%2 == 1 {
+					c.Status = fleetcert.StatusActive
+				}
+				c.LastModifiedDate = benchTime.Add(time.Duration(i) * time.Millisecond)
+				if err := tx.UpdateCertificate(ctx, c); err != nil {
+					return err
+				}
+				if err := tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated,
+					Scope: c.Scope, CertificateID: c.ID, OldStatus: old, NewStatus: c.Status, Time: c.LastModifiedDate,
+					Operation: op, Actor: "AKIAIOSFODNN7EXAMPLE", ActorAccount: c.Scope.AccountID, SourceIP: "192.0.2.10"}); err != nil {
+					return err
+				}
+				i++
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/update")
+}
+
+func BenchmarkUpdateCertificateBatch(b *testing.B) { benchmarkUpdateBatch(b, "") }
+func BenchmarkUpdateCertificateBatchAudited(b *testing.B) {
+	benchmarkUpdateBatch(b, "UpdateCertificate")
+}
+
+// benchmarkAppendBatch appends 1,000 changes to a transaction: the feed's
+// insert alone, and with op its audit entry's.
+func benchmarkAppendBatch(b *testing.B, op string) {
+	const batch = 1000
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	id := benchCertificate(0).ID
+	i := 0
+	for b.Loop() {
+		err := db.Update(ctx, func(tx fleetcert.Tx) error {
+			for range batch {
+				if err := tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated,
+					Scope: benchScope, CertificateID: id, OldStatus: fleetcert.StatusActive, NewStatus: fleetcert.StatusRevoked,
+					Time: benchTime.Add(time.Duration(i) * time.Millisecond), Operation: op,
+					Actor: "AKIAIOSFODNN7EXAMPLE", ActorAccount: benchScope.AccountID, SourceIP: "192.0.2.10"}); err != nil {
+					return err
+				}
+				i++
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendChangeBatch(b *testing.B)        { benchmarkAppendBatch(b, "") }
+func BenchmarkAppendChangeBatchAudited(b *testing.B) { benchmarkAppendBatch(b, "UpdateCertificate") }

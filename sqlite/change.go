@@ -20,7 +20,8 @@ const (
 	selectChangesHeadSQL    = `SELECT max(coalesce((SELECT max(seq) FROM changes), 0), pruned_seq) FROM change_horizon`
 )
 
-// AppendChange appends ch to the change feed and sets ch.Seq. The feed's
+// AppendChange appends ch to the change feed and sets ch.Seq, and writes
+// its audit entry when it has an Operation. The feed's
 // sequence is never reused, and since SQLite has one writer at a time,
 // entries commit in Seq order: a reader never sees a later Seq before an
 // earlier one.
@@ -41,6 +42,9 @@ func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 	}
 	if ch.Seq, err = res.LastInsertId(); err != nil {
 		return fmt.Errorf("append change: %w", err)
+	}
+	if ch.Operation != "" {
+		return tx.appendAudit(ctx, ch, t)
 	}
 	return nil
 }

@@ -214,8 +214,15 @@ type Tx struct {
 	pool     *sql.DB // the read pool, in a View
 	stmts    *statements
 	writable bool
-	bound    map[*sql.Stmt]*sql.Stmt // statements bound to tx (stmt)
+
+	// bound holds the statements already bound to tx, so that a
+	// transaction running one many times (a bulk job's thousands of
+	// changes and audit entries) binds it once: each Tx.StmtContext
+	// allocates a statement the transaction keeps until it ends.
+	bound []boundStmt
 }
+
+type boundStmt struct{ prepared, bound *sql.Stmt }
 
 // querier runs a statement that is not prepared.
 type querier interface {
@@ -248,22 +255,20 @@ func (tx *Tx) queryAdhoc(ctx context.Context, query string, args ...any) (*sql.R
 // Check that *Tx implements the contract.
 var _ fleetcert.Tx = (*Tx)(nil)
 
-// stmt returns s bound to the transaction. database/sql reuses the statement
-// already prepared on the transaction's connection.
+// stmt returns s bound to the transaction, binding it on first use.
+// database/sql reuses the statement already prepared on the transaction's
+// connection.
 func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) *sql.Stmt {
 	if tx.tx == nil {
 		return s
 	}
-	// Bound once per transaction: binding costs a lock and an allocation,
-	// and a bulk job's Update runs two statements per certificate.
-	if b := tx.bound[s]; b != nil {
-		return b
+	for _, b := range tx.bound {
+		if b.prepared == s {
+			return b.bound
+		}
 	}
 	b := tx.tx.StmtContext(ctx, s)
-	if tx.bound == nil {
-		tx.bound = make(map[*sql.Stmt]*sql.Stmt)
-	}
-	tx.bound[s] = b
+	tx.bound = append(tx.bound, boundStmt{s, b})
 	return b
 }
 
@@ -459,6 +464,7 @@ type statements struct {
 	listAccessKeys       *sql.Stmt
 
 	insertChange   *sql.Stmt
+	insertAudit    *sql.Stmt
 	changes        *sql.Stmt
 	changesHorizon *sql.Stmt
 	changesHead    *sql.Stmt
@@ -556,6 +562,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.deleteAccessKey, deleteAccessKeySQL},
 		{&s.listAccessKeys, listAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
+		{&s.insertAudit, insertAuditSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
 		{&s.changesHead, selectChangesHeadSQL},

@@ -61,6 +61,9 @@ type Config struct {
 	RequestTimeout  time.Duration
 	Insecure        bool
 	JSON            bool
+	IDsFile         string
+	CACertificateID string
+	Pages           int
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -71,7 +74,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Region, "region", "us-east-1", "region of the SigV4 credential scope")
 	fs.StringVar(&c.AccessKeyID, "access-key-id", os.Getenv("AWS_ACCESS_KEY_ID"), "access key id (default $AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&c.SecretAccessKey, "secret-access-key", os.Getenv("AWS_SECRET_ACCESS_KEY"), "secret access key (default $AWS_SECRET_ACCESS_KEY)")
-	fs.StringVar(&c.Op, "op", "all", "describe | register | list-scan | all")
+	fs.StringVar(&c.Op, "op", "all", "describe | register | list-scan | update | list-by-ca | all (describe, register, list-scan)")
+	fs.StringVar(&c.IDsFile, "ids-file", "", "describe and update pick random certificate ids from this file (one a line, e.g. `seed --ids-out`)\ninstead of registering a pool; update needs it")
+	fs.StringVar(&c.CACertificateID, "ca-certificate-id", "", "the CA list-by-ca pages through (e.g. `seed --ca`'s)")
+	fs.IntVar(&c.Pages, "pages", 200, "list-by-ca: pages of 250 timed, one after the other (following nextMarker from the start)")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "concurrent callers")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "time limit of each timed phase")
 	fs.IntVar(&c.MaxOps, "max-ops", 200000, "call limit of each timed phase")
@@ -99,8 +105,16 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	switch c.Op {
 	case "describe", "register", "list-scan", "all":
+	case "update":
+		if c.IDsFile == "" {
+			return c, errors.New("--op update needs --ids-file")
+		}
+	case "list-by-ca":
+		if c.CACertificateID == "" || c.Pages < 1 {
+			return c, errors.New("--op list-by-ca needs --ca-certificate-id and a positive --pages")
+		}
 	default:
-		return c, fmt.Errorf("--op %q: want describe, register, list-scan or all", c.Op)
+		return c, fmt.Errorf("--op %q: want describe, register, list-scan, update, list-by-ca or all", c.Op)
 	}
 	for _, e := range strings.Split(c.Endpoint, ",") {
 		if err := checkLoopback(e); err != nil {
@@ -191,6 +205,16 @@ type Report struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "seed":
+			return runSeed(ctx, args[1:], stdout, stderr)
+		case "view":
+			return runView(ctx, args[1:], stdout, stderr)
+		case "ceiling":
+			return runCeiling(ctx, args[1:], stdout, stderr)
+		}
+	}
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -218,6 +242,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				failed = append(failed, fmt.Sprintf("describe: %v", err))
 				fmt.Fprintln(stdout, "op=DescribeCertificate FAILED:", err)
+				continue
+			}
+			r.print(stdout)
+			rep.Results = append(rep.Results, r)
+		case "update", "list-by-ca":
+			var r OpResult
+			var err error
+			if op == "update" {
+				r, err = b.update(ctx)
+			} else {
+				r, err = b.listByCA(ctx)
+			}
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", op, err))
+				fmt.Fprintf(stdout, "op=%s FAILED: %v\n", op, err)
 				continue
 			}
 			r.print(stdout)

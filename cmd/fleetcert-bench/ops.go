@@ -7,7 +7,9 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +120,13 @@ func (b *bench) logf(format string, args ...any) {
 // DescribeCertificate on random ones of them.
 func (b *bench) describe(ctx context.Context) (OpResult, error) {
 	c := b.cfg
+	if c.IDsFile != "" {
+		pool, err := readIDs(c.IDsFile)
+		if err != nil {
+			return OpResult{}, err
+		}
+		return b.describePool(ctx, pool, nil, nil)
+	}
 	pems, err := b.certs.generate(c.DescribePool)
 	if err != nil {
 		return OpResult{}, err
@@ -129,6 +138,13 @@ func (b *bench) describe(ctx context.Context) (OpResult, error) {
 	if len(pool) == 0 {
 		return OpResult{}, fmt.Errorf("could not register any certificate for the pool: %s", describeErrors(poolRec))
 	}
+	return b.describePool(ctx, pool, ids, poolRec)
+}
+
+// describePool calls DescribeCertificate on random ids of pool; ids and
+// poolRec are the pool's registration, when it was registered.
+func (b *bench) describePool(ctx context.Context, pool, ids []string, poolRec *recorder) (OpResult, error) {
+	c := b.cfg
 	b.logf("describe: pool of %d certificates; timed phase %s at concurrency %d", len(pool), c.Duration, c.Concurrency)
 	rec, elapsed, stopped := b.load(ctx, c.Concurrency, c.MaxOps, c.Duration, func(ctx context.Context, i int) error {
 		id := pool[rand.IntN(len(pool))]
@@ -142,7 +158,7 @@ func (b *bench) describe(ctx context.Context) (OpResult, error) {
 		return nil
 	})
 	r := newOpResult("DescribeCertificate", "timed", c.Concurrency, rec, elapsed, stopped)
-	if n := len(ids) - len(pool); n > 0 {
+	if n := len(ids) - len(pool); ids != nil && n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d of %d pool registrations failed: %s", n, len(ids), describeErrors(poolRec)))
 	}
 	r.Notes = append(r.Notes, fmt.Sprintf("random ids from a pool of %d", len(pool)))
@@ -373,4 +389,94 @@ func countDuplicates(ids []string) int {
 		}
 	}
 	return n
+}
+
+// readIDs reads certificate ids, one a line, skipping empty lines.
+func readIDs(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for line := range strings.Lines(string(b)) {
+		if line = strings.TrimSpace(line); line != "" {
+			ids = append(ids, line)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: no certificate ids", path)
+	}
+	return ids, nil
+}
+
+// update calls UpdateCertificate on random ids of --ids-file, each call
+// moving its certificate between ACTIVE and INACTIVE (call i sets INACTIVE
+// when i is even), so that most calls change a status: a write, a change
+// in the feed, a wake-up of the gateway's watcher.
+func (b *bench) update(ctx context.Context) (OpResult, error) {
+	c := b.cfg
+	pool, err := readIDs(c.IDsFile)
+	if err != nil {
+		return OpResult{}, err
+	}
+	b.logf("update: pool of %d certificates; timed phase %s at concurrency %d", len(pool), c.Duration, c.Concurrency)
+	rec, elapsed, stopped := b.load(ctx, c.Concurrency, c.MaxOps, c.Duration, func(ctx context.Context, i int) error {
+		status := types.CertificateStatusInactive
+		if i%2 == 1 {
+			status = types.CertificateStatusActive
+		}
+		_, err := b.client(i).UpdateCertificate(ctx, &iot.UpdateCertificateInput{
+			CertificateId: aws.String(pool[rand.IntN(len(pool))]), NewStatus: status})
+		return err
+	})
+	r := newOpResult("UpdateCertificate", "timed", c.Concurrency, rec, elapsed, stopped)
+	r.Notes = append(r.Notes, fmt.Sprintf("random ids from a pool of %d, ACTIVE and INACTIVE in turn", len(pool)))
+	return r, nil
+}
+
+// listByCA pages through ListCertificatesByCA from the start, one page of
+// 250 after the other, timing each page, for at most --pages pages or
+// --duration.
+func (b *bench) listByCA(ctx context.Context) (OpResult, error) {
+	c := b.cfg
+	rec := newRecorder(c.Pages)
+	var marker *string
+	cpu0 := processCPU()
+	start := time.Now()
+	deadline := start.Add(c.Duration)
+	stopped := stopDone
+	items := 0
+	for page := 0; page < c.Pages; page++ {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			stopped = stopDuration
+			break
+		}
+		cctx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
+		t0 := time.Now()
+		out, err := b.client(page).ListCertificatesByCA(cctx, &iot.ListCertificatesByCAInput{
+			CaCertificateId: aws.String(c.CACertificateID), PageSize: aws.Int32(pageSize), Marker: marker})
+		d := time.Since(t0)
+		cancel()
+		if err == nil && len(out.Certificates) == 0 && page == 0 {
+			err = &checkError{"EmptyPage", "the CA's first page is empty"}
+		}
+		rec.record(d, err)
+		if err != nil {
+			break
+		}
+		items += len(out.Certificates)
+		next := aws.ToString(out.NextMarker)
+		if next == "" {
+			break
+		}
+		marker = &next
+	}
+	elapsed := time.Since(start)
+	if len(rec.latencies) >= c.Pages {
+		stopped = stopMaxOps
+	}
+	rec.cpu = processCPU() - cpu0
+	r := newOpResult("ListCertificatesByCA", "timed", 1, rec, elapsed, stopped)
+	r.Notes = append(r.Notes, fmt.Sprintf("%d pages of up to %d, %d certificates, one caller; latencies are per page", len(rec.latencies), pageSize, items))
+	return r, nil
 }

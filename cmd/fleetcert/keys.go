@@ -34,6 +34,8 @@ subcommands:
 		usage(stderr)
 		return usagef("keys: no subcommand given")
 	}
+	// The audit log names the command line as who changed the keys.
+	ctx = fleetcert.WithActor(ctx, fleetcert.Actor{ID: fleetcert.ActorCLI})
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		usage(stdout)

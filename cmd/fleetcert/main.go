@@ -7,6 +7,7 @@
 //	fleetcert serve [flags]             run the service
 //	fleetcert wait [flags]              wait until a server answers /healthz
 //	fleetcert keys create --account-id ID [--data-dir D]
+//	fleetcert audit [--since T] [--certificate ID] [--data-dir D]
 //	fleetcert migrate --from-sqlite DIR --database-url URL
 //	fleetcert backup --to FILE [--data-dir D]
 //	fleetcert restore --from FILE [--data-dir D]
@@ -74,6 +75,7 @@ var commands = []command{
 	{"keys", "manage the access keys of accounts", runKeys},
 	{"certificates", "revoke or deactivate every certificate of a CA, as a resumable job", runCertificates},
 	{"jobs", "list or cancel the bulk jobs of an account", runJobs},
+	{"audit", "print the audit log as JSON lines: who changed what, when, from where", runAudit},
 	{"migrate", "copy an embedded store into PostgreSQL", runMigrate},
 	{"backup", "write a consistent copy of the embedded store while the server runs", runBackup},
 	{"restore", "replace the embedded store with a backup (the server stopped)", runRestore},

@@ -20,8 +20,8 @@ the gateway CA) into the PostgreSQL database at URL, then reads the copy back
 and checks it record by record. It prints the counts and a SHA-256 checksum
 of what was copied. Stop the fleetcert server that uses DIR first. A target
 that already holds records is refused unless --merge, which keeps what the
-target holds and copies the rest. The change feed is not copied: the cluster
-starts its own.`)
+target holds and copies the rest. The change feed and the audit log are not
+copied: the cluster starts its own.`)
 	from := fs.String("from-sqlite", "", "data dir of the embedded store to copy (required)")
 	url := fs.String("database-url", "", "postgres:// URL of the target database (required)")
 	merge := fs.Bool("merge", false, "copy into a database that already holds records, keeping them")

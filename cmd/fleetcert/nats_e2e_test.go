@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +21,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fleetcert/fleetcert/internal/testpg"
 	"github.com/fleetcert/fleetcert/internal/testpki"
 	"github.com/fleetcert/fleetcert/internal/testwait"
+	"github.com/fleetcert/fleetcert/mqtt/natsroute"
 )
 
 // natsServer is a real nats-server with JetStream, embedded in the test
@@ -514,5 +519,101 @@ func TestServeNATSFlags(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "degraded") {
 		t.Fatalf("healthz with NATS unreachable: %d %q, want 200 degraded", resp.StatusCode, b)
+	}
+}
+
+// TestClusterNATSRetainedExpiry: a retained message published with an
+// MQTT 5 message expiry interval expires at that time on every node and
+// in the cluster's bucket, as on one broker; one without stays.
+func TestClusterNATSRetainedExpiry(t *testing.T) {
+	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
+		t.Skip("mosquitto clients not installed (Debian package mosquitto-clients; scripts/test installs it)")
+	}
+	ns, nodes, dev, dbURL := startNATSCluster(t)
+	certFile, keyFile := deviceFiles(t, dev)
+	const expiry = 3 * time.Second
+	start := time.Now()
+	for _, m := range []struct{ topic, payload string }{{"fleet/expiring", "soon gone"}, {"fleet/kept", "kept"}} {
+		args := append(mosquittoArgs(nodes[0].mqttAddr, nodes[0].caFile, certFile, keyFile),
+			"-V", "mqttv5", "-i", "mosq-retain", "-t", m.topic, "-m", m.payload, "-q", "1", "-r")
+		if m.topic == "fleet/expiring" {
+			args = append(args, "-D", "publish", "message-expiry-interval", strconv.Itoa(int(expiry/time.Second)))
+		}
+		if b, err := exec.Command("mosquitto_pub", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub: %v %s", err, b)
+		}
+	}
+	published := time.Now()
+
+	// retained returns the retained messages a new subscriber to fleet/+
+	// on n gets: those that reach it before a marker published after it
+	// subscribed.
+	tries := 0
+	retained := func(n *node) []string {
+		tries++
+		got, sc := subscriber(t, n, dev, fmt.Sprint("retained-", tries), "fleet/+", 1)
+		defer sc.Disconnect(0)
+		mc, _, err := n.connectDevice(t, dev, fmt.Sprint("marker-", tries))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mc.Disconnect(0)
+		publish(t, mc, "fleet/marker", 0, false, "m")
+		testwait.For(t, "the marker", func() bool { return len(got.payloads("fleet/marker")) > 0 })
+		var out []string
+		for _, topic := range []string{"fleet/expiring", "fleet/kept"} {
+			if len(got.payloads(topic)) > 0 {
+				out = append(out, topic)
+			}
+		}
+		return out
+	}
+	for i, n := range nodes {
+		testwait.For(t, fmt.Sprintf("node %d to hold both retained messages", i), func() bool {
+			return len(retained(n)) == 2 || time.Since(published) > expiry-time.Second
+		})
+	}
+	if time.Since(published) > expiry-time.Second {
+		t.Skipf("the machine is too slow to see the retained message before its %s expiry", expiry)
+	}
+	for i, n := range nodes {
+		testwait.For(t, fmt.Sprintf("the retained message to expire on node %d", i), func() bool {
+			got := retained(n)
+			if !slices.Contains(got, "fleet/kept") {
+				t.Fatalf("node %d lost the retained message without expiry: %q", i, got)
+			}
+			return len(got) == 1
+		})
+	}
+	// MQTT counts the expiry in whole seconds, mochi from the second the
+	// message came in.
+	if since := time.Since(start); since < expiry-time.Second {
+		t.Fatalf("the retained message expired %s after it was published, before its %s expiry", since, expiry)
+	}
+	late := startNode(t, dbURL, "FLEETCERT_NATS_URL="+ns.url())
+	if got := retained(late); len(got) != 1 || got[0] != "fleet/kept" {
+		t.Fatalf("a node started after the expiry has retained messages %q, want fleet/kept only", got)
+	}
+
+	nc, err := nats.Connect(ns.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), natsroute.DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for range keys.Keys() {
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("the bucket holds %d retained messages after the expiry, want 1", n)
 	}
 }

@@ -82,3 +82,39 @@ func TestServeChangeRetentionFlag(t *testing.T) {
 		t.Fatalf("serve --help does not describe --change-retention:\n%s", out.String())
 	}
 }
+
+// The audit pruner keeps what is younger than its own retention, whatever
+// the change feed's.
+func TestAuditPruner(t *testing.T) {
+	ctx := context.Background()
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), storeFile))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reg := fleetcert.NewRegistry(db, nil)
+	scope := fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
+	now := time.Now()
+	reg.Now = func() time.Time { return now.Add(-100 * 24 * time.Hour) }
+	if _, err := reg.RegisterCertificateWithoutCA(ctx, scope,
+		testpki.New(t, testpki.Options{NotBefore: now.Add(-101 * 24 * time.Hour)}).PEM, fleetcert.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	reg.Now = func() time.Time { return now.Add(-48 * time.Hour) }
+	kept, err := reg.RegisterCertificateWithoutCA(ctx, scope, testpki.New(t, testpki.Options{NotBefore: now.Add(-72 * time.Hour)}).PEM, fleetcert.StatusActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Now = time.Now
+	if p := startAuditPruner(reg, 0, slog.New(slog.NewTextHandler(io.Discard, nil))); p != nil {
+		t.Fatal("retention 0 started a pruner")
+	}
+	logs := &testwait.Buffer{}
+	p := startAuditPruner(reg, DefaultAuditRetention, slog.New(slog.NewTextHandler(logs, nil)))
+	defer p.stop()
+	testwait.For(t, "the prune to be logged", func() bool { return strings.Contains(logs.String(), "pruned audit log") })
+	entries, _, err := reg.Audit(ctx, fleetcert.AuditQuery{})
+	if err != nil || len(entries) != 1 || entries[0].CertificateID != kept.ID {
+		t.Fatalf("audit log %+v, %v; want only the registration of 48 hours ago", entries, err)
+	}
+}

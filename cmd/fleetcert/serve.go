@@ -54,8 +54,10 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.BoolVar(&c.OCSPAnyRegistered, "ocsp-any-registered", false, "the OCSP responder also answers for registered certificates of other CAs, signed\nby fleetcert's issuing CA, which such relying parties must trust as their responder")
 	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
 	fs.DurationVar(&c.JobLease, "job-lease", fleetcert.DefaultJobLease, "how long a bulk job stays a node's after its last batch: another node (or a restart)\ntakes over a crashed node's job this long after it died")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", DefaultAuditRetention, "how long the audit log keeps an entry before it is pruned (0: kept for ever)")
 	addLimitFlags(fs, &c.Limits)
 	addNATSFlags(fs, &c.NATS)
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "loopback address serving Go's profiles under /debug/pprof/, for profiling under load\n(empty: not served)")
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
 	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
 	if err := fs.parse(args, stdout, stderr); err != nil {
@@ -73,6 +75,9 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 		return usageError{err}
 	}
 	if err := c.NATS.check(); err != nil {
+		return usageError{err}
+	}
+	if err := checkPprofAddr(c.PprofAddr); err != nil {
 		return usageError{err}
 	}
 	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
@@ -139,6 +144,13 @@ type Config struct {
 	// batch (fleetcert.JobRunner.Lease).
 	JobLease time.Duration
 
+	// AuditRetention is how long the audit log keeps an entry; 0 keeps
+	// it for ever.
+	AuditRetention time.Duration
+
+	// PprofAddr, when set, is a loopback address serving Go's profiles.
+	PprofAddr string
+
 	// Bootstrap access key; generated and printed once when unset and no
 	// key exists yet.
 	AccessKeyID     string
@@ -162,7 +174,9 @@ type Main struct {
 
 	apiListener *connlimit.Listener
 	apiServer   *http.Server
+	pprof       *http.Server
 	pruner      *changePruner
+	auditPruner *changePruner
 	stopKeys    func() // ends the access-key watcher and waits for it
 	stopJobs    func() // ends the job runner and waits for it
 	ready       atomic.Bool
@@ -210,6 +224,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Registry = fleetcert.NewRegistry(store, iss)
 	m.pruner = startChangePruner(m.Registry, m.Config.ChangeRetention, m.Logger)
+	m.auditPruner = startAuditPruner(m.Registry, m.Config.AuditRetention, m.Logger)
 
 	// Every listener is bound before the bootstrap key is made: a start
 	// that fails on a taken port must not spend the key it would print.
@@ -307,6 +322,11 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("api server stopped", "err", err)
 		}
 	}()
+	if m.Config.PprofAddr != "" {
+		if m.pprof, err = startPprof(m.Config.PprofAddr, m.Logger.Info); err != nil {
+			return err
+		}
+	}
 	m.ready.Store(true)
 	m.Logger.Info("fleetcert ready", "api", m.APIAddr(), "url", m.APIURL(), "dataDir", m.Config.DataDir)
 	return nil
@@ -359,6 +379,7 @@ func (m *Main) Close() error {
 	m.ready.Store(false)
 	var errs []error
 	m.pruner.stop()
+	m.auditPruner.stop()
 	if m.stopKeys != nil {
 		m.stopKeys()
 	}
@@ -373,6 +394,7 @@ func (m *Main) Close() error {
 	} else if m.apiListener != nil {
 		m.apiListener.Close() // Run failed after binding it
 	}
+	errs = append(errs, stopPprof(m.pprof))
 	if m.Console != nil {
 		errs = append(errs, m.Console.Close()) // ends running bulk actions
 	}

@@ -12,9 +12,16 @@
 // filter's subjects; see QueueName), with echo on, so that NATS chooses one
 // member node per message among all of them, this one included.
 //
+// A QoS 1 or 2 message is confirmed by a NATS round trip (a PING after
+// it) before Publish returns, and so before the publisher's PUBACK; the
+// publishes waiting at one time share one round trip, and the wait is
+// bounded (see confirmer; ErrUnconfirmed).
+//
 // Retained messages are kept in a JetStream key-value bucket (file
 // storage, one revision per key), written before the publisher's PUBACK;
 // each node watches the bucket and feeds mochi's retained store from it.
+// They expire there as mochi expires them (the bucket's TTL and a TTL per
+// value; see store).
 //
 // While NATS is unreachable nothing is queued: Publish fails at once (the
 // gateway then delivers on its own node only and counts the message as
@@ -47,12 +54,23 @@ import (
 const (
 	DefaultPrefix         = "fleetcert"
 	DefaultBucket         = "fleetcert_retained"
-	DefaultConfirmTimeout = 5 * time.Second
+	DefaultConfirmTimeout = time.Second
 	DefaultStartTimeout   = 10 * time.Second
+	// DefaultRetainedMaxAge is how long a retained message is kept when
+	// the receiver sets no maximum (mqtt.FabricReceiver.MaxMessageExpiry
+	// zero): mochi's default MaximumMessageExpiryInterval.
+	DefaultRetainedMaxAge = 24 * time.Hour
+	// markerTTL is how long the bucket keeps the marker of a key that
+	// expired: the watchers' notice that it is gone.
+	markerTTL = time.Minute
 )
 
 // ErrNotConnected is Publish's error while NATS is unreachable.
 var ErrNotConnected = errors.New("not connected to NATS")
+
+// ErrUnconfirmed is Publish's error when NATS did not confirm a message in
+// time: it may still reach the other nodes (mqtt.ErrUnconfirmed).
+var ErrUnconfirmed = mqtt.ErrUnconfirmed
 
 // Router is an mqtt.Fabric on NATS. Create it with New, set its fields,
 // then hand it to the gateway (mqtt.Gateway.Cluster), which starts and
@@ -73,8 +91,14 @@ type Router struct {
 	// 3 on a NATS cluster of three or more servers).
 	Bucket   string
 	Replicas int
-	// ConfirmTimeout bounds the wait for NATS to confirm a QoS 1 message.
+	// ConfirmTimeout bounds the wait for NATS to confirm QoS 1 messages
+	// (DefaultConfirmTimeout when zero), and to store a retained one. Once
+	// a confirmation has timed out, QoS 1 messages are not waited for
+	// until NATS answers a round trip again (see confirmer).
 	ConfirmTimeout time.Duration
+	// RetainedMaxAge is how long a retained message is kept at most; zero:
+	// the receiver's MaxMessageExpiry, else DefaultRetainedMaxAge.
+	RetainedMaxAge time.Duration
 	// StartTimeout bounds Start's wait for the retained messages, when
 	// NATS is reachable.
 	StartTimeout time.Duration
@@ -82,15 +106,20 @@ type Router struct {
 
 	recv      mqtt.FabricReceiver
 	pub, qc   *nats.Conn
+	confirmer *confirmer
+	msgTTL    bool // the bucket takes a TTL per message (nats-server 2.11 and later)
 	ctx       context.Context
 	cancel    context.CancelFunc
 	kick      chan struct{}
 	loaded    chan struct{}
 	loadOnce  sync.Once
 	done      sync.WaitGroup
+	sub       *nats.Subscription // every node's messages
 	subsMu    sync.Mutex
+	dropped   uint64 // by shared subscriptions since ended; subsMu
 	shared    map[mqtt.SharedSubscription][]*nats.Subscription
 	retainMu  sync.Mutex
+	js        jetstream.JetStream
 	kv        jetstream.KeyValue
 	pending   map[string]*mqtt.Message // retained messages to store once NATS is back
 	revisions map[string]uint64        // latest revision this node wrote, per key
@@ -121,6 +150,12 @@ func (rt *Router) Start(ctx context.Context, r mqtt.FabricReceiver) error {
 	}
 	if rt.Logger == nil {
 		rt.Logger = slog.Default()
+	}
+	if rt.RetainedMaxAge <= 0 {
+		rt.RetainedMaxAge = DefaultRetainedMaxAge
+		if e := r.MaxMessageExpiry(); e > 0 {
+			rt.RetainedMaxAge = e
+		}
 	}
 	rt.recv = r
 	rt.ctx, rt.cancel = context.WithCancel(ctx)
@@ -172,11 +207,18 @@ func (rt *Router) Start(ctx context.Context, r mqtt.FabricReceiver) error {
 		rt.cancel()
 		return fmt.Errorf("nats %s: %w", rt.URLs, err)
 	}
-	if _, err := rt.pub.Subscribe(rt.Prefix+".>", rt.onMessage); err != nil {
+	rt.confirmer = newConfirmer(rt.pub, rt.ConfirmTimeout, rt.Logger)
+	// Once NATS answers again, store what was retained meanwhile.
+	rt.confirmer.recovered = func() { kick(rt.pub) }
+	if rt.sub, err = rt.pub.Subscribe(rt.Prefix+".>", rt.onMessage); err != nil {
 		rt.Close()
 		return fmt.Errorf("nats subscribe: %w", err)
 	}
-	rt.done.Add(1)
+	rt.done.Add(2)
+	go func() {
+		defer rt.done.Done()
+		rt.confirmer.run(rt.ctx.Done())
+	}()
 	go rt.watchRetained()
 	if rt.pub.IsConnected() {
 		kick(rt.pub)
@@ -214,7 +256,9 @@ func (rt *Router) Close() error {
 
 // Publish sends m on its subject; for QoS 1 and 2 it returns once NATS has
 // answered a PING sent after it, which it answers after handing the
-// message to every matching subscription's connection.
+// message to every matching subscription's connection. The publishes
+// waiting at one time share a PING (see confirmer); ErrUnconfirmed when
+// none was answered within ConfirmTimeout.
 func (rt *Router) Publish(m *mqtt.Message) error {
 	if !rt.Connected() {
 		return ErrNotConnected
@@ -224,7 +268,7 @@ func (rt *Router) Publish(m *mqtt.Message) error {
 		return err
 	}
 	if m.QoS > 0 {
-		return rt.pub.FlushTimeout(rt.ConfirmTimeout)
+		return rt.confirmer.confirm()
 	}
 	return nil
 }
@@ -261,12 +305,47 @@ func (rt *Router) LeaveShared(s mqtt.SharedSubscription) error {
 	rt.subsMu.Lock()
 	subs := rt.shared[s]
 	delete(rt.shared, s)
-	rt.subsMu.Unlock()
 	var errs []error
 	for _, sub := range subs {
+		if n, err := sub.Dropped(); err == nil {
+			rt.dropped += uint64(n)
+		}
 		errs = append(errs, sub.Unsubscribe())
 	}
+	rt.subsMu.Unlock()
 	return errors.Join(errs...)
+}
+
+// ConfirmRoundTrips is how many round trips to NATS have confirmed QoS 1
+// and 2 messages (mqtt.FabricStats): fewer than the messages when
+// publishes wait at the same time.
+func (rt *Router) ConfirmRoundTrips() uint64 {
+	if rt.confirmer == nil {
+		return 0
+	}
+	return rt.confirmer.roundTrips.Load()
+}
+
+// Dropped is how many messages from the other nodes nats.go dropped
+// because the node did not take them fast enough (a slow consumer: more
+// than its pending limits waiting; mqtt.FabricStats).
+func (rt *Router) Dropped() uint64 {
+	rt.subsMu.Lock()
+	defer rt.subsMu.Unlock()
+	n := rt.dropped
+	for _, subs := range rt.shared {
+		for _, sub := range subs {
+			if d, err := sub.Dropped(); err == nil {
+				n += uint64(d)
+			}
+		}
+	}
+	if rt.sub != nil {
+		if d, err := rt.sub.Dropped(); err == nil {
+			n += uint64(d)
+		}
+	}
+	return n
 }
 
 func (rt *Router) onMessage(msg *nats.Msg) {
@@ -418,11 +497,45 @@ func (rt *Router) Retain(m *mqtt.Message) error {
 		rt.pending[key] = m
 		return ErrNotConnected
 	}
+	if rt.confirmer.stalled.Load() {
+		// NATS does not answer: not a timeout per retained publish; it
+		// is stored once NATS answers again (confirmer.recovered).
+		rt.pending[key] = m
+		return ErrUnconfirmed
+	}
 	if err := rt.store(key, m); err != nil {
 		rt.pending[key] = m
+		select { // store it again soon (watchRetained), not only after a reconnect
+		case rt.kick <- struct{}{}:
+		default:
+		}
 		return err
 	}
+	// An older message of the topic kept during an outage must not
+	// replace this one when NATS is back.
+	delete(rt.pending, key)
 	return nil
+}
+
+// retainedLife returns how long m is kept after it was published, as
+// mochi keeps a retained message: its MQTT 5 message expiry interval,
+// bounded by RetainedMaxAge (MaximumMessageExpiryInterval).
+func (rt *Router) retainedLife(m *mqtt.Message) time.Duration {
+	life := rt.RetainedMaxAge
+	if e := time.Duration(m.MessageExpiry) * time.Second; e > 0 && e < life {
+		life = e
+	}
+	return life
+}
+
+// retainedTTL returns how long m, published at m.Created, is still to be
+// kept at now; zero or less: it has expired.
+func (rt *Router) retainedTTL(m *mqtt.Message, now time.Time) time.Duration {
+	created := now
+	if m.Created > 0 {
+		created = time.Unix(m.Created, 0)
+	}
+	return created.Add(rt.retainedLife(m)).Sub(now)
 }
 
 // store writes or deletes key; rt.retainMu is held.
@@ -433,10 +546,25 @@ func (rt *Router) store(key string, m *mqtt.Message) error {
 	defer cancel()
 	var rev uint64
 	var err error
-	if len(m.Payload) == 0 {
-		// A delete is a revision too: a node that watches gets it.
+	ttl := rt.retainedTTL(m, time.Now())
+	switch {
+	case len(m.Payload) == 0 || ttl <= 0:
+		// A delete is a revision too: a node that watches gets it. (An
+		// expired message, kept during an outage: nothing to keep.)
 		err = rt.kv.Delete(ctx, key)
-	} else {
+	case rt.msgTTL:
+		// A put with the message's TTL (whole seconds, NATS's least is
+		// one), as kv.Put publishes; the server removes it then and leaves
+		// a marker that every watcher reads as a delete.
+		var ack *jetstream.PubAck
+		ack, err = rt.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + rt.Bucket + "." + key, Data: encodeRetained(m)},
+			jetstream.WithMsgTTL(ttl.Truncate(time.Second)+time.Second))
+		if err == nil {
+			rev = ack.Sequence
+		}
+	default:
+		// The bucket's TTL (RetainedMaxAge) bounds it; a shorter MQTT 5
+		// expiry is applied by the nodes (apply).
 		rev, err = rt.kv.Put(ctx, key, encodeRetained(m))
 	}
 	if err != nil {
@@ -486,17 +614,31 @@ func (rt *Router) watchOnce() error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(rt.ctx, rt.ConfirmTimeout)
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	// The bucket keeps a value RetainedMaxAge at most, and each value
+	// its own MQTT 5 expiry where the servers take a TTL per message
+	// (LimitMarkerTTL; nats-server 2.11 and later).
+	cfg := jetstream.KeyValueConfig{
 		Bucket: rt.Bucket, Description: "fleetcert: MQTT retained messages", History: 1,
-		Storage: jetstream.FileStorage, Replicas: rt.Replicas,
-	})
+		Storage: jetstream.FileStorage, Replicas: rt.Replicas, TTL: rt.RetainedMaxAge, LimitMarkerTTL: markerTTL,
+	}
+	ctx, cancel := context.WithTimeout(rt.ctx, 2*rt.ConfirmTimeout)
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	msgTTL := err == nil
+	if err != nil && rt.ctx.Err() == nil {
+		cfg.LimitMarkerTTL = 0
+		var err2 error
+		if kv, err2 = js.CreateOrUpdateKeyValue(ctx, cfg); err2 == nil {
+			rt.Logger.Warn("nats: the retained messages' bucket takes no TTL per message (nats-server before 2.11?): "+
+				"MQTT 5 expiry is applied by the nodes, the bucket keeps them up to its TTL", "bucket", rt.Bucket, "err", err)
+		}
+		err = err2
+	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("open bucket %s: %w", rt.Bucket, err)
 	}
 	rt.retainMu.Lock()
-	rt.kv = kv
+	rt.js, rt.kv, rt.msgTTL = js, kv, msgTTL
 	stored := 0
 	for key, m := range rt.pending {
 		if err := rt.store(key, m); err != nil {
@@ -552,8 +694,16 @@ func (rt *Router) apply(e jetstream.KeyValueEntry) {
 		return
 	}
 	m := &mqtt.Message{Scope: scope, Topic: topic, Retain: true}
-	if e.Operation() == jetstream.KeyValuePut && !decodeRetained(e.Value(), m) {
-		return
+	if e.Operation() == jetstream.KeyValuePut {
+		if !decodeRetained(e.Value(), m) {
+			return
+		}
+		if rt.retainedTTL(m, time.Now()) <= 0 {
+			// Expired, not yet removed by the server (a bucket without TTL
+			// per message, or one written during an outage): gone for the
+			// devices as on one broker.
+			m = &mqtt.Message{Scope: scope, Topic: topic, Retain: true}
+		}
 	}
 	rt.recv.Retained(m)
 }

@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+const insertAuditSQL = `INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
+		resource, target, actor, actor_account, source_ip)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`
+
+// auditPruneBatch bounds the rows one pruning transaction deletes, so that
+// pruning a busy day's entries holds the write lock for short spells.
+const auditPruneBatch = 10_000
+
+// appendAudit writes ch's audit entry (AppendChange, once ch.Seq is set):
+// one prepared insert, no read.
+func (tx *Tx) appendAudit(ctx context.Context, ch *fleetcert.Change, t sql.NullInt64) error {
+	_, err := tx.stmt(ctx, tx.stmts.insertAudit).ExecContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
+		ch.Operation, string(ch.Kind), ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus),
+		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP)
+	if err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	return nil
+}
+
+// AuditEntries returns a page of the audit log; see fleetcert.Tx. The
+// query is built for the filters set: with a certificate or a resource it
+// reads that index's range, else the time index's, in the order listed.
+func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleetcert.AuditEntry, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	var (
+		e     encoder
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("?%d", len(args))
+	}
+	// The partial indexes hold only non-empty keys: saying so lets SQLite
+	// use them.
+	switch {
+	case q.CertificateID != "":
+		where = append(where, "certificate_id = "+arg(q.CertificateID), "certificate_id <> ''")
+		if q.Resource != "" {
+			where = append(where, "resource = "+arg(q.Resource))
+		}
+	case q.Resource != "":
+		where = append(where, "resource = "+arg(q.Resource), "resource <> ''")
+	}
+	if q.AccountID != "" {
+		where = append(where, "account_id = "+arg(q.AccountID))
+	}
+	if q.Region != "" {
+		where = append(where, "region = "+arg(q.Region))
+	}
+	// Entries are stamped with the time of their change, which the
+	// store keeps in nanoseconds (1678-2262): a bound beyond that range
+	// selects all or nothing.
+	switch {
+	case q.Since.After(maxNanoTime):
+		return nil, nil
+	case !q.Since.IsZero() && !q.Since.Before(minNanoTime):
+		where = append(where, "time >= "+arg(e.nanos(q.Since)))
+	}
+	switch {
+	case !q.Until.IsZero() && !q.Until.After(minNanoTime):
+		return nil, nil
+	case !q.Until.IsZero() && !q.Until.After(maxNanoTime):
+		where = append(where, "time < "+arg(e.nanos(q.Until)))
+	}
+	order, cmp := "ASC", ">"
+	if q.Newest {
+		order, cmp = "DESC", "<"
+	}
+	if q.After != nil {
+		where = append(where, fmt.Sprintf("(time, seq) %s (%s, %s)", cmp, arg(e.nanos(q.After.Time)), arg(q.After.Seq)))
+	}
+	if e.err != nil {
+		return nil, fmt.Errorf("audit entries: %w", e.err)
+	}
+	query := `SELECT seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
+		resource, target, actor, actor_account, source_ip FROM audit`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += fmt.Sprintf(" ORDER BY time %s, seq %s LIMIT %s", order, order, arg(q.Limit))
+	rows, err := tx.queryAdhoc(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit entries: %w", err)
+	}
+	defer rows.Close()
+	var entries []fleetcert.AuditEntry
+	for rows.Next() {
+		var (
+			a                          fleetcert.AuditEntry
+			t                          sql.NullInt64
+			kind, oldStatus, newStatus string
+		)
+		if err := rows.Scan(&a.Seq, &t, &a.Scope.AccountID, &a.Scope.Region, &a.Operation, &kind, &a.CertificateID,
+			&oldStatus, &newStatus, &a.Resource, &a.Target, &a.Actor, &a.ActorAccount, &a.SourceIP); err != nil {
+			return nil, fmt.Errorf("audit entries: %w", err)
+		}
+		a.Time = fromNanos(t)
+		a.Kind = fleetcert.ChangeKind(kind)
+		a.OldStatus = fleetcert.Status(oldStatus)
+		a.NewStatus = fleetcert.Status(newStatus)
+		entries = append(entries, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit entries: %w", err)
+	}
+	return entries, nil
+}
+
+// PruneAudit removes the audit entries whose Time is before `before`, in
+// transactions of at most auditPruneBatch rows, and returns how many it
+// removed.
+func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	var e encoder
+	t := e.nanos(before)
+	if e.err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", e.err)
+	}
+	var total int64
+	for {
+		var n int64
+		err := db.Update(ctx, func(ftx fleetcert.Tx) error {
+			res, err := ftx.(*Tx).tx.ExecContext(ctx,
+				`DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)`, t, auditPruneBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune audit log: %w", err)
+		}
+		total += n
+		if n < auditPruneBatch {
+			return total, nil
+		}
+	}
+}
