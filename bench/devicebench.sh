@@ -72,7 +72,7 @@ echo "== fleetcert pid $FPID api $API mqtt $MQTT memory limit ${MEMORY_LIMIT:-of
 # region, signed by mqtt-ca.pem), and every client trusts mqtt-ca.pem.
 SRV_CERT=$T/data/mqtt-server.pem SRV_KEY=$T/data/mqtt-server.key SRV_CA=$T/data/mqtt-ca.pem
 "$B" bare --listen 127.0.0.1:0 --dir "$T/certs" --cert "$SRV_CERT" --key "$SRV_KEY" >"$T/bare.log" 2>&1 &
-PIDS+=("$!")
+BPID=$!; PIDS+=("$BPID")
 for _ in $(seq 100); do grep -q listening "$T/bare.log" && break; sleep 0.05; done
 BARE=$(sed -nE 's/^listening (.*)/\1/p' "$T/bare.log")
 
@@ -101,13 +101,26 @@ else
 fi
 
 DEV=(--cert "$T/certs/device.pem" --key "$T/certs/device.key")
+# connect PID ARGS…: one connect load, then the server's CPU time (user +
+# system, from /proc) per connection it accepted: what the rates cannot
+# show when client and servers share the CPUs.
+connect() {
+  local pid=$1; shift
+  local c0 c1 out n
+  c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  out=$("$B" connect "$@")
+  c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  echo "$out"
+  n=$(echo "$out" | sed -nE 's/^connect [^:]*: ([0-9]+) connections.*/\1/p')
+  [ -n "$n" ] && [ "$n" -gt 0 ] && echo "  server CPU: $(( (c1 - c0) * 1000000 / $(getconf CLK_TCK) / n )) µs per connection"
+}
 echo; echo "== connect: $DURATION each, concurrency $CONCURRENCY, $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
   echo "-- round $round"
   load
-  "$B" connect --label bare-tls --addr "$BARE" --cafile "$SRV_CA" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
-  "$B" connect --label fleetcert --addr "$MQTT" --cafile "$T/data/mqtt-ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
-  [ -n "$MOSQ" ] && "$B" connect --label mosquitto --addr "$MOSQ" --cafile "$SRV_CA" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+  connect "$BPID" --label bare-tls --addr "$BARE" --cafile "$SRV_CA" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+  connect "$FPID" --label fleetcert --addr "$MQTT" --cafile "$T/data/mqtt-ca.pem" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
+  [ -n "$MOSQ" ] && connect "$MPID" --label mosquitto --addr "$MOSQ" --cafile "$SRV_CA" "${DEV[@]}" --duration "$DURATION" --concurrency "$CONCURRENCY"
 done
 load
 
