@@ -55,7 +55,6 @@ func newBrowser(t *testing.T) context.Context {
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -70,18 +69,30 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("font-render-hinting", "none"),
 		chromedp.WindowSize(1280, 860),
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelTab()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+	// Chromium's start can fail for a moment when the machine is short of
+	// processes or memory (CI once saw "Zygote could not fork" while the
+	// package's other tests ran their servers): a fresh browser is tried
+	// three times before the test fails.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		// A profile of its own each time: a failed start may leave its lock.
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, chromedp.UserDataDir(t.TempDir()))...)
+		ctx, cancelTab := chromedp.NewContext(allocCtx)
+		ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+		stop := func() {
+			cancelTimeout()
+			cancelTab()
+			cancelAlloc()
+		}
+		if err = chromedp.Do(ctx); err == nil {
+			t.Cleanup(stop)
+			return ctx
+		}
+		stop()
+		t.Logf("start chromium, attempt %d: %v", attempt, err)
 	}
-	return ctx
+	t.Fatalf("start chromium: %v", err)
+	return nil
 }
 
 // TestConsoleInChromium drives the console in headless Chromium against the
