@@ -238,18 +238,5 @@ func TestDevicePoliciesOff(t *testing.T) {
 
 // policyDenials reads the gateway's count of denials of action.
 func (e *env) policyDenials(t *testing.T, action string) int {
-	t.Helper()
-	var b strings.Builder
-	if err := e.gw.WriteMetrics(&b); err != nil {
-		t.Fatal(err)
-	}
-	prefix := fmt.Sprintf("fleetcert_mqtt_policy_denials_total{action=%q} ", action)
-	for _, line := range strings.Split(b.String(), "\n") {
-		if n, ok := strings.CutPrefix(line, prefix); ok {
-			var v int
-			fmt.Sscan(n, &v)
-			return v
-		}
-	}
-	return 0
+	return e.metric(fmt.Sprintf("fleetcert_mqtt_policy_denials_total{action=%q}", action))
 }

@@ -1,7 +1,6 @@
 package mqtt_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -88,12 +87,4 @@ func TestExpiredEvent(t *testing.T) {
 	if m := e.metrics(); !strings.Contains(m, "fleetcert_mqtt_expired_events_total 2\n") {
 		t.Fatalf("metrics:\n%s", m)
 	}
-}
-
-func (e *env) metrics() string {
-	var b bytes.Buffer
-	if err := e.gw.WriteMetrics(&b); err != nil {
-		e.t.Fatal(err)
-	}
-	return b.String()
 }

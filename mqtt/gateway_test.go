@@ -332,17 +332,16 @@ func (d *device) next(t *testing.T, topic string) paho.Message {
 
 // refusedCount returns the refused-connection counter of reason.
 func (e *env) refusedCount(reason string) int {
+	return e.metric(fmt.Sprintf("fleetcert_mqtt_connections_refused_total{reason=%q}", reason))
+}
+
+// metrics returns the gateway's metrics as /metrics serves them.
+func (e *env) metrics() string {
 	var b bytes.Buffer
-	e.gw.WriteMetrics(&b)
-	prefix := fmt.Sprintf("fleetcert_mqtt_connections_refused_total{reason=%q} ", reason)
-	for _, line := range strings.Split(b.String(), "\n") {
-		if n, ok := strings.CutPrefix(line, prefix); ok {
-			var v int
-			fmt.Sscan(n, &v)
-			return v
-		}
+	if err := e.gw.WriteMetrics(&b); err != nil {
+		e.t.Fatal(err)
 	}
-	return 0
+	return b.String()
 }
 
 func TestAdmission(t *testing.T) {

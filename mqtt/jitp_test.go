@@ -1,7 +1,6 @@
 package mqtt_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -41,17 +40,7 @@ func jitpTemplate(t *testing.T, groups ...string) string {
 }
 
 func (e *env) provisionCount(result string) int {
-	var b bytes.Buffer
-	e.gw.WriteMetrics(&b)
-	prefix := fmt.Sprintf("fleetcert_mqtt_provision_thing_total{result=%q} ", result)
-	for _, line := range strings.Split(b.String(), "\n") {
-		if n, ok := strings.CutPrefix(line, prefix); ok {
-			var v int
-			fmt.Sscan(n, &v)
-			return v
-		}
-	}
-	return 0
+	return e.metric(fmt.Sprintf("fleetcert_mqtt_provision_thing_total{result=%q}", result))
 }
 
 // TestJustInTimeProvisioning: a device under a CA with a provisioning

@@ -31,9 +31,7 @@ func (e *env) startGatewayWith(configure func(*mqtt.Gateway)) *mqtt.Gateway {
 // metric returns the value of the metric line that begins with name (and
 // its labels), 0 when there is none.
 func (e *env) metric(name string) int {
-	var b bytes.Buffer
-	e.gw.WriteMetrics(&b)
-	for _, line := range strings.Split(b.String(), "\n") {
+	for _, line := range strings.Split(e.metrics(), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			var n int
 			fmt.Sscan(v, &n)
