@@ -213,8 +213,14 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 		}
 	}
 
+	// fleetcert: in the order they were sent ([MQTT-4.6.0-1] when resent):
+	// Created is in whole seconds (and was compared as uint16, which wraps
+	// every 18 hours); packet ids, given in turn, order those of a second.
 	sort.Slice(m, func(i, j int) bool {
-		return uint16(m[i].Created) < uint16(m[j].Created)
+		if m[i].Created != m[j].Created {
+			return m[i].Created < m[j].Created
+		}
+		return m[i].PacketID < m[j].PacketID
 	})
 
 	return m
