@@ -55,6 +55,8 @@ type DB struct {
 
 	writeStmts *statements
 	readStmts  *statements
+
+	writer writer // takes turns on the write connection (group commit)
 }
 
 // Check that *DB implements the contract.
@@ -189,22 +191,18 @@ func (db *DB) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
 }
 
 // Update runs fn in a write transaction that holds the database's write lock
-// from its start (BEGIN IMMEDIATE) and commits it when fn returns nil. An
-// error from fn rolls the transaction back and is returned unchanged. fn must
-// not call Update itself: the writer is one connection.
+// from its start (BEGIN IMMEDIATE) and returns once that transaction has
+// committed. An error from fn undoes what fn did and is returned unchanged.
+// fn must not call Update itself: the writer is one connection.
+//
+// Concurrent Updates share transactions (group commit, see writer): each
+// runs its fn alone on the connection, in turn, inside a savepoint of the
+// transaction the first of them began, and one commit makes all of them
+// durable. Each still succeeds or fails alone: a failing fn rolls back to
+// its savepoint, leaving the others' writes; a failed commit fails every
+// Update of the group, none of whose writes then exists.
 func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin write transaction: %w", err)
-	}
-	defer tx.Rollback() // after a commit, a no-op; also when fn panics
-	if err := fn(&Tx{tx: tx, stmts: db.writeStmts, writable: true}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return db.writer.update(ctx, db, fn)
 }
 
 // Tx is a transaction on a DB; it implements fleetcert.Tx. It is valid only
