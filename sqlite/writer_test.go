@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testwait"
+	"github.com/fleetcert/fleetcert/sqlite"
 )
 
 // TestDB_GroupCommit queues Updates behind one that holds the writer, so
@@ -193,3 +194,38 @@ func TestDB_GroupCommitAlone(t *testing.T) {
 	}
 }
 
+// The commit stamp stays while nothing commits, reads included, and moves
+// with every commit, this handle's or another process's on the same file.
+func TestDB_CommitStamp(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/fleetcert.db"
+	db := mustOpenDBAt(t, path, nil)
+	other := mustOpenDBAt(t, path, nil)
+	stamp := func() uint64 {
+		t.Helper()
+		s, ok := db.CommitStamp()
+		if !ok {
+			t.Fatal("no commit stamp")
+		}
+		return s
+	}
+	seen := map[uint64]bool{}
+	prev := stamp()
+	seen[prev] = true
+	for i, w := range []*sqlite.DB{db, other, other, db} {
+		countAccessKeys(t, db)
+		countAccessKeys(t, other)
+		if s := stamp(); s != prev {
+			t.Fatalf("step %d: stamp moved with reads only", i)
+		}
+		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIASTAMP%011d", i), Secret: "s", AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		if err := w.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }); err != nil {
+			t.Fatal(err)
+		}
+		s := stamp()
+		if seen[s] {
+			t.Fatalf("step %d: stamp %x after a commit was seen before", i, s)
+		}
+		seen[s], prev = true, s
+	}
+}
