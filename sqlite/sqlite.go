@@ -211,13 +211,20 @@ func (db *DB) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
 // fn must not call Update itself: the writer is one connection.
 //
 // Concurrent Updates share transactions (group commit, see writer): each
-// runs its fn alone on the connection, in turn, inside a savepoint of the
-// transaction the first of them began, and one commit makes all of them
-// durable. Each still succeeds or fails alone: a failing fn rolls back to
-// its savepoint, leaving the others' writes; a failed commit fails every
+// runs its fn alone on the connection, in turn, in the transaction the
+// first of them began (each later one inside a savepoint), and one commit
+// makes all of them durable. Each still succeeds or fails alone: a failing
+// fn is undone, leaving the others' writes; a failed commit fails every
 // Update of the group, none of whose writes then exists.
 func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
-	return db.writer.update(ctx, db, fn)
+	return db.writer.update(ctx, db, false, fn)
+}
+
+// updateAlone is Update in a transaction shared with no other Update, for
+// writes of unbounded size (pruning): a savepoint keeps a copy in memory of
+// every page its member changes.
+func (db *DB) updateAlone(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	return db.writer.update(ctx, db, true, fn)
 }
 
 // CommitStamp implements fleetcert.CommitStamper from the WAL index's

@@ -15,8 +15,27 @@ import (
 // When SQLite rolls a shared transaction back under the group (as it does
 // for an interrupted write or a full disk), every Update of the group
 // fails, none of their writes exists, and the Updates after it form a new
-// group and succeed: none runs in autocommit.
+// group and succeed: none runs in autocommit. Whichever member it happens
+// under: the first (which runs without a savepoint), a later one, or an
+// Update alone.
 func TestWriterLostTransaction(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		updates int
+		lostAt  int // the Update under which the transaction ends
+		lost    int // Updates 0..lost-1 fail
+	}{
+		{"under a later member", 6, 2, 3},
+		{"under the first member", 4, 0, 1},
+		{"alone", 1, 0, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			testWriterLost(t, tt.updates, tt.lostAt, tt.lost)
+		})
+	}
+}
+
+func testWriterLost(t *testing.T, updates, lostAt, lost int) {
 	ctx := context.Background()
 	db := NewDB(filepath.Join(t.TempDir(), "fleetcert.db"))
 	if err := db.Open(); err != nil {
@@ -26,32 +45,33 @@ func TestWriterLostTransaction(t *testing.T) {
 	key := func(i int) *fleetcert.AccessKey {
 		return &fleetcert.AccessKey{ID: fmt.Sprintf("AKIALOST%012d", i), Secret: "s", AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
 	}
+	create := func(i int) func(tx fleetcert.Tx) error {
+		return func(tx fleetcert.Tx) error {
+			if err := tx.CreateAccessKey(ctx, key(i)); err != nil {
+				return err
+			}
+			if i == lostAt {
+				// What SQLite does by itself on an interrupted statement.
+				_, err := tx.(*Tx).tx.Exec("ROLLBACK")
+				return err
+			}
+			return nil
+		}
+	}
 	release := make(chan struct{})
 	holding := make(chan struct{})
-	errs := make([]error, 6)
+	errs := make([]error, updates)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		errs[0] = db.Update(ctx, func(tx fleetcert.Tx) error {
 			close(holding)
 			<-release
-			return tx.CreateAccessKey(ctx, key(0))
+			return create(0)(tx)
 		})
 	})
 	<-holding
-	for i := 1; i < len(errs); i++ {
-		wg.Go(func() {
-			errs[i] = db.Update(ctx, func(tx fleetcert.Tx) error {
-				if err := tx.CreateAccessKey(ctx, key(i)); err != nil {
-					return err
-				}
-				if i == 2 {
-					// What SQLite does by itself on an interrupted statement.
-					_, err := tx.(*Tx).tx.Exec("ROLLBACK")
-					return err
-				}
-				return nil
-			})
-		})
+	for i := 1; i < updates; i++ {
+		wg.Go(func() { errs[i] = db.Update(ctx, create(i)) })
 		testwait.For(t, fmt.Sprintf("Update %d to queue", i), func() bool { return db.WaitingWriters() == i })
 	}
 	close(release)
@@ -66,7 +86,7 @@ func TestWriterLostTransaction(t *testing.T) {
 		if err2 != nil {
 			t.Fatal(err2)
 		}
-		if lost := i <= 2; lost {
+		if i < lost {
 			if err == nil || found {
 				t.Errorf("Update %d of the lost group: err %v, stored %v; want an error and nothing stored", i, err, found)
 			}
