@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,6 +23,15 @@ type Registry struct {
 
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
+
+	// DescribeCacheSize, when positive, keeps up to that many certificates
+	// that DescribeCertificate read in memory, dropped by the change feed
+	// (describeCache: an answer is never older than a read of the store
+	// would be). Set it before the first DescribeCertificate.
+	DescribeCacheSize int
+
+	describeOnce  sync.Once
+	describeCache *describeCache // nil without DescribeCacheSize
 
 	signal changeSignal
 	signed signatureCache // what a CA's key was found to have signed
@@ -206,11 +216,26 @@ func (r *Registry) DescribeCertificate(ctx context.Context, scope Scope, id stri
 	if err != nil {
 		return nil, err
 	}
-	var c *Certificate
-	err = r.Store.View(ctx, func(tx Tx) error {
-		c, err = tx.Certificate(ctx, scope, id)
-		return err
+	read := func() (*Certificate, error) {
+		var c *Certificate
+		err := r.Store.View(ctx, func(tx Tx) error {
+			var err error
+			c, err = tx.Certificate(ctx, scope, id)
+			return err
+		})
+		return c, err
+	}
+	r.describeOnce.Do(func() {
+		if r.DescribeCacheSize > 0 {
+			r.describeCache = newDescribeCache(r.Store, r.DescribeCacheSize)
+		}
 	})
+	var c *Certificate
+	if r.describeCache != nil {
+		c, err = r.describeCache.describe(ctx, scope, id, read)
+	} else {
+		c, err = read()
+	}
 	if err != nil {
 		return nil, notFound(err, id)
 	}

@@ -88,6 +88,19 @@ type ChangeNotifier interface {
 	NotifyChanges(ctx context.Context) (<-chan struct{}, error)
 }
 
+// CommitStamper is implemented by a store that can tell without a query
+// whether any process has committed since an earlier look (SQLite: the
+// WAL index's header, in memory shared by every process on the file).
+// Readers that keep what they read current from the change feed use it to
+// skip reading the feed when nothing committed.
+type CommitStamper interface {
+	// CommitStamp returns a value that differs from every earlier one
+	// once any process's Update has returned since it was taken: when
+	// two stamps are equal, nothing committed between them. ok is false
+	// when the store cannot tell now; the caller then reads the feed.
+	CommitStamp() (stamp uint64, ok bool)
+}
+
 // Tx is one transaction on a Store.
 type Tx interface {
 	// Certificate returns the client certificate id in scope.

@@ -66,20 +66,29 @@ func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardResponse) WriteHeader(s int)           { d.status = s }
 
 // BenchmarkDescribeCertificate serves DescribeCertificate through
-// ServeHTTP on the real SQLite store, one request at a time.
+// ServeHTTP on the real SQLite store, one request at a time, reading the
+// store each time or from the describe cache (serve's default).
 func BenchmarkDescribeCertificate(b *testing.B) {
-	e := newBenchEnv(b)
-	id := e.mustRegister(e.KeyA, testRegion, fleetcert.StatusActive)
-	r := e.Request(e.KeyA, testRegion, "GET", "/certificates/"+id, nil, time.Now())
-	w := &discardResponse{header: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.header)
-		w.status = 0
-		e.Handler.ServeHTTP(w, r)
-		if w.status != 200 {
-			b.Fatalf("status %d", w.status)
-		}
+	for _, bb := range []struct {
+		name  string
+		cache int
+	}{{"store", 0}, {"cache", fleetcert.DefaultDescribeCacheSize}} {
+		b.Run(bb.name, func(b *testing.B) {
+			e := newBenchEnv(b)
+			e.Registry.DescribeCacheSize = bb.cache
+			id := e.mustRegister(e.KeyA, testRegion, fleetcert.StatusActive)
+			r := e.Request(e.KeyA, testRegion, "GET", "/certificates/"+id, nil, time.Now())
+			w := &discardResponse{header: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.header)
+				w.status = 0
+				e.Handler.ServeHTTP(w, r)
+				if w.status != 200 {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
 	}
 }
 

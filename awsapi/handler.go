@@ -370,10 +370,21 @@ func (h *Handler) writeJSON(c *call, status int, out any) {
 	}
 	buf := jsonBuffers.Get().(*bytes.Buffer)
 	defer jsonBuffers.Put(buf)
-	b, err := appendJSON(buf, out)
-	if err != nil {
-		h.writeError(c, err)
-		return
+	var b []byte
+	if a, ok := out.(jsonAppender); ok {
+		buf.Reset()
+		if b, ok = a.appendJSON(buf.AvailableBuffer()); ok {
+			buf.Write(b) // keeps the capacity for the next answer
+		} else {
+			b = nil
+		}
+	}
+	if b == nil {
+		var err error
+		if b, err = appendJSON(buf, out); err != nil {
+			h.writeError(c, err)
+			return
+		}
 	}
 	hdr := c.Header()
 	hdr.Set("Content-Type", "application/json")

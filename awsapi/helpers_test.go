@@ -78,6 +78,9 @@ func newEnvOnStore(tb testing.TB, store fleetcert.Store) *testEnv {
 		tb.Fatal(err)
 	}
 	reg := fleetcert.NewRegistry(store, iss)
+	// As serve runs it: every test also checks that the describe cache
+	// answers as the store does.
+	reg.DescribeCacheSize = fleetcert.DefaultDescribeCacheSize
 	logs := &logRecorder{}
 	e := &testEnv{
 		tb:       tb,

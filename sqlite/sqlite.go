@@ -55,6 +55,10 @@ type DB struct {
 
 	writeStmts *statements
 	readStmts  *statements
+
+	writer writer // takes turns on the write connection (group commit)
+
+	stamps *commitStamps // the WAL index's header; nil where it cannot be read
 }
 
 // Check that *DB implements the contract.
@@ -123,8 +127,14 @@ func (db *DB) Open() (err error) {
 	// synchronous=FULL would fsync every commit, which costs most of the
 	// insert rate on ordinary disks; fleetcert promises to survive a crash of
 	// the process (TestDB_KillDurability), not of the machine.
+	//
+	// temp_store=MEMORY keeps the sub-journal of the savepoints group
+	// commit runs each Update in (the pages it changed, as they were
+	// before) in memory: past 64 KiB SQLite spills it to a temporary file,
+	// a write system call per page, which cost a registration as much as
+	// its share of the commit.
 	db.write, err = sql.Open("sqlite", db.Path+params+
-		"&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_txlock=immediate")
+		"&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_txlock=immediate&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", db.Path, err)
 	}
@@ -141,6 +151,11 @@ func (db *DB) Open() (err error) {
 	if err := db.backfillCertificates(context.Background()); err != nil {
 		return fmt.Errorf("open database %s: %w", db.Path, err)
 	}
+
+	// The write connection is open in WAL mode, so the WAL index exists.
+	// Without its mapping, CommitStamp says it cannot tell, and readers
+	// read the feed instead: slower, as correct.
+	db.stamps, _ = openCommitStamps(db.Path)
 
 	db.read, err = sql.Open("sqlite", db.Path+params+"&_query_only=1")
 	if err != nil {
@@ -169,6 +184,8 @@ func (db *DB) Close() error {
 			errs = append(errs, p.Close())
 		}
 	}
+	db.stamps.close()
+	db.stamps = nil
 	if db.lock != nil {
 		errs = append(errs, db.lock.Close()) // after the pools: no connection outlives the lock
 		db.lock = nil
@@ -189,23 +206,38 @@ func (db *DB) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
 }
 
 // Update runs fn in a write transaction that holds the database's write lock
-// from its start (BEGIN IMMEDIATE) and commits it when fn returns nil. An
-// error from fn rolls the transaction back and is returned unchanged. fn must
-// not call Update itself: the writer is one connection.
+// from its start (BEGIN IMMEDIATE) and returns once that transaction has
+// committed. An error from fn undoes what fn did and is returned unchanged.
+// fn must not call Update itself: the writer is one connection.
+//
+// Concurrent Updates share transactions (group commit, see writer): each
+// runs its fn alone on the connection, in turn, in the transaction the
+// first of them began (each later one inside a savepoint), and one commit
+// makes all of them durable. Each still succeeds or fails alone: a failing
+// fn is undone, leaving the others' writes; a failed commit fails every
+// Update of the group, none of whose writes then exists.
 func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin write transaction: %w", err)
-	}
-	defer tx.Rollback() // after a commit, a no-op; also when fn panics
-	if err := fn(&Tx{tx: tx, stmts: db.writeStmts, writable: true}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return db.writer.update(ctx, db, false, fn)
 }
+
+// updateAlone is Update in a transaction shared with no other Update, for
+// writes of unbounded size (pruning): a savepoint keeps a copy in memory of
+// every page its member changes.
+func (db *DB) updateAlone(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	return db.writer.update(ctx, db, true, fn)
+}
+
+// CommitStamp implements fleetcert.CommitStamper from the WAL index's
+// header (commitStamps), which every process's commit rewrites.
+func (db *DB) CommitStamp() (uint64, bool) {
+	if db.stamps == nil {
+		return 0, false
+	}
+	return db.stamps.stamp()
+}
+
+// Check that *DB offers commit stamps.
+var _ fleetcert.CommitStamper = (*DB)(nil)
 
 // Tx is a transaction on a DB; it implements fleetcert.Tx. It is valid only
 // inside the function given to View or Update.

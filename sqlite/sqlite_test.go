@@ -249,10 +249,12 @@ func TestDB_SecondHandle(t *testing.T) {
 }
 
 // TestDB_KillDurability checks that every acknowledged write survives a
-// kill -9: a child process writes and acknowledges certificates until it is
-// killed, and each acknowledged one must be there after reopening.
+// kill -9: a child process writes and acknowledges certificates from
+// several goroutines (so that Updates share commits) until it is killed,
+// and each acknowledged one must be there after reopening.
 func TestDB_KillDurability(t *testing.T) {
 	const envPath = "FLEETCERT_SQLITE_KILL_TEST_DB"
+	const writers = 8
 	ctx := context.Background()
 	scope := fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
 	cert := func(i int) *fleetcert.Certificate {
@@ -266,12 +268,20 @@ func TestDB_KillDurability(t *testing.T) {
 		if err := db.Open(); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; ; i++ {
-			if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateCertificate(ctx, cert(i)) }); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(os.Stdout, "ack %d\n", i)
+		var mu sync.Mutex
+		for w := range writers {
+			go func() {
+				for i := w; ; i += writers {
+					if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateCertificate(ctx, cert(i)) }); err != nil {
+						panic(err)
+					}
+					mu.Lock()
+					fmt.Fprintf(os.Stdout, "ack %d\n", i)
+					mu.Unlock()
+				}
+			}()
 		}
+		select {}
 	}
 
 	path := filepath.Join(t.TempDir(), "fleetcert.db")
@@ -284,22 +294,25 @@ func TestDB_KillDurability(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	acked := -1
+	var acked []int
 	lines := bufio.NewScanner(out)
-	for acked < 300 && lines.Scan() {
-		fmt.Sscanf(lines.Text(), "ack %d", &acked)
+	for len(acked) < 600 && lines.Scan() {
+		var i int
+		if _, err := fmt.Sscanf(lines.Text(), "ack %d", &i); err == nil {
+			acked = append(acked, i)
+		}
 	}
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if acked < 300 {
-		t.Fatalf("child acknowledged %d writes before it stopped", acked+1)
+	if len(acked) < 600 {
+		t.Fatalf("child acknowledged %d writes before it stopped", len(acked))
 	}
 
 	db := mustOpenDBAt(t, path, nil)
 	err = db.View(ctx, func(tx fleetcert.Tx) error {
-		for i := 0; i <= acked; i++ {
+		for _, i := range acked {
 			if _, err := tx.Certificate(ctx, scope, cert(i).ID); err != nil {
 				return fmt.Errorf("acknowledged write %d: %w", i, err)
 			}

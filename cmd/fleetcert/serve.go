@@ -53,6 +53,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL relying parties reach the API by, written into the certificates fleetcert\nissues from now on as their CRL distribution point ({url}/crl/{ca-id}.crl) and OCSP\nresponder ({url}/ocsp) (empty: the API's own http(s)://{api-addr})")
 	fs.BoolVar(&c.OCSPAnyRegistered, "ocsp-any-registered", false, "the OCSP responder also answers for registered certificates of other CAs, signed\nby fleetcert's issuing CA, which such relying parties must trust as their responder")
 	fs.DurationVar(&c.ChangeRetention, "change-retention", DefaultChangeRetention, "how long the change feed keeps an entry before it is pruned (0: never pruned)")
+	fs.IntVar(&c.DescribeCache, "describe-cache", fleetcert.DefaultDescribeCacheSize, "certificates DescribeCertificate keeps in memory, each dropped by the change feed when\nit changes in any process, so an answer is never older than a read of the store\n(about 2 KB each; 0: every call reads the store)")
 	fs.DurationVar(&c.JobLease, "job-lease", fleetcert.DefaultJobLease, "how long a bulk job stays a node's after its last batch: another node (or a restart)\ntakes over a crashed node's job this long after it died")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", DefaultAuditRetention, "how long the audit log keeps an entry before it is pruned (0: kept for ever)")
 	addLimitFlags(fs, &c.Limits)
@@ -66,6 +67,9 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	}
 	// Values that parse as flags but mean nothing: refused before anything
 	// is opened or created.
+	if c.DescribeCache < 0 {
+		return usagef("--describe-cache %d: want 0 or more certificates", c.DescribeCache)
+	}
 	if _, err := awsapi.ParseThrottle(c.Limits.Throttle); err != nil {
 		return usagef("--throttle: %w", err)
 	}
@@ -145,6 +149,10 @@ type Config struct {
 	// ChangeRetention is how long the change feed keeps an entry; 0
 	// never prunes it.
 	ChangeRetention time.Duration
+
+	// DescribeCache is how many certificates DescribeCertificate keeps
+	// in memory (fleetcert.Registry.DescribeCacheSize); 0 keeps none.
+	DescribeCache int
 
 	// JobLease is how long a bulk job stays this node's after its last
 	// batch (fleetcert.JobRunner.Lease).
@@ -229,6 +237,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("issuing CA: %w", err)
 	}
 	m.Registry = fleetcert.NewRegistry(store, iss)
+	m.Registry.DescribeCacheSize = m.Config.DescribeCache
 	m.pruner = startChangePruner(m.Registry, m.Config.ChangeRetention, m.Logger)
 	m.auditPruner = startAuditPruner(m.Registry, m.Config.AuditRetention, m.Logger)
 

@@ -1,0 +1,78 @@
+//go:build unix
+
+package sqlite
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+)
+
+// walIndexVersion is the WAL index format (WalIndexHdr.iVersion) whose
+// header commitStamps reads: SQLite's since 3.7.0. Any other, and the
+// stamp is not offered.
+const walIndexVersion = 3007000
+
+// commitStamps reads the header of the WAL index (the -shm file), which
+// every connection in every process maps and which each commit rewrites
+// (https://www.sqlite.org/walformat.html, "The WAL-Index Header"): iChange
+// counts transactions, and aCksum is a checksum of the header, mxFrame and
+// the salts included, so a header reset by a recovery does not repeat an
+// earlier stamp. The header is written twice, the second copy first; two
+// copies that differ are a commit under way, and then there is no stamp.
+type commitStamps struct {
+	mem []byte // the first page of the -shm file, mapped read-only
+}
+
+// openCommitStamps maps the WAL index of the database at path. The caller
+// has a connection open, so the file exists and is initialised.
+func openCommitStamps(path string) (*commitStamps, error) {
+	f, err := os.Open(path + "-shm")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // the mapping outlives the descriptor
+	mem, err := syscall.Mmap(int(f.Fd()), 0, os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map %s-shm: %w", path, err)
+	}
+	s := &commitStamps{mem: mem}
+	if v := s.word(0); v != walIndexVersion {
+		s.close()
+		return nil, fmt.Errorf("%s-shm: WAL index version %d, want %d", path, v, walIndexVersion)
+	}
+	return s, nil
+}
+
+// word loads the 32-bit word at byte offset off of the mapping (host byte
+// order, as SQLite writes the index).
+func (s *commitStamps) word(off int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&s.mem[off])))
+}
+
+// stamp implements fleetcert.CommitStamper for DB.
+func (s *commitStamps) stamp() (uint64, bool) {
+	const hdrSize = 48 // sizeof(WalIndexHdr); copies at 0 and 48
+	var a, b [hdrSize / 4]uint32
+	for i := range a {
+		a[i] = s.word(4 * i)
+	}
+	for i := range b {
+		b[i] = s.word(hdrSize + 4*i)
+	}
+	isInit := (*[4]byte)(unsafe.Pointer(&a[3]))[0] // the byte at offset 12
+	if a != b || a[0] != walIndexVersion || isInit == 0 {
+		return 0, false
+	}
+	const iChange, aCksum1 = 2, 11
+	return uint64(a[iChange])<<32 | uint64(a[aCksum1]), true
+}
+
+func (s *commitStamps) close() {
+	if s != nil && s.mem != nil {
+		syscall.Munmap(s.mem)
+		s.mem = nil
+	}
+}

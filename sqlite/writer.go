@@ -1,0 +1,253 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/fleetcert/fleetcert"
+)
+
+// maxGroup bounds the Updates that share one commit, so that the first of a
+// group waits for at most maxGroup-1 others' functions.
+const maxGroup = 64
+
+// writer takes turns on the one write connection and lets concurrent
+// Updates share a transaction and its commit (group commit). Committing is
+// most of what a small Update costs SQLite: the WAL frames of every page the
+// transaction dirtied, written one system call each, and the pages that
+// every insert touches — the last page of the change feed, of the audit
+// log, of each index — are written once per commit however many Updates
+// share it.
+//
+// The caller holding the turn runs its fn in its own goroutine (a panic or
+// a test's t.Fatal stays where it happened). The first of a group runs
+// straight in the transaction it began, as a lone Update always did: if it
+// fails, the transaction, which holds nothing else, is rolled back. Each
+// later member runs inside a savepoint, which undoing it rolls back to,
+// leaving the others' writes. When a member is done it passes the turn to
+// the next caller waiting, leaving the transaction open for it, or, when
+// none waits (or the group is full, or the transaction was lost), commits
+// and wakes the group. So a lone Update commits at once, as before, and
+// Updates arriving while one runs or commits form the next group.
+type writer struct {
+	mu    sync.Mutex
+	busy  bool              // some caller holds the turn
+	queue []chan struct{}   // callers waiting for the turn, first come first served
+	group *writeGroup       // the open transaction; only the turn's holder touches it
+	stats func(members int) // told the size of each group that commits (tests)
+}
+
+// writeGroup is one shared write transaction.
+type writeGroup struct {
+	tx      *sql.Tx
+	ftx     *Tx // shared by the members, so statements are bound once
+	members int
+	alone   bool          // an Update that shares its transaction with none
+	checked bool          // the transaction was found alive after its first member
+	err     error         // the transaction is lost (set by the turn's holder), or its commit failed
+	done    chan struct{} // closed once committed or rolled back; err is final then
+}
+
+// update runs fn as one member of a group; see DB.Update. With alone, fn
+// runs in a transaction of its own, in turn: for Updates whose size is
+// not bounded (pruning), whose savepoint would keep a copy of every page
+// they change in memory.
+func (w *writer) update(ctx context.Context, db *DB, alone bool, fn func(fleetcert.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	if err := w.acquire(ctx); err != nil {
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	g, err := w.join(db, alone)
+	if err != nil {
+		w.finish()
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	first := g.members == 0
+	g.members++
+	if !first {
+		if _, err := g.tx.Exec("SAVEPOINT member"); err != nil {
+			g.lose(err)
+			w.finish()
+			return fmt.Errorf("begin write transaction: %w", err)
+		}
+	}
+	completed := false
+	defer func() {
+		if !completed {
+			// fn panicked or ended its goroutine (runtime.Goexit): undo
+			// it and let the group go on without it.
+			w.undo(g, first)
+			w.finish()
+		}
+	}()
+	fnErr := fn(g.ftx)
+	completed = true
+	if fnErr != nil {
+		w.undo(g, first)
+	} else if !first {
+		if _, err := g.tx.Exec("RELEASE member"); err != nil {
+			// The savepoint is gone: SQLite rolled the whole transaction
+			// back (an interrupted statement, a full disk).
+			g.lose(err)
+		}
+	}
+	w.finish()
+	if fnErr != nil {
+		// Undone whatever becomes of the others: fn's error unchanged.
+		return fnErr
+	}
+	<-g.done
+	return g.err
+}
+
+// acquire waits for the turn. A caller whose ctx ends while it waits leaves
+// the queue, or, when the turn reached it meanwhile, passes it on.
+func (w *writer) acquire(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.busy {
+		w.busy = true
+		w.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{}, 1)
+	w.queue = append(w.queue, ch)
+	w.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	for i, c := range w.queue {
+		if c == ch {
+			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			w.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	w.mu.Unlock()
+	<-ch // given the turn as ctx ended: the group must not wait for us
+	w.finish()
+	return ctx.Err()
+}
+
+// join returns the group the turn's holder runs in: the open one, or a
+// new one when there is none, when it was lost, or when the holder must
+// be alone (an open group is committed first). Before a second member
+// joins, the transaction is checked to be still open: the first member
+// ran without a savepoint, and SQLite may have rolled the transaction
+// back under it; a later member would then run in autocommit.
+func (w *writer) join(db *DB, alone bool) (*writeGroup, error) {
+	if g := w.group; g != nil && !g.alone && !alone && g.err == nil && !g.checked {
+		g.checked = true
+		// BEGIN fails inside a transaction; if it succeeds, the first
+		// member's was gone, and this one is rolled back with the group.
+		if _, err := g.tx.Exec("BEGIN"); err == nil {
+			g.lose(errors.New("the transaction ended under its first Update"))
+		}
+	}
+	if g := w.group; g != nil && (alone || g.err != nil) {
+		w.end(g)
+	}
+	if w.group != nil {
+		return w.group, nil
+	}
+	// The transaction does not end with any one caller's context
+	// (database/sql rolls a transaction back when the context it began
+	// with ends).
+	tx, err := db.write.BeginTx(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	w.group = &writeGroup{
+		tx:    tx,
+		ftx:   &Tx{tx: tx, stmts: db.writeStmts, writable: true},
+		alone: alone,
+		done:  make(chan struct{}),
+	}
+	return w.group, nil
+}
+
+// undo undoes the current member of g: the whole transaction for its first
+// member (it holds nothing else), else back to the member's savepoint.
+func (w *writer) undo(g *writeGroup, first bool) {
+	if first {
+		g.lose(errors.New("rolled back"))
+		w.end(g)
+		return
+	}
+	if g.err != nil {
+		return
+	}
+	if _, err := g.tx.Exec("ROLLBACK TO member"); err != nil {
+		g.lose(err)
+		return
+	}
+	if _, err := g.tx.Exec("RELEASE member"); err != nil {
+		g.lose(err)
+	}
+}
+
+// lose records that g's transaction cannot commit: every member fails.
+func (g *writeGroup) lose(err error) {
+	if g.err == nil {
+		g.err = fmt.Errorf("write transaction lost: %w", err)
+	}
+}
+
+// finish ends the holder's turn: it passes the turn to the next caller
+// waiting, keeping the group open for it, or ends the group and then
+// passes the turn on.
+func (w *writer) finish() {
+	g := w.group
+	w.mu.Lock()
+	if g != nil && !g.alone && g.err == nil && g.members < maxGroup && len(w.queue) > 0 {
+		w.handOn()
+		return
+	}
+	w.mu.Unlock()
+	if g != nil {
+		w.end(g)
+	}
+	w.mu.Lock()
+	if len(w.queue) > 0 {
+		w.handOn()
+		return
+	}
+	w.busy = false
+	w.mu.Unlock()
+}
+
+// end commits g, or rolls it back when lost, and wakes its members.
+func (w *writer) end(g *writeGroup) {
+	w.group = nil
+	if g.err != nil {
+		g.tx.Rollback()
+	} else if err := g.tx.Commit(); err != nil {
+		g.err = fmt.Errorf("commit: %w", err)
+	} else if w.stats != nil {
+		w.stats(g.members)
+	}
+	close(g.done)
+}
+
+// handOn gives the turn to the first caller waiting. w.mu is held, and
+// released.
+func (w *writer) handOn() {
+	next := w.queue[0]
+	w.queue = w.queue[1:]
+	w.mu.Unlock()
+	next <- struct{}{}
+}
+
+// waiting returns how many callers wait for the turn (tests).
+func (w *writer) waiting() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}

@@ -1,0 +1,231 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testwait"
+	"github.com/fleetcert/fleetcert/sqlite"
+)
+
+// TestDB_GroupCommit queues Updates behind one that holds the writer, so
+// that they share transactions, and checks that each succeeds or fails
+// alone: a failing, a panicking and a canceled Update leave nothing, every
+// other one is there, and the queued ones committed in shared groups.
+func TestDB_GroupCommit(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	var mu sync.Mutex
+	var groups []int
+	db.OnGroupCommit(func(n int) {
+		mu.Lock()
+		groups = append(groups, n)
+		mu.Unlock()
+	})
+	scope := fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
+	cert := func(i int) *fleetcert.Certificate {
+		return &fleetcert.Certificate{Scope: scope, ID: fleetcert.CertificateID(fmt.Appendf(nil, "group-%d", i)),
+			Status: fleetcert.StatusActive, PEM: "pem", Mode: fleetcert.ModeDefault,
+			CreationDate: time.Unix(0, int64(i)).UTC()}
+	}
+	create := func(i int) func(tx fleetcert.Tx) error {
+		return func(tx fleetcert.Tx) error {
+			if err := tx.CreateCertificate(ctx, cert(i)); err != nil {
+				return err
+			}
+			return tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated,
+				Scope: scope, CertificateID: cert(i).ID, NewStatus: fleetcert.StatusActive, Time: time.Unix(1, 0)})
+		}
+	}
+
+	// The holder: in the writer until the others queue behind it.
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	holderErr := make(chan error, 1)
+	go func() {
+		holderErr <- db.Update(ctx, func(tx fleetcert.Tx) error {
+			close(holding)
+			<-release
+			return create(0)(tx)
+		})
+	}()
+	<-holding
+
+	const n = 24
+	errFailed := errors.New("this one fails")
+	type outcome struct {
+		err      error
+		panicked bool
+	}
+	results := make([]outcome, n)
+	canceledCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		ctx := ctx
+		if i == 7 {
+			ctx = canceledCtx
+		}
+		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					results[i].panicked = true
+				}
+			}()
+			results[i].err = db.Update(ctx, func(tx fleetcert.Tx) error {
+				if err := create(i)(tx); err != nil {
+					return err
+				}
+				switch {
+				case i%5 == 0:
+					return fmt.Errorf("after creating %d: %w", i, errFailed)
+				case i == 11:
+					panic("a panicking Update")
+				case i == 13:
+					// The same certificate again: the store's own error, after
+					// this Update's first write.
+					return create(i)(tx)
+				}
+				return nil
+			})
+		})
+		// One at a time, so the queue's order is known.
+		testwait.For(t, fmt.Sprintf("Update %d to queue", i), func() bool { return db.WaitingWriters() == i })
+	}
+	cancel()
+	testwait.For(t, "the canceled Update to leave the queue", func() bool { return db.WaitingWriters() == n-2 })
+	close(release)
+	wg.Wait()
+	if err := <-holderErr; err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+
+	exists := func(i int) bool {
+		t.Helper()
+		err := db.View(ctx, func(tx fleetcert.Tx) error {
+			_, err := tx.Certificate(ctx, scope, cert(i).ID)
+			return err
+		})
+		if err != nil && fleetcert.ErrorCode(err) != fleetcert.EResourceNotFound {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	if !exists(0) {
+		t.Error("holder's certificate missing")
+	}
+	for i := 1; i < n; i++ {
+		r := results[i]
+		switch {
+		case i == 7:
+			if !errors.Is(r.err, context.Canceled) || exists(i) {
+				t.Errorf("canceled Update %d: err %v, stored %v; want context.Canceled, nothing stored", i, r.err, exists(i))
+			}
+		case i%5 == 0:
+			if !errors.Is(r.err, errFailed) || exists(i) {
+				t.Errorf("failing Update %d: err %v, stored %v; want its error unchanged, nothing stored", i, r.err, exists(i))
+			}
+		case i == 11:
+			if !r.panicked || exists(i) {
+				t.Errorf("panicking Update %d: panicked %v, stored %v; want the panic, nothing stored", i, r.panicked, exists(i))
+			}
+		case i == 13:
+			if fleetcert.ErrorCode(r.err) != fleetcert.EResourceAlreadyExists || exists(i) {
+				t.Errorf("duplicate Update %d: err %v, stored %v; want ResourceAlreadyExistsException, nothing stored", i, r.err, exists(i))
+			}
+		default:
+			if r.err != nil || r.panicked || !exists(i) {
+				t.Errorf("Update %d: err %v, panicked %v, stored %v; want it stored", i, r.err, r.panicked, exists(i))
+			}
+		}
+	}
+
+	// The feed holds exactly the stored certificates' changes, in order.
+	chs, err := db.Changes(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range chs {
+		got = append(got, ch.CertificateID)
+	}
+	var want []string
+	for i := range n {
+		if exists(i) {
+			want = append(want, cert(i).ID)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("change feed:\n got %v\nwant %v", got, want)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	shared := 0
+	for _, g := range groups {
+		if g > 1 {
+			shared += g
+		}
+	}
+	if shared < n/2 {
+		t.Errorf("groups committed %v: want the queued Updates to share commits", groups)
+	}
+}
+
+// An Update arriving when the writer is idle commits alone, at once.
+func TestDB_GroupCommitAlone(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	var groups []int
+	db.OnGroupCommit(func(n int) { groups = append(groups, n) })
+	for i := range 3 {
+		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAALONE%011d", i), Secret: "s", AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }); err != nil {
+			t.Fatal(err)
+		}
+		mustAccessKey(t, db, k.ID)
+	}
+	if fmt.Sprint(groups) != "[1 1 1]" {
+		t.Errorf("groups %v, want [1 1 1]", groups)
+	}
+}
+
+// The commit stamp stays while nothing commits, reads included, and moves
+// with every commit, this handle's or another process's on the same file.
+func TestDB_CommitStamp(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/fleetcert.db"
+	db := mustOpenDBAt(t, path, nil)
+	other := mustOpenDBAt(t, path, nil)
+	stamp := func() uint64 {
+		t.Helper()
+		s, ok := db.CommitStamp()
+		if !ok {
+			t.Fatal("no commit stamp")
+		}
+		return s
+	}
+	seen := map[uint64]bool{}
+	prev := stamp()
+	seen[prev] = true
+	for i, w := range []*sqlite.DB{db, other, other, db} {
+		countAccessKeys(t, db)
+		countAccessKeys(t, other)
+		if s := stamp(); s != prev {
+			t.Fatalf("step %d: stamp moved with reads only", i)
+		}
+		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIASTAMP%011d", i), Secret: "s", AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		if err := w.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }); err != nil {
+			t.Fatal(err)
+		}
+		s := stamp()
+		if seen[s] {
+			t.Fatalf("step %d: stamp %x after a commit was seen before", i, s)
+		}
+		seen[s], prev = true, s
+	}
+}
