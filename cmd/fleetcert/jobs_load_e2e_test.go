@@ -221,8 +221,9 @@ func TestJobDevicesLoad(t *testing.T) {
 	t.Logf("job: %d certificates revoked in %v by the job's record (%v from the command to COMPLETED seen): %.0f certificates/s; "+
 		"server CPU time %v (%.1f µs per certificate)", total, ran.Round(time.Millisecond), jobDone.Sub(start).Round(time.Millisecond),
 		float64(total)/ran.Seconds(), cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(total))
-	t.Logf("devices: all %d connections closed %v after the command, %v after the job's end", devices,
-		time.Unix(0, lastClose.Load()).Sub(start).Round(time.Millisecond), time.Unix(0, lastClose.Load()).Sub(job.CompletedAt).Round(time.Millisecond))
+	last := time.Unix(0, lastClose.Load())
+	t.Logf("devices: all %d connections closed by %v after the command; the last %v after the job's end (negative: before it)", devices,
+		last.Sub(start).Round(time.Millisecond), last.Sub(job.CompletedAt).Round(time.Millisecond))
 	slices.Sort(latencies)
 	if len(latencies) == 0 {
 		t.Fatal("no DescribeCertificate call completed during the job")
@@ -237,20 +238,25 @@ func TestJobDevicesLoad(t *testing.T) {
 
 // seedDevices registers certs, and seed placeholder certificates, under CA
 // caID of the test account through db, with their changes (so the running
-// server's gateway learns of them), 10,000 per transaction.
+// server's gateway learns of them), 10,000 per transaction. The devices'
+// are spread evenly among the placeholders, so that the job drops devices
+// from its first batch to its last.
 func seedDevices(t *testing.T, db *sqlite.DB, caID string, caCert *testpki.Cert, certs []*testpki.Cert, seed int) {
 	t.Helper()
 	scope := fleetcert.Scope{AccountID: testAccount, Region: testRegion}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	total := len(certs) + seed
+	stride := total / max(1, len(certs))
+	device := 0
 	for done := 0; done < total; {
 		err := db.Update(context.Background(), func(tx fleetcert.Tx) error {
 			for i := done; i < total && i < done+10_000; i++ {
 				c := &fleetcert.Certificate{Scope: scope, CACertificateID: caID, Status: fleetcert.StatusActive,
 					Mode: fleetcert.ModeSNIOnly, OwnedBy: testAccount, CreationDate: now, LastModifiedDate: now,
 					CustomerVersion: 1, GenerationID: "seeded", Issuer: caCert.Cert.RawSubject, AuthorityKeyID: caCert.Cert.SubjectKeyId}
-				if i < len(certs) {
-					d := certs[i]
+				if i%stride == 0 && device < len(certs) {
+					d := certs[device]
+					device++
 					c.ID, c.PEM, c.NotBefore, c.NotAfter = certificateIDOf(d), d.PEM, d.Cert.NotBefore.UTC(), d.Cert.NotAfter.UTC()
 					c.Serial, c.CommonName = d.Cert.SerialNumber.Bytes(), d.Cert.Subject.CommonName
 				} else {
