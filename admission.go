@@ -50,33 +50,63 @@ func admissionRefusal(status Status, notBefore, notAfter, now time.Time) string 
 // (Registry.ChangesHead): then the view reflects every change committed
 // before the attempt, in any process, as a read of the store would.
 //
-// A certificate registered once costs a view about 116 bytes.
+// A certificate registered once costs a view about 80 bytes: one entry of
+// a map without pointers, which the garbage collector does not scan.
 type AdmissionView struct {
 	reg *Registry
 
-	mu     sync.RWMutex
-	byID   map[[sha256.Size]byte][]viewRegistration
-	scopes map[Scope]*Scope // one copy of each scope
+	mu sync.RWMutex
+	// Every certificate is in one map: single if registered once (almost
+	// all), several if registered more than once (in other accounts or
+	// regions). A slice for each would cost a heap object and a pointer
+	// per certificate.
+	single  map[[sha256.Size]byte]viewRegistration
+	several map[[sha256.Size]byte][]viewRegistration
+	scopes  []Scope          // by viewRegistration.scope
+	scopeOf map[Scope]uint32 // index of each scope in scopes
 }
 
-// viewRegistration is one registration of a certificate: 32 bytes.
+// viewRegistration is one registration of a certificate: 24 bytes, no
+// pointer.
 type viewRegistration struct {
-	scope               *Scope
-	notBefore, notAfter int64 // Unix microseconds
+	notBefore, notAfter int64  // Unix microseconds
+	scope               uint32 // index in AdmissionView.scopes
 	active              bool
 	sniOnly             bool // certificateMode SNI_ONLY, else DEFAULT
 }
 
-func viewRegistrationKey(r viewRegistration) (Scope, CertificateMode) {
-	if r.sniOnly {
-		return *r.scope, ModeSNIOnly
-	}
-	return *r.scope, ModeDefault
-}
-
 // NewAdmissionView returns an empty view of r's registrations: Load it.
 func (r *Registry) NewAdmissionView() *AdmissionView {
-	return &AdmissionView{reg: r, byID: map[[sha256.Size]byte][]viewRegistration{}, scopes: map[Scope]*Scope{}}
+	return &AdmissionView{reg: r, single: map[[sha256.Size]byte]viewRegistration{},
+		several: map[[sha256.Size]byte][]viewRegistration{}, scopeOf: map[Scope]uint32{}}
+}
+
+// registrationsLocked returns the registrations of k, in the order they
+// were read; one is copied into buf.
+func (v *AdmissionView) registrationsLocked(k [sha256.Size]byte, buf *[1]viewRegistration) []viewRegistration {
+	if r, ok := v.single[k]; ok {
+		buf[0] = r
+		return buf[:]
+	}
+	return v.several[k]
+}
+
+// addLocked adds registration r of k after those v holds.
+func (v *AdmissionView) addLocked(k [sha256.Size]byte, r viewRegistration) {
+	if first, ok := v.single[k]; ok {
+		delete(v.single, k)
+		v.several[k] = []viewRegistration{first, r}
+	} else if regs, ok := v.several[k]; ok {
+		v.several[k] = append(regs, r)
+	} else {
+		v.single[k] = r
+	}
+}
+
+// deleteLocked removes every registration of k.
+func (v *AdmissionView) deleteLocked(k [sha256.Size]byte) {
+	delete(v.single, k)
+	delete(v.several, k)
 }
 
 // viewPage is how many registrations are read at once when a view loads.
@@ -109,7 +139,7 @@ func (v *AdmissionView) Load(ctx context.Context) (int64, error) {
 		v.mu.Lock()
 		for _, c := range page {
 			if k, ok := viewKey(c.ID); ok {
-				v.byID[k] = append(v.byID[k], v.registrationLocked(c))
+				v.addLocked(k, v.registrationLocked(c))
 			}
 			after = c.Seq
 		}
@@ -153,7 +183,7 @@ func (v *AdmissionView) Apply(ctx context.Context, c *Change) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if err != nil {
-		delete(v.byID, k)
+		v.deleteLocked(k)
 		return fmt.Errorf("admission view: read certificate %s: %w", c.CertificateID, err)
 	}
 	v.setLocked(k, regs)
@@ -165,9 +195,22 @@ func (v *AdmissionView) Apply(ctx context.Context, c *Change) error {
 func (v *AdmissionView) setActive(k [sha256.Size]byte, scope Scope, active bool) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for i, r := range v.byID[k] {
-		if *r.scope == scope {
-			v.byID[k][i].active = active
+	i, ok := v.scopeOf[scope]
+	if !ok {
+		return false
+	}
+	if r, ok := v.single[k]; ok {
+		if r.scope != i {
+			return false
+		}
+		r.active = active
+		v.single[k] = r
+		return true
+	}
+	regs := v.several[k]
+	for j := range regs {
+		if regs[j].scope == i {
+			regs[j].active = active
 			return true
 		}
 	}
@@ -181,23 +224,19 @@ func viewKey(certificateID string) ([sha256.Size]byte, bool) {
 }
 
 func (v *AdmissionView) setLocked(k [sha256.Size]byte, regs []*Certificate) {
-	if len(regs) == 0 {
-		delete(v.byID, k)
-		return
-	}
-	out := make([]viewRegistration, 0, len(regs))
+	v.deleteLocked(k)
 	for _, c := range regs {
-		out = append(out, v.registrationLocked(c))
+		v.addLocked(k, v.registrationLocked(c))
 	}
-	v.byID[k] = out
 }
 
 // registrationLocked is the view's copy of registration c.
 func (v *AdmissionView) registrationLocked(c *Certificate) viewRegistration {
-	scope := v.scopes[c.Scope]
-	if scope == nil {
-		scope = &Scope{AccountID: c.AccountID, Region: c.Region}
-		v.scopes[c.Scope] = scope
+	scope, ok := v.scopeOf[c.Scope]
+	if !ok {
+		scope = uint32(len(v.scopes))
+		v.scopes = append(v.scopes, c.Scope)
+		v.scopeOf[c.Scope] = scope
 	}
 	return viewRegistration{scope: scope, active: c.Status == StatusActive,
 		sniOnly:   c.Mode == ModeSNIOnly,
@@ -223,12 +262,19 @@ func (v *AdmissionView) Admit(q DeviceQuery) (*Certificate, bool) {
 	}
 	key := sha256.Sum256(q.Chain[0].Raw)
 	now := v.reg.Now()
+	var buf [1]viewRegistration
 	v.mu.RLock()
-	regs := v.byID[key]
-	i, _ := SelectRegistration(q, regs, viewRegistrationKey)
+	regs := v.registrationsLocked(key, &buf)
+	i, _ := SelectRegistration(q, regs, func(r viewRegistration) (Scope, CertificateMode) {
+		if r.sniOnly {
+			return v.scopes[r.scope], ModeSNIOnly
+		}
+		return v.scopes[r.scope], ModeDefault
+	})
 	var r viewRegistration
+	var scope Scope
 	if i >= 0 {
-		r = regs[i]
+		r, scope = regs[i], v.scopes[regs[i].scope]
 	}
 	v.mu.RUnlock()
 	if i < 0 || !r.admits(now) {
@@ -239,7 +285,7 @@ func (v *AdmissionView) Admit(q DeviceQuery) (*Certificate, bool) {
 		mode = ModeSNIOnly
 	}
 	return &Certificate{
-		Scope: *r.scope, ID: hex.EncodeToString(key[:]), Status: StatusActive, Mode: mode,
+		Scope: scope, ID: hex.EncodeToString(key[:]), Status: StatusActive, Mode: mode,
 		NotBefore: time.UnixMicro(r.notBefore).UTC(), NotAfter: time.UnixMicro(r.notAfter).UTC(),
 	}, true
 }
@@ -253,10 +299,15 @@ func (v *AdmissionView) Active(scope Scope, certificateID string) bool {
 	if !ok {
 		return false
 	}
+	var buf [1]viewRegistration
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	for _, r := range v.byID[k] {
-		if *r.scope == scope {
+	i, ok := v.scopeOf[scope]
+	if !ok {
+		return false
+	}
+	for _, r := range v.registrationsLocked(k, &buf) {
+		if r.scope == i {
 			return r.active
 		}
 	}
@@ -270,5 +321,5 @@ func (v *AdmissionView) Now() time.Time { return v.reg.Now() }
 func (v *AdmissionView) Len() int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return len(v.byID)
+	return len(v.single) + len(v.several)
 }

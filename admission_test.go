@@ -3,7 +3,9 @@ package fleetcert_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -260,4 +262,118 @@ func TestAdmissionViewLoadAcrossPages(t *testing.T) {
 	if c, ok := v.Admit(fleetcert.DeviceQuery{Chain: chain, Region: scope.Region, AccountID: otherAccount.AccountID}); ok {
 		t.Errorf("Admit naming %s admitted %+v; its registration is INACTIVE", otherAccount.AccountID, c)
 	}
+}
+
+// A certificate registered in two accounts, then in one, then in none, and
+// in two again: the view follows each change, and Len counts certificates.
+func TestAdmissionViewRegistrationsComeAndGo(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := mustOpenRegistry(t)
+	c := testpki.Leaf(t)
+	id := fleetcert.CertificateID(c.Cert.Raw)
+	chain := []*x509.Certificate{c.Cert}
+	single := testpki.Leaf(t) // registered once throughout
+	for _, s := range []fleetcert.Scope{scope, otherAccount} {
+		if _, err := reg.RegisterCertificateWithoutCA(ctx, s, c.PEM, fleetcert.StatusActive); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.RegisterCertificateWithoutCA(ctx, scope, single.PEM, fleetcert.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	v := reg.NewAdmissionView()
+	head, err := v.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// apply applies the changes since the last call.
+	apply := func() {
+		t.Helper()
+		chs, err := reg.Changes(ctx, head, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range chs {
+			if err := v.Apply(ctx, &chs[i]); err != nil {
+				t.Fatal(err)
+			}
+			head = chs[i].Seq
+		}
+	}
+	// want checks which accounts' registrations of c the view holds ACTIVE
+	// and admits a device naming them.
+	want := func(step string, in map[fleetcert.Scope]bool, certificates int) {
+		t.Helper()
+		for _, s := range []fleetcert.Scope{scope, otherAccount} {
+			if got := v.Active(s, id); got != in[s] {
+				t.Errorf("%s: Active(%s) = %v, want %v", step, s.AccountID, got, in[s])
+			}
+			got, ok := v.Admit(fleetcert.DeviceQuery{Chain: chain, Region: s.Region, AccountID: s.AccountID})
+			if ok != in[s] || ok && got.Scope != s {
+				t.Errorf("%s: Admit naming %s: %+v, %v; want %v", step, s.AccountID, got, ok, in[s])
+			}
+		}
+		if _, ok := v.Admit(fleetcert.DeviceQuery{Chain: []*x509.Certificate{single.Cert}, Region: scope.Region, AccountID: scope.AccountID}); !ok {
+			t.Errorf("%s: the certificate registered once is not admitted", step)
+		}
+		if got := v.Len(); got != certificates {
+			t.Errorf("%s: Len() = %d, want %d", step, got, certificates)
+		}
+	}
+	want("loaded", map[fleetcert.Scope]bool{scope: true, otherAccount: true}, 2)
+
+	must(t, reg.UpdateCertificate(ctx, otherAccount, id, fleetcert.StatusInactive))
+	apply()
+	want("one deactivated", map[fleetcert.Scope]bool{scope: true}, 2)
+
+	must(t, reg.DeleteCertificate(ctx, otherAccount, id, false))
+	apply()
+	want("one deleted", map[fleetcert.Scope]bool{scope: true}, 2)
+
+	must(t, reg.UpdateCertificate(ctx, scope, id, fleetcert.StatusInactive))
+	must(t, reg.DeleteCertificate(ctx, scope, id, false))
+	apply()
+	want("both deleted", nil, 1)
+
+	for _, s := range []fleetcert.Scope{otherAccount, scope} {
+		if _, err := reg.RegisterCertificateWithoutCA(ctx, s, c.PEM, fleetcert.StatusActive); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply()
+	want("registered again in both", map[fleetcert.Scope]bool{scope: true, otherAccount: true}, 2)
+	must(t, reg.UpdateCertificate(ctx, scope, id, fleetcert.StatusRevoked))
+	apply()
+	want("one revoked", map[fleetcert.Scope]bool{otherAccount: true}, 2)
+}
+
+// A view holds a certificate registered once in under 100 bytes of heap
+// (a map entry of 56 bytes and the map's spare room); with a slice of
+// registrations for each certificate it took 116.
+func TestAdmissionViewMemory(t *testing.T) {
+	const n = 200_000
+	reg, _ := mustOpenRegistry(t)
+	v := reg.NewAdmissionView()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	notBefore := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		fleetcert.AddToView(v, &fleetcert.Certificate{
+			Scope: scope, ID: fleetcert.CertificateID(binary.BigEndian.AppendUint64(nil, uint64(i))),
+			Status: fleetcert.StatusActive, Mode: fleetcert.ModeDefault,
+			NotBefore: notBefore, NotAfter: notBefore.AddDate(1, 0, 0),
+		})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if v.Len() != n {
+		t.Fatalf("view holds %d certificates, want %d", v.Len(), n)
+	}
+	perCertificate := float64(after.HeapAlloc-min(before.HeapAlloc, after.HeapAlloc)) / n
+	t.Logf("%.0f bytes of heap per certificate", perCertificate)
+	if perCertificate >= 100 {
+		t.Errorf("the view holds %.0f bytes of heap per certificate, want under 100", perCertificate)
+	}
+	runtime.KeepAlive(v)
 }

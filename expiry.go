@@ -2,6 +2,7 @@ package fleetcert
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"time"
 )
@@ -38,25 +39,31 @@ func (v *AdmissionView) ScanExpiry(from, to time.Time, windows []time.Duration, 
 		ends[i] = to.Add(w).UnixMicro()
 	}
 	var hits []ExpiredRegistration
+	scan := func(k [sha256.Size]byte, r viewRegistration) {
+		if r.notAfter > f && r.notAfter <= t {
+			hits = append(hits, ExpiredRegistration{Scope: v.scopes[r.scope], CertificateID: hex.EncodeToString(k[:]),
+				NotAfter: time.UnixMicro(r.notAfter).UTC(), Active: r.active})
+		}
+		if !r.active {
+			return
+		}
+		if r.notAfter < t {
+			res.Expired++
+			return
+		}
+		for i, end := range ends {
+			if r.notAfter <= end {
+				res.Within[i]++
+			}
+		}
+	}
 	v.mu.RLock()
-	for k, regs := range v.byID {
+	for k, r := range v.single {
+		scan(k, r)
+	}
+	for k, regs := range v.several {
 		for _, r := range regs {
-			if r.notAfter > f && r.notAfter <= t {
-				hits = append(hits, ExpiredRegistration{Scope: *r.scope, CertificateID: hex.EncodeToString(k[:]),
-					NotAfter: time.UnixMicro(r.notAfter).UTC(), Active: r.active})
-			}
-			if !r.active {
-				continue
-			}
-			if r.notAfter < t {
-				res.Expired++
-				continue
-			}
-			for i, end := range ends {
-				if r.notAfter <= end {
-					res.Within[i]++
-				}
-			}
+			scan(k, r)
 		}
 	}
 	v.mu.RUnlock()

@@ -64,36 +64,41 @@ var awsRates = map[string]float64{
 	"UpdateCACertificate":          10,
 	"UpdateCertificate":            10,
 
-	// Things and policies (issue 15): the same table lists them, but we
-	// could not read their rows (the search tool gives the page's opening
-	// only); each gets 10, the table's lowest rate for any control plane
-	// operation, until someone copies the published values in.
-	"AddThingToThingGroup":      10,
-	"AttachThingPrincipal":      10,
-	"CreateThing":               10,
-	"CreateThingGroup":          10,
-	"CreateThingType":           10,
-	"DeleteThing":               10,
-	"DeleteThingGroup":          10,
-	"DeleteThingType":           10,
-	"DeprecateThingType":        10,
-	"DescribeThing":             10,
-	"DescribeThingGroup":        10,
-	"DescribeThingType":         10,
-	"DetachThingPrincipal":      10,
-	"ListPrincipalThings":       10,
+	// Things (issue 15): AWS's default quotas in Service Quotas (service
+	// code iotcore, "<Operation> API TPS"; each quota code is beside its
+	// rate, for `aws service-quotas get-aws-default-service-quota
+	// --service-code iotcore --quota-code L-…`). The V2 listings have no
+	// quota of their own there: they get their V1 operation's.
+	"AddThingToThingGroup":      100, // L-2904683A
+	"AttachThingPrincipal":      100, // L-F64D1AA6
+	"CreateThing":               100, // L-64CBACAC
+	"CreateThingGroup":          25,  // L-512F449C
+	"CreateThingType":           15,  // L-8650816F
+	"DeleteThing":               100, // L-889800F7
+	"DeleteThingGroup":          15,  // L-FCAB1AF4
+	"DeleteThingType":           15,  // L-CFBDB489
+	"DeprecateThingType":        15,  // L-7F1DBFAE
+	"DescribeThing":             350, // L-0EF0F5EE
+	"DescribeThingGroup":        100, // L-52E1E197
+	"DescribeThingType":         100, // L-DDCF8E97
+	"DetachThingPrincipal":      100, // L-B5EE4A16
+	"ListPrincipalThings":       10,  // L-C481616A
 	"ListPrincipalThingsV2":     10,
-	"ListThingGroups":           10,
-	"ListThingGroupsForThing":   10,
-	"ListThingPrincipals":       10,
+	"ListThingGroups":           10,  // L-1E5260D6
+	"ListThingGroupsForThing":   100, // L-75F129AD
+	"ListThingPrincipals":       10,  // L-FC3EF4D9
 	"ListThingPrincipalsV2":     10,
-	"ListThingTypes":            10,
-	"ListThings":                10,
-	"ListThingsInThingGroup":    10,
-	"RemoveThingFromThingGroup": 10,
-	"UpdateThing":               10,
-	"UpdateThingGroup":          10,
+	"ListThingTypes":            10,  // L-F9EBF527
+	"ListThings":                10,  // L-57AAC135
+	"ListThingsInThingGroup":    25,  // L-D33FD5F9
+	"RemoveThingFromThingGroup": 100, // L-2A81A394
+	"UpdateThing":               100, // L-211F680E
+	"UpdateThingGroup":          15,  // L-5D84F9FE
 
+	// Policies: Service Quotas lists their operations too (AttachPolicy
+	// L-CA7D4E3E, GetEffectivePolicies L-CE45290D, …) but we could not
+	// read their default values; each gets 10, the lowest rate AWS gives
+	// any of the operations above, until someone copies the values in.
 	"AttachPolicy":            10,
 	"AttachPrincipalPolicy":   10,
 	"CreatePolicy":            10,

@@ -149,6 +149,16 @@ func TestAWSRates(t *testing.T) {
 	if th := mustParseThrottle(t, "aws"); len(th.Rates()) != n {
 		t.Errorf("ParseThrottle(aws) has %d rates, want %d", len(th.Rates()), n)
 	}
+	// A few of AWS's published defaults, one per value they take.
+	for op, want := range map[string]float64{
+		"CreateCertificateFromCsr": 15, "DescribeCertificate": 10,
+		"DescribeThing": 350, "CreateThing": 100, "CreateThingGroup": 25,
+		"ListThingsInThingGroup": 25, "UpdateThingGroup": 15, "ListThings": 10,
+	} {
+		if got := rates[op].PerSecond; got != want {
+			t.Errorf("%s: %v a second, want AWS's %v", op, got, want)
+		}
+	}
 }
 
 // TestThrottle_Client drives the real IoT client against a throttled

@@ -1,6 +1,10 @@
 package mqtt
 
-import "context"
+import (
+	"context"
+
+	"github.com/fleetcert/fleetcert"
+)
 
 // PendingHandshakes is how many admissions decided in TLS handshakes wait
 // for their CONNECT.
@@ -16,3 +20,7 @@ func (g *Gateway) ViewCaughtUp() bool {
 	head, err := g.Registry.ChangesHead(context.Background())
 	return err == nil && g.seen.Load() >= head
 }
+
+// AuthzEpoch is how many authorization changes of scope the gateway has
+// applied.
+func (g *Gateway) AuthzEpoch(scope fleetcert.Scope) uint64 { return g.authzEpochs.get(scope) }

@@ -54,48 +54,63 @@ const (
 // combination of filters. Its parameters: ?1 account, ?2 region, ?3 creation
 // date and ?4 seq of the cursor, ?5 limit, ?6 CA id, ?7 status, ?8 owner,
 // ?9 and ?10 the range of ids that start with a prefix.
-// The row-value comparison is a range on the index (account_id, region[,
-// ca_certificate_id | status], creation_date, seq), so a page costs its own
-// rows, however deep it is; the filters the index lacks are checked on those
-// rows.
+//
+// The position after the cursor is two ranges on the index (account_id,
+// region[, ca_certificate_id | status], creation_date, seq), read one after
+// the other: the cursor's creation date past its seq, then the later (or,
+// descending, earlier) dates. SQLite seeks a row value (creation_date, seq)
+// > (?, ?) on creation_date alone and steps over every row of that date
+// before the cursor, so certificates created in one millisecond (registered
+// in bulk) made each page cost all the pages of that millisecond before it
+// (statusesByCASQL, the bulk job's page, is the same query). With the two
+// ranges a page costs its own rows, however deep it is and however many
+// share its date; the filters the index lacks are checked on those rows.
+// UNION ALL of two subqueries keeps their order, the first's rows first, as
+// the outer LIMIT needs.
 func listCertificatesSQL(ascending bool, filters int) string {
-	var b strings.Builder
 	// A listing never returns the PEM (the Store contract), and the PEM is
 	// most of a row: select an empty one.
-	b.WriteString(`SELECT ` + strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1) + `, seq FROM certificates`)
+	selectFrom := `SELECT ` + strings.Replace(certificateColumns, "status, pem,", "status, '' AS pem,", 1) + `, seq FROM certificates`
+	var index string
 	switch {
 	case filters&byIDPrefix != 0:
 		// A prefix search (the console's) matches few rows: find them by id,
-		// then sort them.
-		b.WriteString(` INDEXED BY certificates_by_id`)
+		// then sort them. The cursor is a filter on those rows, not a range.
+		index = ` INDEXED BY certificates_by_id`
 	case filters&byCA != 0:
 		// A CA's certificates are fewer than a status's (most are ACTIVE).
-		b.WriteString(` INDEXED BY certificates_by_ca`)
+		index = ` INDEXED BY certificates_by_ca`
 	case filters&byStatus != 0:
-		b.WriteString(` INDEXED BY certificates_by_status`)
+		index = ` INDEXED BY certificates_by_status`
 	default:
-		b.WriteString(` INDEXED BY certificates_by_creation`)
+		index = ` INDEXED BY certificates_by_creation`
 	}
-	b.WriteString(` WHERE account_id = ?1 AND region = ?2`)
+	where := ` WHERE account_id = ?1 AND region = ?2`
 	if filters&byCA != 0 {
-		b.WriteString(` AND ca_certificate_id = ?6`)
+		where += ` AND ca_certificate_id = ?6`
 	}
 	if filters&byStatus != 0 {
-		b.WriteString(` AND status = ?7`)
+		where += ` AND status = ?7`
 	}
 	if filters&byOwner != 0 {
-		b.WriteString(` AND owned_by = ?8`)
+		where += ` AND owned_by = ?8`
 	}
 	if filters&byIDPrefix != 0 {
-		b.WriteString(` AND certificate_id >= ?9 AND certificate_id < ?10`)
+		where += ` AND certificate_id >= ?9 AND certificate_id < ?10`
 	}
-	if ascending {
-		b.WriteString(` AND (creation_date, seq) > (?3, ?4) ORDER BY creation_date, seq`)
-	} else {
-		b.WriteString(` AND (creation_date, seq) < (?3, ?4) ORDER BY creation_date DESC, seq DESC`)
+	op, desc := ">", ""
+	if !ascending {
+		op, desc = "<", " DESC"
 	}
-	b.WriteString(` LIMIT ?5`)
-	return b.String()
+	if filters&byIDPrefix != 0 {
+		return selectFrom + index + where + ` AND (creation_date, seq) ` + op + ` (?3, ?4)` +
+			` ORDER BY creation_date` + desc + `, seq` + desc + ` LIMIT ?5`
+	}
+	return `SELECT * FROM (` + selectFrom + index + where + ` AND creation_date = ?3 AND seq ` + op + ` ?4` +
+		` ORDER BY seq` + desc + ` LIMIT ?5)` +
+		` UNION ALL SELECT * FROM (` + selectFrom + index + where + ` AND creation_date ` + op + ` ?3` +
+		` ORDER BY creation_date` + desc + `, seq` + desc + ` LIMIT ?5)` +
+		` LIMIT ?5`
 }
 
 // certificateArgs returns the column values of c in certificateColumns order.

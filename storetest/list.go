@@ -188,6 +188,65 @@ func testListPagingConcurrentInserts(t *testing.T, s fleetcert.Store) {
 	}
 }
 
+// testListPagingLongTies pages through certificates most of which share
+// one creation date (a bulk import dates a batch with one clock reading),
+// with pages shorter than the ties, so that pages start and end inside
+// them: without filters, by CA, by status and by CA and owner, in both
+// orders.
+func testListPagingLongTies(t *testing.T, s fleetcert.Store) {
+	caX := certificateID("ca-x")
+	var certs []*fleetcert.Certificate
+	for i := range 60 {
+		// 5 before, 50 in one millisecond, 5 after; inserted interleaved so
+		// that Seq order is not list order outside the ties.
+		created := baseTime.Add(time.Millisecond)
+		switch {
+		case i%12 == 0:
+			created = baseTime.Add(time.Duration(i) * time.Microsecond)
+		case i%12 == 1:
+			created = baseTime.Add(2*time.Millisecond + time.Duration(i)*time.Millisecond)
+		}
+		c := newCertificate(scopeA, fmt.Sprint("lt", i), created)
+		if i%4 != 3 {
+			c.CACertificateID = caX
+		}
+		if i%5 == 4 {
+			c.Status = fleetcert.StatusInactive
+		}
+		certs = append(certs, c)
+	}
+	create(t, s, certs...)
+	for _, tc := range []struct {
+		name    string
+		q       fleetcert.CertificateQuery
+		matches func(c *fleetcert.Certificate) bool
+	}{
+		{"all", fleetcert.CertificateQuery{}, func(*fleetcert.Certificate) bool { return true }},
+		{"CA", fleetcert.CertificateQuery{CACertificateID: caX},
+			func(c *fleetcert.Certificate) bool { return c.CACertificateID == caX }},
+		{"status", fleetcert.CertificateQuery{Status: fleetcert.StatusActive},
+			func(c *fleetcert.Certificate) bool { return c.Status == fleetcert.StatusActive }},
+		{"CA and owner", fleetcert.CertificateQuery{CACertificateID: caX, OwnedBy: scopeA.AccountID},
+			func(c *fleetcert.Certificate) bool { return c.CACertificateID == caX }},
+	} {
+		var want []*fleetcert.Certificate
+		for _, c := range certs {
+			if tc.matches(c) {
+				want = append(want, c)
+			}
+		}
+		for _, ascending := range []bool{true, false} {
+			sortCertificates(want, ascending)
+			q := tc.q
+			q.Scope, q.Ascending = scopeA, ascending
+			for _, size := range []int{1, 7, 30} {
+				got := listAll(t, s, q, size)
+				sameOrder(t, fmt.Sprintf("%s, ascending=%v, pages of %d", tc.name, ascending, size), got, want)
+			}
+		}
+	}
+}
+
 func testListCAFilter(t *testing.T, s fleetcert.Store) {
 	caX, caY := certificateID("ca-x"), certificateID("ca-y")
 	var underX []*fleetcert.Certificate

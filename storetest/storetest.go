@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/list-limit", testListLimit},
 		{"ok/list-paging", testListPaging},
 		{"ok/list-paging-concurrent-inserts", testListPagingConcurrentInserts},
+		{"ok/list-paging-long-ties", testListPagingLongTies},
 		{"ok/list-ca-filter", testListCAFilter},
 		{"ok/list-scope-isolation", testListScopeIsolation},
 		{"ok/list-status-owner-ca-filters", testListFilters},

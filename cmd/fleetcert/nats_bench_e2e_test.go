@@ -1,11 +1,13 @@
 package main_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -68,21 +70,36 @@ func TestClusterNATSBench(t *testing.T) {
 
 	// Arrival times by payload, for a subscriber on node 0 (same) and
 	// one on node 1 (cross).
+	// A payload is a stream's name and a number ("t12", "m3-12": stream
+	// "m3" is publisher 3); disorder counts the messages whose number is
+	// not above the last of their stream: repeated or out of order.
 	type arrivals struct {
-		mu sync.Mutex
-		at map[string]time.Time
-		n  atomic.Int64
+		mu       sync.Mutex
+		at       map[string]time.Time
+		last     map[string]int
+		n        atomic.Int64
+		disorder atomic.Int64
 	}
 	sub := func(n *node, id, filter string, qos byte) *arrivals {
-		a := &arrivals{at: map[string]time.Time{}}
+		a := &arrivals{at: map[string]time.Time{}, last: map[string]int{}}
 		c, _, err := n.connectDevice(t, dev, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tok := c.Subscribe(filter, qos, func(_ paho.Client, m paho.Message) {
 			now := time.Now()
+			p := string(m.Payload())
+			stream, num := p[:1], p[1:]
+			if i := strings.LastIndexByte(p, '-'); i >= 0 {
+				stream, num = p[:i], p[i+1:]
+			}
+			seq, _ := strconv.Atoi(num)
 			a.mu.Lock()
-			a.at[string(m.Payload())] = now
+			a.at[p] = now
+			if last, ok := a.last[stream]; ok && seq <= last {
+				a.disorder.Add(1)
+			}
+			a.last[stream] = seq
 			a.mu.Unlock()
 			a.n.Add(1)
 		})
@@ -181,12 +198,17 @@ func TestClusterNATSBench(t *testing.T) {
 	t.Logf("throughput, %d QoS 1 messages from one publisher (acknowledged in %s, %.0f msg/s; %d confirmation round trips): same node %s; cross node %s",
 		messages, published.Round(time.Millisecond), float64(messages)/published.Seconds(), roundTrips()-rtBase,
 		report(sameAt, same.n.Load()-base), report(crossAt, cross.n.Load()-baseX))
+	if d, x := same.disorder.Load(), cross.disorder.Load(); d+x > 0 {
+		t.Errorf("one publisher: %d messages repeated or out of order at the same-node subscriber, %d cross node", d, x)
+	}
 
 	// Many publishers: PUBLISHERS devices on node 0 at once, each with at
 	// most 8 unacknowledged QoS 1 messages, MESSAGES in all; their
 	// confirmations share round trips to NATS. The two subscribers take
 	// them at QoS 1, which mochi v2.7.9 deadlocked with several publishers
-	// writing to the session at once (fixed in third_party/mochi-mqtt-server).
+	// writing to the session at once, and whose send quota (the inflight
+	// quota, 100) it then drained away, stalling or reordering deliveries
+	// (both fixed in third_party/mochi-mqtt-server, FLEETCERT.md).
 	publishers := env("PUBLISHERS", 50)
 	same, cross = sub(nodes[0], "same-q1", "many/#", 1), sub(crossNode, "cross-q1", "many/#", 1)
 	pubs := make([]paho.Client, publishers)
@@ -197,6 +219,7 @@ func TestClusterNATSBench(t *testing.T) {
 	}
 	base, baseX = same.n.Load(), cross.n.Load()
 	rtBase = roundTrips()
+	cpu0, cpu1 := cpuTime(t, nodes[0]), cpuTime(t, crossNode)
 	start = time.Now()
 	var pwg sync.WaitGroup
 	var failed atomic.Int64
@@ -252,8 +275,31 @@ func TestClusterNATSBench(t *testing.T) {
 	t.Logf("throughput, %d QoS 1 messages from %d publishers at once (acknowledged in %s, %.0f msg/s; %d confirmation round trips): same node %s; cross node %s",
 		total, publishers, published.Round(time.Millisecond), float64(total)/published.Seconds(), roundTrips()-rtBase,
 		report(sameAt, same.n.Load()-base), report(crossAt, cross.n.Load()-baseX))
+	// CPU time is less noisy than rates on a shared machine.
+	if !noNATS {
+		t.Logf("CPU per message published: node 0 (publishers, same-node subscriber) %s, node 1 (cross-node subscriber) %s; load average %s",
+			((cpuTime(t, nodes[0]) - cpu0) / time.Duration(total)).Round(100*time.Nanosecond),
+			((cpuTime(t, crossNode) - cpu1) / time.Duration(total)).Round(100*time.Nanosecond), loadAverage())
+	} else {
+		t.Logf("CPU per message published: node 0 %s; load average %s",
+			((cpuTime(t, nodes[0]) - cpu0) / time.Duration(total)).Round(100*time.Nanosecond), loadAverage())
+	}
 	if n := failed.Load(); n > 0 {
 		t.Logf("%d publishes not acknowledged (first: %v)", n, firstErr.Load())
+	}
+	// QoS 1 keeps each publisher's order and delivers once (issue 16:
+	// mochi's flow control reordered them).
+	for _, a := range []struct {
+		name string
+		a    *arrivals
+	}{{"same node", same}, {"cross node", cross}} {
+		a.a.mu.Lock()
+		distinct := len(a.a.at)
+		a.a.mu.Unlock()
+		t.Logf("%s: %d distinct messages, %d repeated or out of a publisher's order", a.name, distinct, a.a.disorder.Load())
+		if a.a.disorder.Load() > 0 {
+			t.Errorf("%s: %d QoS 1 messages repeated or out of their publisher's order", a.name, a.a.disorder.Load())
+		}
 	}
 	// What did not arrive: dropped by mochi from a full session queue (on
 	// one broker too), or lost to routing.
@@ -316,4 +362,27 @@ func TestClusterNATSBench(t *testing.T) {
 	slices.Sort(fan)
 	t.Logf("fan-out of one QoS 1 message to %d subscribers on 3 nodes, 5 rounds: median %s, worst %s (publish to last delivery)",
 		fanout, fan[2].Round(time.Millisecond), fan[4].Round(time.Millisecond))
+}
+
+// cpuTime returns the CPU time (user and system) n's process has used,
+// from /proc (clock ticks of 10 ms, Linux's USER_HZ).
+func cpuTime(t *testing.T, n *node) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+	if err != nil {
+		t.Logf("CPU time: %v", err)
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:])) // fields from the 3rd on
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// loadAverage returns the 1-minute load average.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

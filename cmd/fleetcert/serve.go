@@ -59,6 +59,7 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	addNATSFlags(fs, &c.NATS)
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "loopback address serving Go's profiles under /debug/pprof/, for profiling under load\n(empty: not served)")
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process, e.g. 900MiB, or off (empty: GOMEMLIMIT, else\n90% of the container's memory limit)")
+	gcHeadroom := fs.String("gc-headroom", formatSize(defaultGCHeadroom), "the least the heap may grow between two garbage collections, e.g. 64MiB, or off\n(Go's GOGC alone; GOGC set in the environment also turns it off)")
 	fs.emptyMeans = map[string]bool{"mqtt-addr": true}
 	if err := fs.parse(args, stdout, stderr); err != nil {
 		return err
@@ -80,9 +81,14 @@ start generates one and prints it once. GET /healthz answers 200 when ready.`)
 	if err := checkPprofAddr(c.PprofAddr); err != nil {
 		return usageError{err}
 	}
+	headroom, err := parseGCHeadroom(*gcHeadroom)
+	if err != nil {
+		return usageError{err}
+	}
 	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
 		return err
 	}
+	defer startGCTuner(headroom, m.Logger)()
 	c.AccessKeyID = os.Getenv("FLEETCERT_ACCESS_KEY_ID")
 	c.SecretAccessKey = os.Getenv("FLEETCERT_SECRET_ACCESS_KEY")
 	c.AccountID = os.Getenv("FLEETCERT_ACCOUNT_ID")

@@ -200,9 +200,36 @@ func (cl *Client) WriteLoop() {
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
 			atomic.AddInt32(&cl.State.outboundQty, -1)
+			// fleetcert: publishes left waiting because this queue was
+			// full go now that it has room.
+			cl.sendWaiting()
 		case <-cl.State.open.Done():
 			return
 		}
+	}
+}
+
+// queueOutbound queues pk for the write loop without blocking, and
+// reports whether it could (false: the queue is full).
+func (cl *Client) queueOutbound(pk packets.Packet) bool {
+	select {
+	case cl.State.outbound <- &pk:
+		atomic.AddInt32(&cl.State.outboundQty, 1)
+		return true
+	default:
+		return false
+	}
+}
+
+// sendWaiting queues for the write loop the outbound publishes that
+// wait for send quota, oldest first, as many as the quota and the queue
+// allow (fleetcert; see Inflight.Admit).
+func (cl *Client) sendWaiting() {
+	if cl.State.Inflight.Waiting() == 0 || !cl.State.Inflight.hasSendQuota() ||
+		cl.Net.Conn == nil || cl.Closed() {
+		return
+	}
+	for cl.State.Inflight.SendWaiting(cl.queueOutbound) {
 	}
 }
 
@@ -307,8 +334,14 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 	}
 
 	for _, tk := range cl.State.Inflight.GetAll(false) {
+		if tk.FixedHeader.Type == packets.Publish && tk.Expiry < 0 {
+			continue // fleetcert: never sent, it waits for send quota (sent below)
+		}
 		if tk.FixedHeader.Type == packets.Publish {
 			tk.FixedHeader.Dup = true // [MQTT-3.3.1-1] [MQTT-3.3.1-3]
+		}
+		if tk.FixedHeader.Type == packets.Publish || tk.FixedHeader.Type == packets.Pubrel {
+			cl.State.Inflight.DecreaseSendQuota() // fleetcert: in flight again, until acknowledged
 		}
 
 		cl.ops.hooks.OnQosPublish(cl, tk, tk.Created, 0)
@@ -325,6 +358,7 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 		}
 	}
 
+	cl.sendWaiting() // fleetcert
 	return nil
 }
 

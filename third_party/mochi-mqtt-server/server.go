@@ -716,16 +716,9 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 		return err
 	}
 
-	if cl.State.Inflight.Len() > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
-		next, ok := cl.State.Inflight.NextImmediate()
-		if ok {
-			_ = cl.WritePacket(next)
-			if ok := cl.State.Inflight.Delete(next.PacketID); ok {
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
-			cl.State.Inflight.DecreaseSendQuota()
-		}
-	}
+	// fleetcert: a PUBACK, PUBREC or PUBCOMP may have returned send quota:
+	// send the publishes waiting for it, as many as it allows, in order.
+	cl.sendWaiting()
 
 	return nil
 }
@@ -1078,19 +1071,27 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		}
 
 		out.PacketID = uint16(i) // [MQTT-2.2.1-4]
-		sentQuota := atomic.LoadInt32(&cl.State.Inflight.sendQuota)
 
-		if ok := cl.State.Inflight.Set(out); ok { // [MQTT-4.3.2-3] [MQTT-4.3.3-3]
-			atomic.AddInt64(&s.Info.Inflight, 1)
-			s.hooks.OnQosPublish(cl, out, out.Created, 0)
-			cl.State.Inflight.DecreaseSendQuota()
+		// fleetcert: whether to send now or to wait for send quota is
+		// decided, and the publish queued for the writer, under the
+		// inflight lock: a decision on a quota read earlier let
+		// concurrent publishers overdraw it or strand waiting publishes,
+		// and a publish sent while others wait overtook them.
+		// A publish that finds the client's outbound queue full waits too
+		// (it was dropped), and goes when the write loop has room.
+		offline := cl.Net.Conn == nil || cl.Closed()
+		sent := cl.State.Inflight.Admit(out, func(pk packets.Packet) bool {
+			return offline || cl.queueOutbound(pk) // offline: kept to resend on reconnection
+		})
+		atomic.AddInt64(&s.Info.Inflight, 1) // [MQTT-4.3.2-3] [MQTT-4.3.3-3]
+		s.hooks.OnQosPublish(cl, out, out.Created, 0)
+		if offline {
+			return out, packets.CodeDisconnect
 		}
-
-		if sentQuota == 0 && atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 {
-			out.Expiry = -1
-			cl.State.Inflight.Set(out)
-			return out, nil
+		if !sent {
+			out.Expiry = -1 // waiting for send quota
 		}
+		return out, nil
 	}
 
 	if cl.Net.Conn == nil || cl.Closed() {

@@ -1,0 +1,13 @@
+package fleetcert
+
+// AddToView adds registration c to v as Load does, for the view's memory
+// test.
+func AddToView(v *AdmissionView, c *Certificate) {
+	k, ok := viewKey(c.ID)
+	if !ok {
+		panic("AddToView: certificate id " + c.ID)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.addLocked(k, v.registrationLocked(c))
+}

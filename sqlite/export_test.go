@@ -1,0 +1,4 @@
+package sqlite
+
+// ListCertificatesSQL is listCertificatesSQL, for the query-plan tests.
+var ListCertificatesSQL = listCertificatesSQL
