@@ -121,13 +121,25 @@ type auditTx struct {
 }
 
 func (t auditTx) AppendChange(ctx context.Context, ch *Change) error {
+	t.stamp(ch)
+	return t.Tx.AppendChange(ctx, ch)
+}
+
+func (t auditTx) AppendChanges(ctx context.Context, chs []*Change) error {
+	for _, ch := range chs {
+		t.stamp(ch)
+	}
+	return t.Tx.AppendChanges(ctx, chs)
+}
+
+// stamp gives ch the update's operation and actor unless it has its own.
+func (t auditTx) stamp(ch *Change) {
 	if ch.Operation == "" {
 		ch.Operation = t.op
 	}
 	if ch.Operation != "" && ch.Actor == "" {
 		ch.Actor, ch.ActorAccount, ch.SourceIP = t.actor.ID, t.actor.AccountID, t.actor.SourceIP
 	}
-	return t.Tx.AppendChange(ctx, ch)
 }
 
 // MaxAuditLimit is the most entries one Audit call returns.

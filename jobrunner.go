@@ -345,13 +345,8 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 			if err != nil {
 				return err
 			}
-			generations := generationIDs(len(certs))
-			for i, c := range certs {
-				o, err := jr.Registry.moveCertificateIn(ctx, tx, c, cur.Action, now, generations[i])
-				if err != nil {
-					return err
-				}
-				count(o)
+			if err := jr.Registry.moveCertificatesIn(ctx, tx, certs, cur.Action, now, generationIDs(len(certs)), count); err != nil {
+				return err
 			}
 			if len(certs) < size {
 				cur.Phase, cur.Cursor = JobPhaseSigned, nil
@@ -360,22 +355,20 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 				cur.Cursor = &Cursor{CreationDate: last.CreationDate, Seq: last.Seq}
 			}
 		} else {
-			generations := generationIDs(len(found))
-			for i, c := range found {
-				fresh, err := tx.Certificate(ctx, c.Scope, c.ID)
+			fresh := make([]*Certificate, 0, len(found))
+			for _, c := range found {
+				f, err := tx.Certificate(ctx, c.Scope, c.ID)
 				if ErrorCode(err) == EResourceNotFound {
 					cur.Progress.Skipped++
-					cur.Progress.Signed++
 					continue
 				} else if err != nil {
 					return err
 				}
-				o, err := jr.Registry.moveCertificateIn(ctx, tx, fresh, cur.Action, now, generations[i])
-				if err != nil {
-					return err
-				}
-				count(o)
-				cur.Progress.Signed++
+				fresh = append(fresh, f)
+			}
+			cur.Progress.Signed += int64(len(found))
+			if err := jr.Registry.moveCertificatesIn(ctx, tx, fresh, cur.Action, now, generationIDs(len(fresh)), count); err != nil {
+				return err
 			}
 			if marker == "" {
 				cur.Status, cur.CompletedAt, cur.Cursor = JobCompleted, now, nil

@@ -355,3 +355,96 @@ func TestJobAudited(t *testing.T) {
 		}
 	}
 }
+
+// changingStore is a Store whose transactions change one certificate just
+// before a bulk job's batch write, as another transaction may on a store
+// that lets two writers run at once (PostgreSQL's READ COMMITTED).
+type changingStore struct {
+	fleetcert.Store
+	scope  fleetcert.Scope
+	id     string
+	to     fleetcert.Status
+	done   bool
+	writes int // UpdateCertificateStatuses calls
+}
+
+func (s *changingStore) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	return s.Store.Update(ctx, func(tx fleetcert.Tx) error { return fn(changingTx{tx, s}) })
+}
+
+type changingTx struct {
+	fleetcert.Tx
+	s *changingStore
+}
+
+func (tx changingTx) UpdateCertificateStatuses(ctx context.Context, us []fleetcert.StatusUpdate) ([]bool, error) {
+	tx.s.writes++
+	if !tx.s.done {
+		tx.s.done = true
+		c, err := tx.Certificate(ctx, tx.s.scope, tx.s.id)
+		if err != nil {
+			return nil, err
+		}
+		c.Status, c.CustomerVersion = tx.s.to, c.CustomerVersion+1
+		if err := tx.UpdateCertificate(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	return tx.Tx.UpdateCertificateStatuses(ctx, us)
+}
+
+// TestJobCertificateChangedSinceRead: a certificate changed between the
+// batch's listing and its write is read again and moved by the rule on
+// what it now is, with one change, and the rest of the batch goes on.
+func TestJobCertificateChangedSinceRead(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		to    fleetcert.Status // what the other writer made it
+		count fleetcert.JobProgress
+	}{
+		{"ok/deactivated-then-revoked", fleetcert.StatusInactive, fleetcert.JobProgress{Changed: 4}},
+		{"ok/revoked-meanwhile", fleetcert.StatusRevoked, fleetcert.JobProgress{Changed: 3, Unchanged: 1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newJobFixture(t, 4, 0)
+			cs := &changingStore{Store: f.reg.Store, scope: scope, id: f.under[1], to: tt.to}
+			reg := fleetcert.NewRegistry(cs, nil)
+			head, err := f.reg.ChangesHead(ctx)
+			must(t, err)
+			jr := quietRunner(reg, 10)
+			j, err := jr.Start(ctx, scope, fleetcert.JobInput{CACertificateID: f.ca.ID, Action: fleetcert.StatusRevoked, StartedBy: "test"})
+			must(t, err)
+			j, err = jr.RunJob(ctx, scope, j.ID)
+			must(t, err)
+			if j.Status != fleetcert.JobCompleted || j.Progress != tt.count {
+				t.Fatalf("job = %+v %+v, want COMPLETED with %+v", j.Status, j.Progress, tt.count)
+			}
+			if cs.writes == 0 {
+				t.Fatal("the job never wrote a batch")
+			}
+			for _, id := range f.under {
+				if got := f.status(t, id); got != fleetcert.StatusRevoked {
+					t.Errorf("certificate %s: %s, want REVOKED", id[:8], got)
+				}
+			}
+			chs, err := f.reg.Changes(ctx, head, 1000)
+			must(t, err)
+			perCert := map[string]int{}
+			for _, ch := range chs {
+				if ch.Kind == fleetcert.ChangeCertificateUpdated && ch.NewStatus == fleetcert.StatusRevoked {
+					perCert[ch.CertificateID]++
+				}
+			}
+			for _, id := range f.under {
+				want := 1
+				if id == cs.id && tt.to == fleetcert.StatusRevoked {
+					want = 0 // the job found it revoked: nothing to change
+				}
+				if perCert[id] != want {
+					t.Errorf("certificate %s has %d changes to REVOKED from the job, want %d", id[:8], perCert[id], want)
+				}
+			}
+		})
+	}
+}

@@ -154,6 +154,12 @@ type Tx interface {
 	// the certificate was read with (a store finds the row by it).
 	UpdateCertificateStatus(ctx context.Context, c *Certificate, fromVersion int) (bool, error)
 
+	// UpdateCertificateStatuses is UpdateCertificateStatus for each of us,
+	// in as few statements as the store can, and reports for each, in
+	// order, whether it was written. It is a bulk job's batch: one
+	// statement per hundreds of certificates rather than one each.
+	UpdateCertificateStatuses(ctx context.Context, us []StatusUpdate) ([]bool, error)
+
 	// DeleteCertificate removes the client certificate id in scope.
 	// Errors: ResourceNotFoundException.
 	DeleteCertificate(ctx context.Context, scope Scope, id string) error
@@ -200,6 +206,12 @@ type Tx interface {
 	// in the same transaction, with ch's Seq: a rolled-back Update leaves
 	// neither. It reads nothing to do so (a bulk job appends many).
 	AppendChange(ctx context.Context, ch *Change) error
+
+	// AppendChanges is AppendChange for each of chs, in as few statements
+	// as the store can: their Seqs ascend in the order of chs, with no
+	// other change between them, and each with an Operation gets its audit
+	// entry. It is a bulk job's batch of changes.
+	AppendChanges(ctx context.Context, chs []*Change) error
 
 	// AuditEntries returns up to q.Limit audit entries matching every
 	// filter of q, in (Time, Seq) order (descending with q.Newest),
@@ -414,6 +426,15 @@ type LinkQuery struct {
 	To    string
 	After string
 	Limit int
+}
+
+// StatusUpdate is one write of Tx.UpdateCertificateStatuses: the Status,
+// LastModifiedDate, CustomerVersion and GenerationID of Certificate, stored
+// on the client certificate (Certificate.Scope, Certificate.ID) found by
+// Certificate.Seq if its stored CustomerVersion is still FromVersion.
+type StatusUpdate struct {
+	Certificate *Certificate
+	FromVersion int
 }
 
 // CertificateQuery selects a page of client certificates.

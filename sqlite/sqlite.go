@@ -170,6 +170,9 @@ func (db *DB) Open() (err error) {
 	if db.writeStmts, err = prepare(db.write); err != nil {
 		return fmt.Errorf("open database %s: %w", db.Path, err)
 	}
+	if err = db.writeStmts.prepareBatch(db.write); err != nil {
+		return fmt.Errorf("open database %s: %w", db.Path, err)
+	}
 	if db.readStmts, err = prepare(db.read); err != nil {
 		return fmt.Errorf("open database %s: %w", db.Path, err)
 	}
@@ -495,11 +498,12 @@ type statements struct {
 	deleteAccessKey      *sql.Stmt
 	listAccessKeys       *sql.Stmt
 
-	insertChange   *sql.Stmt
-	insertAudit    *sql.Stmt
-	changes        *sql.Stmt
-	changesHorizon *sql.Stmt
-	changesHead    *sql.Stmt
+	insertChange     *sql.Stmt
+	insertAudit      *sql.Stmt
+	insertAuditRange *sql.Stmt
+	changes          *sql.Stmt
+	changesHorizon   *sql.Stmt
+	changesHead      *sql.Stmt
 
 	setting       *sql.Stmt
 	insertSetting *sql.Stmt
@@ -521,6 +525,11 @@ type statements struct {
 	listLinks     [linkListings]*sql.Stmt // [listing]
 
 	adhoc adhocStatements // the listings built for their filters (find.go)
+
+	// The writer's statements of many rows (batch.go), by log2 of their
+	// rows; prepared up front, since preparing needs the one write
+	// connection that the transaction using them holds.
+	updateStatuses, insertChanges [maxBatchShift + 1]*sql.Stmt
 }
 
 // adhocStatements are the statements built for a listing's filters,
@@ -595,6 +604,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.listAccessKeys, listAccessKeysSQL},
 		{&s.insertChange, insertChangeSQL},
 		{&s.insertAudit, insertAuditSQL},
+		{&s.insertAuditRange, insertAuditRangeSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
 		{&s.changesHead, selectChangesHeadSQL},
