@@ -181,25 +181,9 @@ func TestMochiSendQuotaConcurrentPublishers(t *testing.T) {
 				tt.pending = 128
 			}
 			s, addr, hook := startMochi(t, tt.window, tt.gatewayFix, tt.pending)
-			var (
-				mu       sync.Mutex
-				next     = make([]int, tt.publishers) // the next message expected of each publisher
-				problems []string
-				n        atomic.Int64
-			)
+			got := newPublisherOrder(tt.publishers)
 			sub := pahoClient(t, addr, "sub", func(err error) { t.Errorf("subscriber lost: %v", err) })
-			tok := sub.Subscribe("q/#", 1, func(_ paho.Client, m paho.Message) {
-				p, j, _ := strings.Cut(string(m.Payload()), "-")
-				pi, _ := strconv.Atoi(p)
-				ji, _ := strconv.Atoi(j)
-				mu.Lock()
-				if ji != next[pi] && len(problems) < 10 {
-					problems = append(problems, fmt.Sprintf("publisher %d: message %d after %d", pi, ji, next[pi]-1))
-				}
-				next[pi] = ji + 1
-				mu.Unlock()
-				n.Add(1)
-			})
+			tok := sub.Subscribe("q/#", 1, got.receive)
 			if !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
 				t.Fatal(tok.Error())
 			}
@@ -219,7 +203,7 @@ func TestMochiSendQuotaConcurrentPublishers(t *testing.T) {
 			}
 			wg.Wait()
 			total := tt.publishers * tt.messages
-			waitAll(t, "delivered to the QoS 1 subscriber", total, func() int { return int(n.Load()) }, func() string {
+			waitAll(t, "delivered to the QoS 1 subscriber", total, got.count, func() string {
 				cl, _ := s.Clients.Get("sub")
 				return fmt.Sprintf("session holds %d inflight, %d of them waiting for send quota",
 					cl.State.Inflight.Len(), cl.State.Inflight.Waiting())
@@ -229,16 +213,9 @@ func TestMochiSendQuotaConcurrentPublishers(t *testing.T) {
 				cl, _ := s.Clients.Get("sub")
 				return cl.State.Inflight.Len() == 0
 			})
-			mu.Lock()
-			defer mu.Unlock()
-			if got := int(n.Load()); got != total {
-				t.Errorf("%d delivered, want %d", got, total)
-			}
+			got.check(t, total)
 			if most := hook.most.Load(); most > tt.window {
 				t.Errorf("%d QoS 1 publishes unacknowledged at once, over the send quota of %d", most, tt.window)
-			}
-			if len(problems) > 0 {
-				t.Errorf("out of order or duplicated:\n%s", strings.Join(problems, "\n"))
 			}
 		})
 	}
@@ -258,25 +235,9 @@ func TestGatewayQoS1ManyPublishers(t *testing.T) {
 	})
 	c := testpki.Leaf(t)
 	e.register(c, scopeA, fleetcert.StatusActive)
-	var (
-		mu       sync.Mutex
-		next     = make([]int, publishers)
-		problems []string
-		n        atomic.Int64
-	)
+	got := newPublisherOrder(publishers)
 	sub := e.mustDial(c, dialOptions{clientID: "sub"})
-	tok := sub.Subscribe("many/#", 1, func(_ paho.Client, m paho.Message) {
-		p, j, _ := strings.Cut(string(m.Payload()), "-")
-		pi, _ := strconv.Atoi(p)
-		ji, _ := strconv.Atoi(j)
-		mu.Lock()
-		if ji != next[pi] && len(problems) < 10 {
-			problems = append(problems, fmt.Sprintf("publisher %d: message %d after %d", pi, ji, next[pi]-1))
-		}
-		next[pi] = ji + 1
-		mu.Unlock()
-		n.Add(1)
-	})
+	tok := sub.Subscribe("many/#", 1, got.receive)
 	if !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -295,16 +256,50 @@ func TestGatewayQoS1ManyPublishers(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitAll(t, "delivered through the gateway", publishers*messages, func() int { return int(n.Load()) },
+	waitAll(t, "delivered through the gateway", publishers*messages, got.count,
 		func() string { return fmt.Sprintf("queues full: %d", e.quotaCount(mqtt.QuotaQueuedMessages)) })
 	sub.Disconnect(100) // after its PUBACKs: nothing more was coming
-	mu.Lock()
-	defer mu.Unlock()
-	if got := int(n.Load()); got != publishers*messages {
-		t.Errorf("%d delivered, want %d", got, publishers*messages)
+	got.check(t, publishers*messages)
+}
+
+// publisherOrder receives messages "{publisher}-{n}" and notes any that
+// come out of their publisher's order or twice.
+type publisherOrder struct {
+	mu       sync.Mutex
+	next     []int // the next message expected of each publisher
+	problems []string
+	n        atomic.Int64
+}
+
+func newPublisherOrder(publishers int) *publisherOrder {
+	return &publisherOrder{next: make([]int, publishers)}
+}
+
+func (o *publisherOrder) receive(_ paho.Client, m paho.Message) {
+	p, j, _ := strings.Cut(string(m.Payload()), "-")
+	pi, _ := strconv.Atoi(p)
+	ji, _ := strconv.Atoi(j)
+	o.mu.Lock()
+	if ji != o.next[pi] && len(o.problems) < 10 {
+		o.problems = append(o.problems, fmt.Sprintf("publisher %d: message %d after %d", pi, ji, o.next[pi]-1))
 	}
-	if len(problems) > 0 {
-		t.Errorf("out of order or duplicated:\n%s", strings.Join(problems, "\n"))
+	o.next[pi] = ji + 1
+	o.mu.Unlock()
+	o.n.Add(1)
+}
+
+func (o *publisherOrder) count() int { return int(o.n.Load()) }
+
+// check fails t unless want messages came, each once and in order.
+func (o *publisherOrder) check(t *testing.T, want int) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if got := o.count(); got != want {
+		t.Errorf("%d delivered, want %d", got, want)
+	}
+	if len(o.problems) > 0 {
+		t.Errorf("out of order or duplicated:\n%s", strings.Join(o.problems, "\n"))
 	}
 }
 
