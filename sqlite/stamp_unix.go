@@ -23,25 +23,34 @@ const walIndexVersion = 3007000
 // earlier stamp. The header is written twice, the second copy first; two
 // copies that differ are a commit under way, and then there is no stamp.
 type commitStamps struct {
-	mem []byte // the first page of the -shm file, mapped read-only
+	// f stays open until the database's connections are closed: closing
+	// any descriptor of a file drops every POSIX lock the process holds on
+	// it, SQLite's included, and another process opening the database
+	// would then take itself for the first and reset the WAL index under
+	// this one's connections (disk I/O errors, lost savepoints).
+	f   *os.File
+	mem []byte // the first page of the -shm file, mapped read-only; nil: no stamps
 }
 
 // openCommitStamps maps the WAL index of the database at path. The caller
-// has a connection open, so the file exists and is initialised.
+// has a connection open, so the file exists and is initialised. Whatever
+// it returns, also with an error, is to be closed after the database's
+// connections (see commitStamps.f).
 func openCommitStamps(path string) (*commitStamps, error) {
 	f, err := os.Open(path + "-shm")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // the mapping outlives the descriptor
+	s := &commitStamps{f: f}
 	mem, err := syscall.Mmap(int(f.Fd()), 0, os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("map %s-shm: %w", path, err)
+		return s, fmt.Errorf("map %s-shm: %w", path, err)
 	}
-	s := &commitStamps{mem: mem}
+	s.mem = mem
 	if v := s.word(0); v != walIndexVersion {
-		s.close()
-		return nil, fmt.Errorf("%s-shm: WAL index version %d, want %d", path, v, walIndexVersion)
+		syscall.Munmap(s.mem)
+		s.mem = nil
+		return s, fmt.Errorf("%s-shm: WAL index version %d, want %d", path, v, walIndexVersion)
 	}
 	return s, nil
 }
@@ -54,6 +63,9 @@ func (s *commitStamps) word(off int) uint32 {
 
 // stamp implements fleetcert.CommitStamper for DB.
 func (s *commitStamps) stamp() (uint64, bool) {
+	if s.mem == nil {
+		return 0, false
+	}
 	const hdrSize = 48 // sizeof(WalIndexHdr); copies at 0 and 48
 	var a, b [hdrSize / 4]uint32
 	for i := range a {
@@ -71,8 +83,15 @@ func (s *commitStamps) stamp() (uint64, bool) {
 }
 
 func (s *commitStamps) close() {
-	if s != nil && s.mem != nil {
+	if s == nil {
+		return
+	}
+	if s.mem != nil {
 		syscall.Munmap(s.mem)
 		s.mem = nil
+	}
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
 	}
 }

@@ -90,7 +90,7 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	backedUp.Store(true)
 	wg.Wait()
 	if loadErr != nil {
-		t.Fatalf("load: %v", loadErr)
+		t.Fatalf("load: %v\nserver log:\n%s", loadErr, s.stderr.String())
 	}
 	if code != 0 {
 		t.Fatalf("backup: exit %d\n%s%s", code, stdout, stderr)
