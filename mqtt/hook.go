@@ -35,8 +35,6 @@ func (h *authHook) Provides(b byte) bool {
 		return true
 	case mochi.OnConnect, mochi.OnRetainMessage, mochi.OnRetainedExpired: // quotas (quota.go)
 		return true
-	case mochi.OnPacketRead, mochi.OnQosPublish: // only for the in-flight quota (quota.go)
-		return h.g.limits.inflight > 0
 	}
 	return false
 }

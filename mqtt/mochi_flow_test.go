@@ -27,8 +27,7 @@ import (
 // does for MQTT 3.1.1 devices (quota.go, OnConnect).
 type sendQuotaHook struct {
 	mochi.HookBase
-	window     int32
-	gatewayFix bool
+	window int32
 	// unacked counts the QoS 1 publishes written to "sub" and not yet
 	// acknowledged; most is its highest value.
 	unacked, most atomic.Int32
@@ -38,7 +37,7 @@ func (h *sendQuotaHook) ID() string { return "send-quota" }
 
 func (h *sendQuotaHook) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnConnect ||
-		b == mochi.OnPacketRead || b == mochi.OnPacketSent || (h.gatewayFix && b == mochi.OnQosPublish)
+		b == mochi.OnPacketRead || b == mochi.OnPacketSent
 }
 
 // OnPacketSent counts the QoS 1 publishes the subscriber has not
@@ -52,26 +51,12 @@ func (h *sendQuotaHook) OnPacketSent(cl *mochi.Client, pk packets.Packet, _ []by
 	}
 }
 
-// OnPacketRead counts the subscriber's acknowledgements and, with
-// gatewayFix, gives back the quota of a PUBACK mochi does not track, as
-// the gateway's hook does (quota.go).
+// OnPacketRead counts the subscriber's acknowledgements.
 func (h *sendQuotaHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.ID == "sub" && pk.FixedHeader.Type == packets.Puback {
 		h.unacked.Add(-1)
 	}
-	if h.gatewayFix && pk.FixedHeader.Type == packets.Puback {
-		if _, ok := cl.State.Inflight.Get(pk.PacketID); !ok {
-			cl.State.Inflight.IncreaseSendQuota() // at most up to the quota
-		}
-	}
 	return pk, nil
-}
-
-func (h *sendQuotaHook) OnQosPublish(cl *mochi.Client, pk packets.Packet, sent int64, resends int) {
-	if pk.FixedHeader.Type == packets.Publish && pk.Expiry < 0 {
-		pk.Expiry = 0
-		cl.State.Inflight.Set(pk)
-	}
 }
 
 func (h *sendQuotaHook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
@@ -87,13 +72,13 @@ func (h *sendQuotaHook) OnConnect(cl *mochi.Client, _ packets.Packet) error {
 // startMochi starts a bare mochi broker on a loopback port whose clients
 // each get a send quota of window and an outbound queue of pending
 // packets, and returns it, its address and its hook.
-func startMochi(t *testing.T, window int32, gatewayFix bool, pending int32) (*mochi.Server, string, *sendQuotaHook) {
+func startMochi(t *testing.T, window int32, pending int32) (*mochi.Server, string, *sendQuotaHook) {
 	t.Helper()
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumInflight = 65535              // every message held, none dropped for a full session
 	caps.MaximumClientWritesPending = pending // the gateway's DefaultMaxPendingWrites is 128
 	s := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Capabilities: caps})
-	h := &sendQuotaHook{window: window, gatewayFix: gatewayFix}
+	h := &sendQuotaHook{window: window}
 	if err := s.AddHook(h, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -161,26 +146,20 @@ func TestMochiSendQuotaConcurrentPublishers(t *testing.T) {
 		name                 string
 		window               int32
 		publishers, messages int
-		gatewayFix           bool
 		pending              int32 // the outbound queue; 128 when 0
 	}{
-		{"ok/window-1", 1, 10, 100, false, 0},
-		{"ok/window-4", 4, 50, 40, false, 0},
-		{"ok/window-100", 100, 50, 60, false, 0},
-		// With the gateway's hook that gives back the quota of a PUBACK
-		// mochi v2.7.9 forgot (it stalled less, but fell out of order).
-		{"ok/gateway-hook-window-1", 1, 10, 100, true, 0},
-		{"ok/gateway-hook-window-4", 4, 50, 40, true, 0},
-		{"ok/gateway-hook-window-100", 100, 50, 60, true, 0},
+		{"ok/window-1", 1, 10, 100, 0},
+		{"ok/window-4", 4, 50, 40, 0},
+		{"ok/window-100", 100, 50, 60, 0},
 		// A publish that finds the subscriber's outbound queue full
 		// waits, as for quota (mochi v2.7.9 dropped it).
-		{"ok/outbound-queue-4", 100, 20, 50, false, 4},
+		{"ok/outbound-queue-4", 100, 20, 50, 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.pending == 0 {
 				tt.pending = 128
 			}
-			s, addr, hook := startMochi(t, tt.window, tt.gatewayFix, tt.pending)
+			s, addr, hook := startMochi(t, tt.window, tt.pending)
 			got := newPublisherOrder(tt.publishers)
 			sub := pahoClient(t, addr, "sub", func(err error) { t.Errorf("subscriber lost: %v", err) })
 			tok := sub.Subscribe("q/#", 1, got.receive)
@@ -309,7 +288,7 @@ func (o *publisherOrder) check(t *testing.T, want int) {
 // first (in the order they were sent), then those that waited for quota.
 func TestMochiSendQuotaReconnect(t *testing.T) {
 	const window, messages = 3, 40
-	s, addr, _ := startMochi(t, window, true, 128)
+	s, addr, _ := startMochi(t, window, 128)
 	persistent := func(o *paho.ClientOptions) { o.SetCleanSession(false) }
 	away := pahoClient(t, addr, "sub", nil, persistent)
 	if tok := away.Subscribe("q/#", 1, nil); !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {

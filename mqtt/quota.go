@@ -421,30 +421,6 @@ func (h *authHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 	return nil
 }
 
-// OnPacketRead gives back the send quota for a PUBACK that mochi no longer
-// tracks. mochi sends a message that waited for the quota (see OnConnect)
-// and forgets it at once, so that its PUBACK finds nothing and would not
-// return its place: after one round of waiting messages, a busy session
-// would send nothing more until it reconnects.
-func (h *authHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Puback && h.g.limits.inflight > 0 {
-		if _, ok := cl.State.Inflight.Get(pk.PacketID); !ok {
-			cl.State.Inflight.IncreaseSendQuota() // at most up to the quota
-		}
-	}
-	return pk, nil
-}
-
-// OnQosPublish marks a message that waited for the send quota as sent
-// when mochi sends it again on reconnection (it resends every message it
-// holds): else mochi would send it once more when the quota frees.
-func (h *authHook) OnQosPublish(cl *mochi.Client, pk packets.Packet, sent int64, resends int) {
-	if pk.FixedHeader.Type == packets.Publish && pk.Expiry < 0 {
-		pk.Expiry = 0
-		cl.State.Inflight.Set(pk)
-	}
-}
-
 // refusedByQuota logs and counts a connection refused by a quota.
 func (g *Gateway) refusedByQuota(q quota, s quotaSubject) {
 	g.metrics.quotas[q].Add(1)
