@@ -10,9 +10,20 @@ import (
 	"github.com/fleetcert/fleetcert"
 )
 
+// insertAuditSQL writes one audit entry, numbering its certificate id
+// (audit_subjects, migration 0013) by the id's number; insertSubjectSQL
+// gives the id one first.
 const insertAuditSQL = `INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
-		resource, target, actor, actor_account, source_ip)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`
+		resource, target, actor, actor_account, source_ip, subject)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+		(SELECT id FROM audit_subjects WHERE certificate_id = ?7 AND ?7 <> ''))`
+
+// insertSubjectSQL numbers certificate id ?1 for the audit log's index
+// (migration 0013), unless it is numbered or empty. CreateCertificate runs
+// it, so that certificates are numbered in the order they were created,
+// whether or not an audit entry says so; the audit entries run it too,
+// for CA ids.
+const insertSubjectSQL = `INSERT OR IGNORE INTO audit_subjects (certificate_id) SELECT ?1 WHERE ?1 <> ''`
 
 // auditPruneBatch bounds the rows one pruning transaction deletes, so that
 // pruning a busy day's entries holds the write lock for short spells.
@@ -21,6 +32,9 @@ const auditPruneBatch = 10_000
 // appendAudit writes ch's audit entry (AppendChange, once ch.Seq is set):
 // one prepared insert, no read.
 func (tx *Tx) appendAudit(ctx context.Context, ch *fleetcert.Change, t sql.NullInt64) error {
+	if err := tx.numberSubject(ctx, ch.CertificateID); err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
 	_, err := tx.stmt(ctx, tx.stmts.insertAudit).ExecContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
 		ch.Operation, string(ch.Kind), ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus),
 		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP)
@@ -30,70 +44,24 @@ func (tx *Tx) appendAudit(ctx context.Context, ch *fleetcert.Change, t sql.NullI
 	return nil
 }
 
+// numberSubject gives certificate id a number in the audit log's index
+// (insertSubjectSQL), unless it has one.
+func (tx *Tx) numberSubject(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	_, err := tx.stmt(ctx, tx.stmts.insertSubject).ExecContext(ctx, id)
+	return err
+}
+
 // AuditEntries returns a page of the audit log; see fleetcert.Tx. The
 // query is built for the filters set: with a certificate or a resource it
 // reads that index's range, else the time index's, in the order listed.
 func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleetcert.AuditEntry, error) {
-	if q.Limit <= 0 {
-		return nil, nil
+	query, args, err := auditEntriesSQL(q)
+	if err != nil || query == "" {
+		return nil, err
 	}
-	var (
-		e     encoder
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("?%d", len(args))
-	}
-	// The partial indexes hold only non-empty keys: saying so lets SQLite
-	// use them.
-	switch {
-	case q.CertificateID != "":
-		where = append(where, "certificate_id = "+arg(q.CertificateID), "certificate_id <> ''")
-		if q.Resource != "" {
-			where = append(where, "resource = "+arg(q.Resource))
-		}
-	case q.Resource != "":
-		where = append(where, "resource = "+arg(q.Resource), "resource <> ''")
-	}
-	if q.AccountID != "" {
-		where = append(where, "account_id = "+arg(q.AccountID))
-	}
-	if q.Region != "" {
-		where = append(where, "region = "+arg(q.Region))
-	}
-	// Entries are stamped with the time of their change, which the
-	// store keeps in nanoseconds (1678-2262): a bound beyond that range
-	// selects all or nothing.
-	switch {
-	case q.Since.After(maxNanoTime):
-		return nil, nil
-	case !q.Since.IsZero() && !q.Since.Before(minNanoTime):
-		where = append(where, "time >= "+arg(e.nanos(q.Since)))
-	}
-	switch {
-	case !q.Until.IsZero() && !q.Until.After(minNanoTime):
-		return nil, nil
-	case !q.Until.IsZero() && !q.Until.After(maxNanoTime):
-		where = append(where, "time < "+arg(e.nanos(q.Until)))
-	}
-	order, cmp := "ASC", ">"
-	if q.Newest {
-		order, cmp = "DESC", "<"
-	}
-	if q.After != nil {
-		where = append(where, fmt.Sprintf("(time, seq) %s (%s, %s)", cmp, arg(e.nanos(q.After.Time)), arg(q.After.Seq)))
-	}
-	if e.err != nil {
-		return nil, fmt.Errorf("audit entries: %w", e.err)
-	}
-	query := `SELECT seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
-		resource, target, actor, actor_account, source_ip FROM audit`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += fmt.Sprintf(" ORDER BY time %s, seq %s LIMIT %s", order, order, arg(q.Limit))
 	rows, err := tx.queryAdhoc(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit entries: %w", err)
@@ -120,6 +88,74 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 		return nil, fmt.Errorf("audit entries: %w", err)
 	}
 	return entries, nil
+}
+
+// auditEntriesSQL is AuditEntries' query for q and its arguments: "" when
+// q selects nothing.
+func auditEntriesSQL(q fleetcert.AuditQuery) (string, []any, error) {
+	if q.Limit <= 0 {
+		return "", nil, nil
+	}
+	var (
+		e     encoder
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("?%d", len(args))
+	}
+	// The partial indexes hold only non-empty keys: saying so lets SQLite
+	// use them. A certificate's entries are found by its number
+	// (migration 0013); an id never numbered has none.
+	switch {
+	case q.CertificateID != "":
+		where = append(where, "subject = (SELECT id FROM audit_subjects WHERE certificate_id = "+arg(q.CertificateID)+")",
+			"subject IS NOT NULL")
+		if q.Resource != "" {
+			where = append(where, "resource = "+arg(q.Resource))
+		}
+	case q.Resource != "":
+		where = append(where, "resource = "+arg(q.Resource), "resource <> ''")
+	}
+	if q.AccountID != "" {
+		where = append(where, "account_id = "+arg(q.AccountID))
+	}
+	if q.Region != "" {
+		where = append(where, "region = "+arg(q.Region))
+	}
+	// Entries are stamped with the time of their change, which the
+	// store keeps in nanoseconds (1678-2262): a bound beyond that range
+	// selects all or nothing.
+	switch {
+	case q.Since.After(maxNanoTime):
+		return "", nil, nil
+	case !q.Since.IsZero() && !q.Since.Before(minNanoTime):
+		where = append(where, "time >= "+arg(e.nanos(q.Since)))
+	}
+	switch {
+	case !q.Until.IsZero() && !q.Until.After(minNanoTime):
+		return "", nil, nil
+	case !q.Until.IsZero() && !q.Until.After(maxNanoTime):
+		where = append(where, "time < "+arg(e.nanos(q.Until)))
+	}
+	order, cmp := "ASC", ">"
+	if q.Newest {
+		order, cmp = "DESC", "<"
+	}
+	if q.After != nil {
+		where = append(where, fmt.Sprintf("(time, seq) %s (%s, %s)", cmp, arg(e.nanos(q.After.Time)), arg(q.After.Seq)))
+	}
+	if e.err != nil {
+		return "", nil, fmt.Errorf("audit entries: %w", e.err)
+	}
+	query := `SELECT seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
+		resource, target, actor, actor_account, source_ip FROM audit`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += fmt.Sprintf(" ORDER BY time %s, seq %s LIMIT %s", order, order, arg(q.Limit))
+	return query, args, nil
 }
 
 // PruneAudit removes the audit entries whose Time is before `before`, in

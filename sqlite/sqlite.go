@@ -498,12 +498,14 @@ type statements struct {
 	deleteAccessKey      *sql.Stmt
 	listAccessKeys       *sql.Stmt
 
-	insertChange     *sql.Stmt
-	insertAudit      *sql.Stmt
-	insertAuditRange *sql.Stmt
-	changes          *sql.Stmt
-	changesHorizon   *sql.Stmt
-	changesHead      *sql.Stmt
+	insertChange        *sql.Stmt
+	insertAudit         *sql.Stmt
+	insertAuditRange    *sql.Stmt
+	insertSubject       *sql.Stmt
+	insertSubjectsRange *sql.Stmt
+	changes             *sql.Stmt
+	changesHorizon      *sql.Stmt
+	changesHead         *sql.Stmt
 
 	setting       *sql.Stmt
 	insertSetting *sql.Stmt
@@ -605,6 +607,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.insertChange, insertChangeSQL},
 		{&s.insertAudit, insertAuditSQL},
 		{&s.insertAuditRange, insertAuditRangeSQL},
+		{&s.insertSubject, insertSubjectSQL},
+		{&s.insertSubjectsRange, insertSubjectsRangeSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
 		{&s.changesHead, selectChangesHeadSQL},
