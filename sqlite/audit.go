@@ -10,38 +10,62 @@ import (
 	"github.com/fleetcert/fleetcert"
 )
 
-// insertAuditSQL writes one audit entry, numbering its certificate id
-// (audit_subjects, migration 0013) by the id's number; insertSubjectSQL
-// gives the id one first.
+// insertAuditSQL writes one audit entry, with its certificate id's number
+// (audit_subjects, migration 0013), and says whether the id has none yet:
+// then numberSubjectsSQL and fillSubjectsSQL give it one. A client
+// certificate's id is numbered when the certificate is stored, so an entry
+// about one costs a single lookup of its number.
 const insertAuditSQL = `INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
 		resource, target, actor, actor_account, source_ip, subject)
 	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-		(SELECT id FROM audit_subjects WHERE certificate_id = ?7 AND ?7 <> ''))`
+		(SELECT id FROM audit_subjects WHERE certificate_id = ?7 AND ?7 <> ''))
+	RETURNING subject IS NULL AND certificate_id <> ''`
 
 // insertSubjectSQL numbers certificate id ?1 for the audit log's index
 // (migration 0013), unless it is numbered or empty. CreateCertificate runs
 // it, so that certificates are numbered in the order they were created,
-// whether or not an audit entry says so; the audit entries run it too,
-// for CA ids.
+// whether or not an audit entry names them.
 const insertSubjectSQL = `INSERT OR IGNORE INTO audit_subjects (certificate_id) SELECT ?1 WHERE ?1 <> ''`
+
+// numberSubjectsSQL numbers the ids of the audit entries ?1 … ?2 written
+// without a number (ids never stored as a client certificate's: a CA's),
+// and fillSubjectsSQL then sets the entries' numbers. Both read the
+// entries just written, by seq; neither looks up an id that has a number.
+const (
+	numberSubjectsSQL = `INSERT OR IGNORE INTO audit_subjects (certificate_id)
+	SELECT certificate_id FROM audit WHERE seq BETWEEN ?1 AND ?2 AND subject IS NULL AND certificate_id <> '' ORDER BY seq`
+	fillSubjectsSQL = `UPDATE audit SET subject = (SELECT id FROM audit_subjects s WHERE s.certificate_id = audit.certificate_id)
+	WHERE seq BETWEEN ?1 AND ?2 AND subject IS NULL AND certificate_id <> ''`
+)
 
 // auditPruneBatch bounds the rows one pruning transaction deletes, so that
 // pruning a busy day's entries holds the write lock for short spells.
 const auditPruneBatch = 10_000
 
 // appendAudit writes ch's audit entry (AppendChange, once ch.Seq is set):
-// one prepared insert, no read.
+// one prepared insert, and two more when its id has no number yet.
 func (tx *Tx) appendAudit(ctx context.Context, ch *fleetcert.Change, t sql.NullInt64) error {
-	if err := tx.numberSubject(ctx, ch.CertificateID); err != nil {
-		return fmt.Errorf("append audit entry: %w", err)
-	}
-	_, err := tx.stmt(ctx, tx.stmts.insertAudit).ExecContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
+	var unnumbered bool
+	err := tx.stmt(ctx, tx.stmts.insertAudit).QueryRowContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
 		ch.Operation, string(ch.Kind), ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus),
-		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP)
+		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP).Scan(&unnumbered)
+	if err == nil && unnumbered {
+		err = tx.numberSubjects(ctx, ch.Seq, ch.Seq)
+	}
 	if err != nil {
 		return fmt.Errorf("append audit entry: %w", err)
 	}
 	return nil
+}
+
+// numberSubjects numbers the ids of the audit entries first … last that
+// have none, and sets the entries' numbers.
+func (tx *Tx) numberSubjects(ctx context.Context, first, last int64) error {
+	if _, err := tx.stmt(ctx, tx.stmts.numberSubjects).ExecContext(ctx, first, last); err != nil {
+		return err
+	}
+	_, err := tx.stmt(ctx, tx.stmts.fillSubjects).ExecContext(ctx, first, last)
+	return err
 }
 
 // numberSubject gives certificate id a number in the audit log's index

@@ -498,14 +498,15 @@ type statements struct {
 	deleteAccessKey      *sql.Stmt
 	listAccessKeys       *sql.Stmt
 
-	insertChange        *sql.Stmt
-	insertAudit         *sql.Stmt
-	insertAuditRange    *sql.Stmt
-	insertSubject       *sql.Stmt
-	insertSubjectsRange *sql.Stmt
-	changes             *sql.Stmt
-	changesHorizon      *sql.Stmt
-	changesHead         *sql.Stmt
+	insertChange     *sql.Stmt
+	insertAudit      *sql.Stmt
+	insertAuditRange *sql.Stmt
+	insertSubject    *sql.Stmt
+	numberSubjects   *sql.Stmt
+	fillSubjects     *sql.Stmt
+	changes          *sql.Stmt
+	changesHorizon   *sql.Stmt
+	changesHead      *sql.Stmt
 
 	setting       *sql.Stmt
 	insertSetting *sql.Stmt
@@ -608,7 +609,8 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.insertAudit, insertAuditSQL},
 		{&s.insertAuditRange, insertAuditRangeSQL},
 		{&s.insertSubject, insertSubjectSQL},
-		{&s.insertSubjectsRange, insertSubjectsRangeSQL},
+		{&s.numberSubjects, numberSubjectsSQL},
+		{&s.fillSubjects, fillSubjectsSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
 		{&s.changesHead, selectChangesHeadSQL},
