@@ -218,7 +218,7 @@ const keyReadGap = 50 * time.Millisecond
 // keys then live at most their cache's time.
 func (r *Registry) readKeyChanges(ctx context.Context, head int64) int64 {
 	for {
-		changes, err := r.Store.Changes(ctx, head, 1000)
+		changes, err := r.Changes(ctx, head, 1000)
 		if errors.Is(err, ErrChangesPruned) {
 			h, err := r.ChangesHead(ctx)
 			if err != nil {

@@ -45,8 +45,24 @@ func (r *Registry) ChangeSignal() <-chan struct{} {
 // (Store.Changes, whose contract says what a watcher may rely on). An
 // error wrapping ErrChangesPruned means the watcher fell behind the pruned
 // horizon: it must reload what it derived from the feed.
+//
+// The newest entries read are kept (feedMemo), so that this process's
+// watchers read each from the store once: the entries after after that the
+// memo holds come from it, and the store is read only for the rest.
 func (r *Registry) Changes(ctx context.Context, after int64, limit int) ([]Change, error) {
-	return r.Store.Changes(ctx, after, limit)
+	held, next, ok := r.feed.take(after, limit)
+	if ok && len(held) == limit {
+		return held, nil
+	}
+	if !ok {
+		next = after
+	}
+	more, err := r.Store.Changes(ctx, next, limit-len(held))
+	if err != nil {
+		return nil, err
+	}
+	r.feed.add(next, more)
+	return append(held, more...), nil
 }
 
 // ChangesHead returns the Seq of the newest committed change in any process

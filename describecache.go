@@ -32,7 +32,8 @@ const DefaultDescribeCacheSize = 16384
 // full, and never holds what was not found.
 type describeCache struct {
 	store   Store
-	stamper CommitStamper // nil when the store has none
+	changes func(ctx context.Context, after int64, limit int) ([]Change, error) // Registry.Changes
+	stamper CommitStamper                                                       // nil when the store has none
 	size    int
 
 	mu      sync.Mutex
@@ -69,8 +70,8 @@ type feedRound struct {
 // before reading again.
 const describeCacheFeedPage = 1000
 
-func newDescribeCache(store Store, size int) *describeCache {
-	d := &describeCache{store: store, size: size, entries: map[string][]*describeEntry{}}
+func newDescribeCache(store Store, changes func(context.Context, int64, int) ([]Change, error), size int) *describeCache {
+	d := &describeCache{store: store, changes: changes, size: size, entries: map[string][]*describeEntry{}}
 	d.stamper, _ = store.(CommitStamper)
 	return d
 }
@@ -226,7 +227,7 @@ func (d *describeCache) readFeed(ctx context.Context) error {
 		return nil
 	}
 	for {
-		chs, err := d.store.Changes(ctx, seen, describeCacheFeedPage)
+		chs, err := d.changes(ctx, seen, describeCacheFeedPage)
 		if errors.Is(err, ErrChangesPruned) {
 			head, err := d.store.ChangesHead(ctx)
 			if err != nil {

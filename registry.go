@@ -34,6 +34,7 @@ type Registry struct {
 	describeCache *describeCache // nil without DescribeCacheSize
 
 	signal changeSignal
+	feed   feedMemo       // the feed's newest entries read (Changes)
 	signed signatureCache // what a CA's key was found to have signed
 	keys   keyListeners   // told of deleted access keys (accesskeys.go)
 	jobs   changeSignal   // wakes this process's JobRunner when a job starts
@@ -227,7 +228,7 @@ func (r *Registry) DescribeCertificate(ctx context.Context, scope Scope, id stri
 	}
 	r.describeOnce.Do(func() {
 		if r.DescribeCacheSize > 0 {
-			r.describeCache = newDescribeCache(r.Store, r.DescribeCacheSize)
+			r.describeCache = newDescribeCache(r.Store, r.Changes, r.DescribeCacheSize)
 		}
 	})
 	var c *Certificate

@@ -10,90 +10,82 @@ import (
 	"github.com/fleetcert/fleetcert"
 )
 
+// insertAuditSQL writes one audit entry, with its certificate id's number
+// (audit_subjects, migration 0013), and says whether the id has none yet:
+// then numberSubjectsSQL and fillSubjectsSQL give it one. A client
+// certificate's id is numbered when the certificate is stored, so an entry
+// about one costs a single lookup of its number.
 const insertAuditSQL = `INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
-		resource, target, actor, actor_account, source_ip)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`
+		resource, target, actor, actor_account, source_ip, subject)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+		(SELECT id FROM audit_subjects WHERE certificate_id = ?7 AND ?7 <> ''))
+	RETURNING subject IS NULL AND certificate_id <> ''`
+
+// insertSubjectSQL numbers certificate id ?1 for the audit log's index
+// (migration 0013), unless it is numbered or empty. CreateCertificate runs
+// it, so that certificates are numbered in the order they were created,
+// whether or not an audit entry names them.
+const insertSubjectSQL = `INSERT OR IGNORE INTO audit_subjects (certificate_id) SELECT ?1 WHERE ?1 <> ''`
+
+// numberSubjectsSQL numbers the ids of the audit entries ?1 … ?2 written
+// without a number (ids never stored as a client certificate's: a CA's),
+// and fillSubjectsSQL then sets the entries' numbers. Both read the
+// entries just written, by seq; neither looks up an id that has a number.
+const (
+	numberSubjectsSQL = `INSERT OR IGNORE INTO audit_subjects (certificate_id)
+	SELECT certificate_id FROM audit WHERE seq BETWEEN ?1 AND ?2 AND subject IS NULL AND certificate_id <> '' ORDER BY seq`
+	fillSubjectsSQL = `UPDATE audit SET subject = (SELECT id FROM audit_subjects s WHERE s.certificate_id = audit.certificate_id)
+	WHERE seq BETWEEN ?1 AND ?2 AND subject IS NULL AND certificate_id <> ''`
+)
 
 // auditPruneBatch bounds the rows one pruning transaction deletes, so that
 // pruning a busy day's entries holds the write lock for short spells.
 const auditPruneBatch = 10_000
 
 // appendAudit writes ch's audit entry (AppendChange, once ch.Seq is set):
-// one prepared insert, no read.
+// one prepared insert, and two more when its id has no number yet.
 func (tx *Tx) appendAudit(ctx context.Context, ch *fleetcert.Change, t sql.NullInt64) error {
-	_, err := tx.stmt(ctx, tx.stmts.insertAudit).ExecContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
+	var unnumbered bool
+	err := tx.stmt(ctx, tx.stmts.insertAudit).QueryRowContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
 		ch.Operation, string(ch.Kind), ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus),
-		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP)
+		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP).Scan(&unnumbered)
+	if err == nil && unnumbered {
+		err = tx.numberSubjects(ctx, ch.Seq, ch.Seq)
+	}
 	if err != nil {
 		return fmt.Errorf("append audit entry: %w", err)
 	}
 	return nil
 }
 
+// numberSubjects numbers the ids of the audit entries first … last that
+// have none, and sets the entries' numbers.
+func (tx *Tx) numberSubjects(ctx context.Context, first, last int64) error {
+	if _, err := tx.stmt(ctx, tx.stmts.numberSubjects).ExecContext(ctx, first, last); err != nil {
+		return err
+	}
+	_, err := tx.stmt(ctx, tx.stmts.fillSubjects).ExecContext(ctx, first, last)
+	return err
+}
+
+// numberSubject gives certificate id a number in the audit log's index
+// (insertSubjectSQL), unless it has one.
+func (tx *Tx) numberSubject(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	_, err := tx.stmt(ctx, tx.stmts.insertSubject).ExecContext(ctx, id)
+	return err
+}
+
 // AuditEntries returns a page of the audit log; see fleetcert.Tx. The
 // query is built for the filters set: with a certificate or a resource it
 // reads that index's range, else the time index's, in the order listed.
 func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleetcert.AuditEntry, error) {
-	if q.Limit <= 0 {
-		return nil, nil
+	query, args, err := auditEntriesSQL(q)
+	if err != nil || query == "" {
+		return nil, err
 	}
-	var (
-		e     encoder
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("?%d", len(args))
-	}
-	// The partial indexes hold only non-empty keys: saying so lets SQLite
-	// use them.
-	switch {
-	case q.CertificateID != "":
-		where = append(where, "certificate_id = "+arg(q.CertificateID), "certificate_id <> ''")
-		if q.Resource != "" {
-			where = append(where, "resource = "+arg(q.Resource))
-		}
-	case q.Resource != "":
-		where = append(where, "resource = "+arg(q.Resource), "resource <> ''")
-	}
-	if q.AccountID != "" {
-		where = append(where, "account_id = "+arg(q.AccountID))
-	}
-	if q.Region != "" {
-		where = append(where, "region = "+arg(q.Region))
-	}
-	// Entries are stamped with the time of their change, which the
-	// store keeps in nanoseconds (1678-2262): a bound beyond that range
-	// selects all or nothing.
-	switch {
-	case q.Since.After(maxNanoTime):
-		return nil, nil
-	case !q.Since.IsZero() && !q.Since.Before(minNanoTime):
-		where = append(where, "time >= "+arg(e.nanos(q.Since)))
-	}
-	switch {
-	case !q.Until.IsZero() && !q.Until.After(minNanoTime):
-		return nil, nil
-	case !q.Until.IsZero() && !q.Until.After(maxNanoTime):
-		where = append(where, "time < "+arg(e.nanos(q.Until)))
-	}
-	order, cmp := "ASC", ">"
-	if q.Newest {
-		order, cmp = "DESC", "<"
-	}
-	if q.After != nil {
-		where = append(where, fmt.Sprintf("(time, seq) %s (%s, %s)", cmp, arg(e.nanos(q.After.Time)), arg(q.After.Seq)))
-	}
-	if e.err != nil {
-		return nil, fmt.Errorf("audit entries: %w", e.err)
-	}
-	query := `SELECT seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
-		resource, target, actor, actor_account, source_ip FROM audit`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += fmt.Sprintf(" ORDER BY time %s, seq %s LIMIT %s", order, order, arg(q.Limit))
 	rows, err := tx.queryAdhoc(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit entries: %w", err)
@@ -120,6 +112,74 @@ func (tx *Tx) AuditEntries(ctx context.Context, q fleetcert.AuditQuery) ([]fleet
 		return nil, fmt.Errorf("audit entries: %w", err)
 	}
 	return entries, nil
+}
+
+// auditEntriesSQL is AuditEntries' query for q and its arguments: "" when
+// q selects nothing.
+func auditEntriesSQL(q fleetcert.AuditQuery) (string, []any, error) {
+	if q.Limit <= 0 {
+		return "", nil, nil
+	}
+	var (
+		e     encoder
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("?%d", len(args))
+	}
+	// The partial indexes hold only non-empty keys: saying so lets SQLite
+	// use them. A certificate's entries are found by its number
+	// (migration 0013); an id never numbered has none.
+	switch {
+	case q.CertificateID != "":
+		where = append(where, "subject = (SELECT id FROM audit_subjects WHERE certificate_id = "+arg(q.CertificateID)+")",
+			"subject IS NOT NULL")
+		if q.Resource != "" {
+			where = append(where, "resource = "+arg(q.Resource))
+		}
+	case q.Resource != "":
+		where = append(where, "resource = "+arg(q.Resource), "resource <> ''")
+	}
+	if q.AccountID != "" {
+		where = append(where, "account_id = "+arg(q.AccountID))
+	}
+	if q.Region != "" {
+		where = append(where, "region = "+arg(q.Region))
+	}
+	// Entries are stamped with the time of their change, which the
+	// store keeps in nanoseconds (1678-2262): a bound beyond that range
+	// selects all or nothing.
+	switch {
+	case q.Since.After(maxNanoTime):
+		return "", nil, nil
+	case !q.Since.IsZero() && !q.Since.Before(minNanoTime):
+		where = append(where, "time >= "+arg(e.nanos(q.Since)))
+	}
+	switch {
+	case !q.Until.IsZero() && !q.Until.After(minNanoTime):
+		return "", nil, nil
+	case !q.Until.IsZero() && !q.Until.After(maxNanoTime):
+		where = append(where, "time < "+arg(e.nanos(q.Until)))
+	}
+	order, cmp := "ASC", ">"
+	if q.Newest {
+		order, cmp = "DESC", "<"
+	}
+	if q.After != nil {
+		where = append(where, fmt.Sprintf("(time, seq) %s (%s, %s)", cmp, arg(e.nanos(q.After.Time)), arg(q.After.Seq)))
+	}
+	if e.err != nil {
+		return "", nil, fmt.Errorf("audit entries: %w", e.err)
+	}
+	query := `SELECT seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
+		resource, target, actor, actor_account, source_ip FROM audit`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += fmt.Sprintf(" ORDER BY time %s, seq %s LIMIT %s", order, order, arg(q.Limit))
+	return query, args, nil
 }
 
 // PruneAudit removes the audit entries whose Time is before `before`, in

@@ -77,11 +77,12 @@ var insertChangesSQL = newBatchTexts(`INSERT OR FAIL INTO changes (kind, account
 // insertAuditRangeSQL writes the audit entries of the changes ?1 … ?2 (all
 // of one operation and actor): every other field of an entry is its
 // change's, so they are copied from the rows just written rather than bound
-// again.
+// again; with its certificate id's number (one lookup; ids without one are
+// numbered after, by numberSubjectsSQL and fillSubjectsSQL).
 const insertAuditRangeSQL = `INSERT OR FAIL INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
-		resource, target, actor, actor_account, source_ip)
+		resource, target, actor, actor_account, source_ip, subject)
 	SELECT seq, time, account_id, region, ?3, kind, certificate_id, old_status, new_status,
-		resource, target, ?4, ?5, ?6
+		resource, target, ?4, ?5, ?6, (SELECT id FROM audit_subjects s WHERE s.certificate_id = changes.certificate_id)
 	FROM changes WHERE seq BETWEEN ?1 AND ?2`
 
 // prepareBatch prepares the statements of many rows on p, the writer.
@@ -196,6 +197,9 @@ func (tx *Tx) AppendChanges(ctx context.Context, chs []*fleetcert.Change) error 
 		if first.Operation != "" {
 			if _, err := tx.stmt(ctx, tx.stmts.insertAuditRange).ExecContext(ctx, first.Seq, chs[end-1].Seq,
 				first.Operation, first.Actor, first.ActorAccount, first.SourceIP); err != nil {
+				return fmt.Errorf("append audit entries: %w", err)
+			}
+			if err := tx.numberSubjects(ctx, first.Seq, chs[end-1].Seq); err != nil {
 				return fmt.Errorf("append audit entries: %w", err)
 			}
 		}

@@ -216,6 +216,9 @@ func (tx *Tx) CreateCertificate(ctx context.Context, c *fleetcert.Certificate) e
 	if err != nil {
 		return fmt.Errorf("certificate %s: %w", c.ID, err)
 	}
+	if err := tx.numberSubject(ctx, c.ID); err != nil {
+		return fmt.Errorf("certificate %s: %w", c.ID, err)
+	}
 	c.Seq = seq
 	return nil
 }

@@ -501,6 +501,9 @@ type statements struct {
 	insertChange     *sql.Stmt
 	insertAudit      *sql.Stmt
 	insertAuditRange *sql.Stmt
+	insertSubject    *sql.Stmt
+	numberSubjects   *sql.Stmt
+	fillSubjects     *sql.Stmt
 	changes          *sql.Stmt
 	changesHorizon   *sql.Stmt
 	changesHead      *sql.Stmt
@@ -605,6 +608,9 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.insertChange, insertChangeSQL},
 		{&s.insertAudit, insertAuditSQL},
 		{&s.insertAuditRange, insertAuditRangeSQL},
+		{&s.insertSubject, insertSubjectSQL},
+		{&s.numberSubjects, numberSubjectsSQL},
+		{&s.fillSubjects, fillSubjectsSQL},
 		{&s.changes, selectChangesSQL},
 		{&s.changesHorizon, selectChangesHorizonSQL},
 		{&s.changesHead, selectChangesHeadSQL},

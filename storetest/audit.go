@@ -174,6 +174,66 @@ func testAuditQuery(t *testing.T, s fleetcert.Store) {
 	}
 }
 
+// testAuditOutlivesCertificate: a certificate's history is found by its id
+// whichever way its entries were written (one AppendChange, a batch of
+// AppendChanges), after the certificate was deleted, and across a new
+// registration of the same id; a CA's id, never a client certificate's,
+// has its history too.
+func testAuditOutlivesCertificate(t *testing.T, s fleetcert.Store) {
+	ctx := context.Background()
+	at := func(i int) time.Time { return baseTime.Add(time.Duration(i) * time.Minute) }
+	c, other := newCertificate(scopeA, "kept", at(0)), newCertificate(scopeA, "other", at(0))
+	create(t, s, c, other)
+	single := auditChange(scopeA, "kept", "UpdateCertificate", fleetcert.StatusActive, fleetcert.StatusInactive, at(1))
+	appendChanges(t, s, single)
+	var batch []*fleetcert.Change
+	err := s.Update(ctx, func(tx fleetcert.Tx) error {
+		batch = []*fleetcert.Change{
+			auditChange(scopeA, "other", "UpdateCertificate", fleetcert.StatusActive, fleetcert.StatusRevoked, at(2)),
+			auditChange(scopeA, "kept", "UpdateCertificate", fleetcert.StatusInactive, fleetcert.StatusRevoked, at(2)),
+			auditChange(scopeA, "ca", "UpdateCACertificate", fleetcert.StatusActive, fleetcert.StatusInactive, at(2)),
+		}
+		return tx.AppendChanges(ctx, batch)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := auditChange(scopeA, "kept", "DeleteCertificate", fleetcert.StatusRevoked, "", at(3))
+	deleted.Kind = fleetcert.ChangeCertificateDeleted
+	err = s.Update(ctx, func(tx fleetcert.Tx) error {
+		if err := tx.DeleteCertificate(ctx, scopeA, c.ID); err != nil {
+			return err
+		}
+		return tx.AppendChange(ctx, deleted)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []fleetcert.AuditEntry{entryOf(single), entryOf(batch[1]), entryOf(deleted)}
+	q := fleetcert.AuditQuery{CertificateID: c.ID, Limit: 10}
+	if got := audit(t, s, q); !reflect.DeepEqual(got, want) {
+		t.Fatalf("history of a deleted certificate:\n got %+v\nwant %+v", got, want)
+	}
+
+	again := newCertificate(scopeA, "kept", at(4))
+	create(t, s, again)
+	registered := auditChange(scopeA, "kept", "RegisterCertificateWithoutCA", "", fleetcert.StatusActive, at(4))
+	registered.Kind = fleetcert.ChangeCertificateCreated
+	appendChanges(t, s, registered)
+	want = append(want, entryOf(registered))
+	if got := audit(t, s, q); !reflect.DeepEqual(got, want) {
+		t.Fatalf("history of a certificate registered again:\n got %+v\nwant %+v", got, want)
+	}
+	if got, want := audit(t, s, fleetcert.AuditQuery{CertificateID: certificateID("ca"), Limit: 10}),
+		[]fleetcert.AuditEntry{entryOf(batch[2])}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("history of a CA:\n got %+v\nwant %+v", got, want)
+	}
+	if got, want := audit(t, s, fleetcert.AuditQuery{CertificateID: other.ID, Limit: 10}),
+		[]fleetcert.AuditEntry{entryOf(batch[0])}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("history of a certificate in the same batch:\n got %+v\nwant %+v", got, want)
+	}
+}
+
 func testPruneAudit(t *testing.T, s fleetcert.Store) {
 	ctx := context.Background()
 	var chs []*fleetcert.Change

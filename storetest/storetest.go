@@ -94,6 +94,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/append-changes-batch", testAppendChanges},
 		{"ok/audit-query-filters", testAuditQuery},
 		{"ok/prune-audit", testPruneAudit},
+		{"ok/audit-outlives-certificate", testAuditOutlivesCertificate},
 		{"ok/update-error-rolls-back", testUpdateErrorRollsBack},
 		{"ok/update-error-rolls-back-ca-code-transfer", testUpdateErrorRollsBackAll},
 		{"ok/error-unchanged", testErrorUnchanged},

@@ -38,7 +38,9 @@ import (
 // job on the CA started with `fleetcert certificates revoke --detach`, so
 // that the server runs it; DescribeCertificate called throughout by
 // FLEETCERT_JOB_DEVICES_READERS clients, whose latencies are reported;
-// and every device connection closed by the gateway by the end. It runs
+// and every device connection closed by the gateway by the end.
+// FLEETCERT_JOB_DEVICES_SERVE_ARGS adds flags to the server's (e.g.
+// "--pprof-addr 127.0.0.1:16061" to profile it during the job). It runs
 // only when FLEETCERT_JOB_DEVICES is set:
 //
 //	FLEETCERT_JOB_DEVICES=10000 FLEETCERT_JOB_DEVICES_SEED=90000 \
@@ -60,7 +62,8 @@ func TestJobDevicesLoad(t *testing.T) {
 		bound       = 20 * time.Minute // for every phase: connecting, the job, the drops
 	)
 	ctx := context.Background()
-	s, mqttAddr, caFile := startGatewayServer(t, "--device-policies", "off")
+	s, mqttAddr, caFile := startGatewayServer(t, append([]string{"--device-policies", "off"},
+		strings.Fields(os.Getenv("FLEETCERT_JOB_DEVICES_SERVE_ARGS"))...)...)
 	c := s.defaultClient()
 	caCert := testpki.New(t, testpki.Options{IsCA: true, CommonName: "Compromised CA"})
 	ca, err := c.RegisterCACertificate(ctx, &iot.RegisterCACertificateInput{CaCertificate: aws.String(caCert.PEM),

@@ -1,0 +1,217 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/sqlite"
+)
+
+var auditScope = fleetcert.Scope{AccountID: "123456789012", Region: "us-east-1"}
+
+// auditedCertificate is a certificate of auditScope and the change that
+// audits an update of it at t.
+func auditedCertificate(i int, t time.Time) (*fleetcert.Certificate, *fleetcert.Change) {
+	c := benchCertificate(i)
+	c.Scope = auditScope
+	ch := &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated, Scope: auditScope, CertificateID: c.ID,
+		OldStatus: fleetcert.StatusActive, NewStatus: fleetcert.StatusRevoked, Time: t,
+		Operation: "UpdateCertificate", Actor: "AKIAAUDITTEST0000001", ActorAccount: auditScope.AccountID, SourceIP: "127.0.0.1"}
+	return c, ch
+}
+
+// TestAuditPlan: the audit log's queries read one index range in the order
+// asked, a certificate's through its number (migration 0013), never sorting.
+func TestAuditPlan(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	mustOpenDBAt(t, path, nil)
+	raw := openRaw(t, path)
+	since := time.Unix(1700000000, 0)
+	for _, tc := range []struct {
+		name string
+		q    fleetcert.AuditQuery
+		want string
+	}{
+		{"ok/certificate", fleetcert.AuditQuery{CertificateID: "c1"}, "SEARCH audit USING INDEX audit_by_subject (subject=?)"},
+		{"ok/certificate-since", fleetcert.AuditQuery{CertificateID: "c1", Since: since},
+			"SEARCH audit USING INDEX audit_by_subject (subject=? AND time>?)"},
+		{"ok/certificate-in-account", fleetcert.AuditQuery{CertificateID: "c1", AccountID: auditScope.AccountID},
+			"SEARCH audit USING INDEX audit_by_subject (subject=?)"},
+		{"ok/resource", fleetcert.AuditQuery{Resource: "thing/pump"}, "SEARCH audit USING INDEX audit_by_resource (resource=?)"},
+		{"ok/time", fleetcert.AuditQuery{Since: since}, "SEARCH audit USING INDEX audit_by_time (time>?)"},
+	} {
+		for _, newest := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/newest=%v", tc.name, newest), func(t *testing.T) {
+				q := tc.q
+				q.Limit, q.Newest = 10, newest
+				query, args, err := sqlite.AuditEntriesSQL(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows, err := raw.Query("EXPLAIN QUERY PLAN "+query, args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				var plan []string
+				for rows.Next() {
+					var id, parent, unused int
+					var detail string
+					if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+						t.Fatal(err)
+					}
+					plan = append(plan, detail)
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+				text := strings.Join(plan, "\n")
+				if !strings.Contains(text, tc.want) || strings.Contains(text, "TEMP B-TREE") || strings.Contains(text, "SCAN audit") {
+					t.Fatalf("plan:\n%s\nwant %q, no sort, no scan", text, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestAuditSubjectsInCreationOrder: certificates are numbered for the audit
+// log's index when stored, in the order stored, whether or not an entry
+// names them, so that a bulk job's entries (a CA's certificates in creation
+// order) land beside each other in the index; ids that never were a client
+// certificate's (a CA's) are numbered when an entry names them.
+func TestAuditSubjectsInCreationOrder(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	db := mustOpenDBAt(t, path, nil)
+	var ids []string
+	err := db.Update(ctx, func(tx fleetcert.Tx) error {
+		for i := range 50 {
+			c, _ := auditedCertificate(i, benchTime)
+			if err := tx.CreateCertificate(ctx, c); err != nil {
+				return err
+			}
+			ids = append(ids, c.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &fleetcert.Change{Kind: fleetcert.ChangeCACertificateUpdated, Scope: auditScope, CertificateID: strings.Repeat("ca", 32),
+		NewStatus: fleetcert.StatusInactive, Time: benchTime, Operation: "UpdateCACertificate", Actor: "AKIAAUDITTEST0000001"}
+	if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.AppendChange(ctx, ca) }); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, ca.CertificateID)
+	raw := openRaw(t, path)
+	rows, err := raw.Query(`SELECT certificate_id FROM audit_subjects ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, ids) {
+		t.Fatalf("numbered:\n%q\nwant the creation order:\n%q", got, ids)
+	}
+}
+
+// TestDB_MigrateAuditSubjects: a store written before migration 0013 (the
+// audit log indexed by certificate id) keeps every certificate's history
+// after it: live certificates', a deleted one's, a CA's.
+func TestDB_MigrateAuditSubjects(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	db := sqlite.NewDB(path)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		certs []*fleetcert.Certificate
+		chs   []*fleetcert.Change
+	)
+	for i := range 20 {
+		c, ch := auditedCertificate(i, benchTime.Add(time.Duration(i)*time.Second))
+		certs, chs = append(certs, c), append(chs, ch)
+	}
+	ca := &fleetcert.Change{Kind: fleetcert.ChangeCACertificateUpdated, Scope: auditScope, CertificateID: strings.Repeat("ca", 32),
+		NewStatus: fleetcert.StatusInactive, Time: benchTime, Operation: "UpdateCACertificate", Actor: "AKIAAUDITTEST0000001"}
+	err := db.Update(ctx, func(tx fleetcert.Tx) error {
+		for _, c := range certs {
+			if err := tx.CreateCertificate(ctx, c); err != nil {
+				return err
+			}
+		}
+		if err := tx.AppendChanges(ctx, chs[:10]); err != nil {
+			return err
+		}
+		for _, ch := range append(chs[10:], ca) {
+			if err := tx.AppendChange(ctx, ch); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteCertificate(ctx, auditScope, certs[3].ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	history := func(db *sqlite.DB, id string) []fleetcert.AuditEntry {
+		t.Helper()
+		var got []fleetcert.AuditEntry
+		err := db.View(ctx, func(tx fleetcert.Tx) (err error) {
+			got, err = tx.AuditEntries(ctx, fleetcert.AuditQuery{CertificateID: id, Limit: 10})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	ids := []string{certs[0].ID, certs[3].ID, certs[15].ID, ca.CertificateID}
+	want := map[string][]fleetcert.AuditEntry{}
+	for _, id := range ids {
+		if want[id] = history(db, id); len(want[id]) != 1 {
+			t.Fatalf("history of %s before: %+v, want one entry", id, want[id])
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back to the schema before 0013, as a store written by a build without it.
+	raw := openRaw(t, path)
+	for _, stmt := range []string{
+		`DROP INDEX audit_by_subject`,
+		`ALTER TABLE audit DROP COLUMN subject`,
+		`DROP TABLE audit_subjects`,
+		`CREATE INDEX audit_by_certificate ON audit (certificate_id, time, seq) WHERE certificate_id <> ''`,
+		`DELETE FROM schema_migrations WHERE version >= 13`,
+	} {
+		if _, err := raw.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	raw.Close()
+
+	db = mustOpenDBAt(t, path, nil)
+	for _, id := range ids {
+		if got := history(db, id); !reflect.DeepEqual(got, want[id]) {
+			t.Errorf("history of %s after the migration:\n got %+v\nwant %+v", id, got, want[id])
+		}
+	}
+}
