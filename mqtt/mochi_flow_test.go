@@ -94,13 +94,17 @@ func startMochi(t *testing.T, window int32, pending int32) (*mochi.Server, strin
 }
 
 // pahoClient connects a paho MQTT 3.1.1 client to addr.
-// configure, when given, changes the options before connecting.
+// configure, when given, changes the options before connecting. onLost
+// hears of a connection lost before the test's end: paho's Disconnect(0)
+// at the end returns before it has disconnected, so the broker's Close
+// right after may end the connection first, which is no loss.
 func pahoClient(t *testing.T, addr, id string, onLost func(error), configure ...func(*paho.ClientOptions)) paho.Client {
 	t.Helper()
+	var ending atomic.Bool
 	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
 		SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(30 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			if onLost != nil {
+			if onLost != nil && !ending.Load() {
 				onLost(err)
 			}
 		})
@@ -111,7 +115,10 @@ func pahoClient(t *testing.T, addr, id string, onLost func(error), configure ...
 	if tok := c.Connect(); !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
 		t.Fatalf("connect %s: %v", id, tok.Error())
 	}
-	t.Cleanup(func() { c.Disconnect(0) })
+	t.Cleanup(func() {
+		ending.Store(true)
+		c.Disconnect(0)
+	})
 	return c
 }
 
