@@ -94,13 +94,17 @@ func startMochi(t *testing.T, window int32, pending int32) (*mochi.Server, strin
 }
 
 // pahoClient connects a paho MQTT 3.1.1 client to addr.
-// configure, when given, changes the options before connecting.
+// configure, when given, changes the options before connecting. onLost
+// hears of a connection lost before the test's end: paho's Disconnect(0)
+// at the end returns before it has disconnected, so the broker's Close
+// right after may end the connection first, which is no loss.
 func pahoClient(t *testing.T, addr, id string, onLost func(error), configure ...func(*paho.ClientOptions)) paho.Client {
 	t.Helper()
+	var ending atomic.Bool
 	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
 		SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(30 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			if onLost != nil {
+			if onLost != nil && !ending.Load() {
 				onLost(err)
 			}
 		})
@@ -111,15 +115,19 @@ func pahoClient(t *testing.T, addr, id string, onLost func(error), configure ...
 	if tok := c.Connect(); !tok.WaitTimeout(testwait.Hang) || tok.Error() != nil {
 		t.Fatalf("connect %s: %v", id, tok.Error())
 	}
-	t.Cleanup(func() { c.Disconnect(0) })
+	t.Cleanup(func() {
+		ending.Store(true)
+		c.Disconnect(0)
+	})
 	return c
 }
 
 // waitAll waits until got() reaches want, and fails once it has not
-// moved for stall: a stalled session, not a slow one.
+// moved for stall: a stalled session, not a slow one (under the race
+// detector on a loaded machine, deliveries still come many a second).
 func waitAll(t *testing.T, what string, want int, got func() int, state func() string) {
 	t.Helper()
-	const stall = 5 * time.Second
+	const stall = 15 * time.Second
 	last, since := -1, time.Now()
 	for deadline := testwait.Deadline(); ; time.Sleep(testwait.Poll) {
 		n := got()
@@ -132,6 +140,21 @@ func waitAll(t *testing.T, what string, want int, got func() int, state func() s
 		if time.Since(since) > stall || time.Now().After(deadline) {
 			t.Fatalf("%s: %d of %d, none for %s (%s)", what, n, want, time.Since(since).Round(time.Millisecond), state())
 		}
+	}
+}
+
+// waitGroup waits for wg, failing t after testwait.Hang.
+func waitGroup(t *testing.T, what string, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(testwait.Hang):
+		t.Fatalf("waited %s for %s", testwait.Hang, what)
 	}
 }
 
@@ -180,13 +203,18 @@ func TestMochiSendQuotaConcurrentPublishers(t *testing.T) {
 					last.WaitTimeout(testwait.Hang)
 				})
 			}
-			wg.Wait()
+			// Delivery is watched while the publishers publish: a stalled
+			// session also blocks them (mochi stops reading a publisher
+			// whose message waits for the subscriber's quota, and each
+			// paho Publish then waits up to 30 s), which must fail as a
+			// stall, naming the session's state, not hang the test.
 			total := tt.publishers * tt.messages
 			waitAll(t, "delivered to the QoS 1 subscriber", total, got.count, func() string {
 				cl, _ := s.Clients.Get("sub")
 				return fmt.Sprintf("session holds %d inflight, %d of them waiting for send quota",
 					cl.State.Inflight.Len(), cl.State.Inflight.Waiting())
 			})
+			waitGroup(t, "the publishers' last acknowledgements", &wg)
 			// Nothing more (a duplicate) comes once the session is idle.
 			testwait.For(t, "the session idle", func() bool {
 				cl, _ := s.Clients.Get("sub")
@@ -234,9 +262,9 @@ func TestGatewayQoS1ManyPublishers(t *testing.T) {
 			last.WaitTimeout(testwait.Hang)
 		})
 	}
-	wg.Wait()
 	waitAll(t, "delivered through the gateway", publishers*messages, got.count,
 		func() string { return fmt.Sprintf("queues full: %d", e.quotaCount(mqtt.QuotaQueuedMessages)) })
+	waitGroup(t, "the publishers' last acknowledgements", &wg)
 	sub.Disconnect(100) // after its PUBACKs: nothing more was coming
 	got.check(t, publishers*messages)
 }
