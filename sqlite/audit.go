@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,15 +12,18 @@ import (
 )
 
 // insertAuditSQL writes one audit entry, with its certificate id's number
-// (audit_subjects, migration 0013), and says whether the id has none yet:
-// then numberSubjectsSQL and fillSubjectsSQL give it one. A client
+// (audit_subjects, migration 0013) as ?15: subjectSQL looks it up first,
+// and insertSubjectSQL gives an id without one (a CA's) its number. A client
 // certificate's id is numbered when the certificate is stored, so an entry
-// about one costs a single lookup of its number.
+// about one costs a single lookup of its number. (Returning the number
+// from the insert instead made SQLite keep a statement journal for it, a
+// quarter of a seeded registration's CPU.)
 const insertAuditSQL = `INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
 		resource, target, actor, actor_account, source_ip, subject)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-		(SELECT id FROM audit_subjects WHERE certificate_id = ?7 AND ?7 <> ''))
-	RETURNING subject IS NULL AND certificate_id <> ''`
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)`
+
+// subjectSQL is certificate id ?1's number.
+const subjectSQL = `SELECT id FROM audit_subjects WHERE certificate_id = ?1`
 
 // insertSubjectSQL numbers certificate id ?1 for the audit log's index
 // (migration 0013), unless it is numbered or empty. CreateCertificate runs
@@ -43,19 +47,37 @@ const (
 const auditPruneBatch = 10_000
 
 // appendAudit writes ch's audit entry (AppendChange, once ch.Seq is set):
-// one prepared insert, and two more when its id has no number yet.
+// the lookup of its id's number, and one insert.
 func (tx *Tx) appendAudit(ctx context.Context, ch *fleetcert.Change, t sql.NullInt64) error {
-	var unnumbered bool
-	err := tx.stmt(ctx, tx.stmts.insertAudit).QueryRowContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
-		ch.Operation, string(ch.Kind), ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus),
-		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP).Scan(&unnumbered)
-	if err == nil && unnumbered {
-		err = tx.numberSubjects(ctx, ch.Seq, ch.Seq)
+	subject, err := tx.subject(ctx, ch.CertificateID)
+	if err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
 	}
+	_, err = tx.stmt(ctx, tx.stmts.insertAudit).ExecContext(ctx, ch.Seq, t, ch.Scope.AccountID, ch.Scope.Region,
+		ch.Operation, string(ch.Kind), ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus),
+		ch.Resource, ch.Target, ch.Actor, ch.ActorAccount, ch.SourceIP, subject)
 	if err != nil {
 		return fmt.Errorf("append audit entry: %w", err)
 	}
 	return nil
+}
+
+// subject returns certificate id's number, numbering it if it has none;
+// NULL for no id.
+func (tx *Tx) subject(ctx context.Context, id string) (sql.NullInt64, error) {
+	var n sql.NullInt64
+	if id == "" {
+		return n, nil
+	}
+	err := tx.stmt(ctx, tx.stmts.subject).QueryRowContext(ctx, id).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		var res sql.Result
+		if res, err = tx.stmt(ctx, tx.stmts.insertSubject).ExecContext(ctx, id); err == nil {
+			n.Int64, err = res.LastInsertId()
+			n.Valid = err == nil
+		}
+	}
+	return n, err
 }
 
 // numberSubjects numbers the ids of the audit entries first … last that

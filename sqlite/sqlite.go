@@ -502,6 +502,7 @@ type statements struct {
 	insertAudit      *sql.Stmt
 	insertAuditRange *sql.Stmt
 	insertSubject    *sql.Stmt
+	subject          *sql.Stmt
 	numberSubjects   *sql.Stmt
 	fillSubjects     *sql.Stmt
 	changes          *sql.Stmt
@@ -609,6 +610,7 @@ func prepare(p *sql.DB) (*statements, error) {
 		{&s.insertAudit, insertAuditSQL},
 		{&s.insertAuditRange, insertAuditRangeSQL},
 		{&s.insertSubject, insertSubjectSQL},
+		{&s.subject, subjectSQL},
 		{&s.numberSubjects, numberSubjectsSQL},
 		{&s.fillSubjects, fillSubjectsSQL},
 		{&s.changes, selectChangesSQL},
