@@ -54,24 +54,7 @@ func TestAuditPlan(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rows, err := raw.Query("EXPLAIN QUERY PLAN "+query, args...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer rows.Close()
-				var plan []string
-				for rows.Next() {
-					var id, parent, unused int
-					var detail string
-					if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-						t.Fatal(err)
-					}
-					plan = append(plan, detail)
-				}
-				if err := rows.Err(); err != nil {
-					t.Fatal(err)
-				}
-				text := strings.Join(plan, "\n")
+				text := strings.Join(queryPlan(t, raw, query, args...), "\n")
 				if !strings.Contains(text, tc.want) || strings.Contains(text, "TEMP B-TREE") || strings.Contains(text, "SCAN audit") {
 					t.Fatalf("plan:\n%s\nwant %q, no sort, no scan", text, tc.want)
 				}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -55,20 +56,9 @@ func TestListCertificatesPlan(t *testing.T) {
 			}
 			t.Run(fmt.Sprintf("ok/ascending=%v/filters=%04b", ascending, f), func(t *testing.T) {
 				query := sqlite.ListCertificatesSQL(ascending, f)
-				rows, err := raw.Query("EXPLAIN QUERY PLAN "+query,
-					"a", "r", 1, 2, 3, "ca", "ACTIVE", "owner", "p", "q")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer rows.Close()
-				var searches, plan []string
-				for rows.Next() {
-					var id, parent, unused int
-					var detail string
-					if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-						t.Fatal(err)
-					}
-					plan = append(plan, detail)
+				plan := queryPlan(t, raw, query, "a", "r", 1, 2, 3, "ca", "ACTIVE", "owner", "p", "q")
+				var searches []string
+				for _, detail := range plan {
 					if strings.HasPrefix(detail, "SEARCH") || strings.HasPrefix(detail, "SCAN certificates") {
 						searches = append(searches, detail)
 					}
@@ -76,15 +66,35 @@ func TestListCertificatesPlan(t *testing.T) {
 						t.Errorf("the listing sorts: %s", detail)
 					}
 				}
-				if err := rows.Err(); err != nil {
-					t.Fatal(err)
-				}
 				if strings.Join(searches, "\n") != strings.Join(want, "\n") {
 					t.Fatalf("plan:\n%s\nwant the searches:\n%s", strings.Join(plan, "\n"), strings.Join(want, "\n"))
 				}
 			})
 		}
 	}
+}
+
+// queryPlan returns the details of EXPLAIN QUERY PLAN for query.
+func queryPlan(t *testing.T, raw *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := raw.Query("EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
 
 // benchCAID is the CA the listing benchmarks' certificates are registered
