@@ -58,8 +58,11 @@ func TestChangePruner(t *testing.T) {
 	logs := &testwait.Buffer{}
 	p := startChangePruner(reg, DefaultChangeRetention, slog.New(slog.NewTextHandler(logs, nil)))
 	defer p.stop()
+	// The store's feed: the Registry's (Registry.Changes) still answers
+	// with the entries it read before they were pruned, which were the
+	// feed's.
 	testwait.For(t, "the old change to be pruned", func() bool {
-		_, err := reg.Changes(ctx, 0, 10)
+		_, err := db.Changes(ctx, 0, 10)
 		return errors.Is(err, fleetcert.ErrChangesPruned)
 	})
 	head, err := reg.ChangesHead(ctx)
