@@ -2,6 +2,7 @@ package fleetcert
 
 import (
 	"slices"
+	"sort"
 	"sync"
 )
 
@@ -37,15 +38,7 @@ func (m *feedMemo) take(after int64, limit int) (out []Change, next int64, ok bo
 	if n == 0 || after < m.lo || after >= m.entries[n-1].Seq {
 		return nil, 0, false
 	}
-	i, _ := slices.BinarySearchFunc(m.entries, after, func(c Change, seq int64) int {
-		switch {
-		case c.Seq <= seq:
-			return -1
-		default:
-			return 1
-		}
-	})
-	held := m.entries[i:]
+	held := m.entries[firstAfter(m.entries, after):]
 	if len(held) > limit {
 		held = held[:limit]
 	}
@@ -63,14 +56,7 @@ func (m *feedMemo) add(after int64, chs []Change) {
 	switch {
 	case n > 0 && after >= m.lo && after <= m.entries[n-1].Seq:
 		// Extends (or overlaps) what is held: keep what is new.
-		hi := m.entries[n-1].Seq
-		i, _ := slices.BinarySearchFunc(chs, hi, func(c Change, seq int64) int {
-			if c.Seq <= seq {
-				return -1
-			}
-			return 1
-		})
-		m.entries = append(m.entries, chs[i:]...)
+		m.entries = append(m.entries, chs[firstAfter(chs, m.entries[n-1].Seq):]...)
 	default:
 		m.lo, m.entries = after, append(m.entries[:0:0], chs...)
 	}
@@ -78,4 +64,10 @@ func (m *feedMemo) add(after int64, chs []Change) {
 		m.lo = m.entries[drop-1].Seq
 		m.entries = m.entries[drop:]
 	}
+}
+
+// firstAfter is the index of the first of chs (in Seq order) whose Seq is
+// above seq.
+func firstAfter(chs []Change, seq int64) int {
+	return sort.Search(len(chs), func(i int) bool { return chs[i].Seq > seq })
 }
