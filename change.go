@@ -100,8 +100,21 @@ func (r *Registry) PruneChanges(ctx context.Context, retention time.Duration) (i
 // none), so that the store writes its audit entry; with op "" (no
 // mutation: a session announcement) nothing is audited.
 func (r *Registry) update(ctx context.Context, op string, fn func(Tx) error) error {
+	return r.updateWith(ctx, r.Store.Update, op, fn)
+}
+
+// updateBulk is update for an Update of thousands of rows: in a
+// transaction of its own where the store offers one (BulkUpdater).
+func (r *Registry) updateBulk(ctx context.Context, op string, fn func(Tx) error) error {
+	if b, ok := r.Store.(BulkUpdater); ok {
+		return r.updateWith(ctx, b.UpdateBulk, op, fn)
+	}
+	return r.update(ctx, op, fn)
+}
+
+func (r *Registry) updateWith(ctx context.Context, update func(context.Context, func(Tx) error) error, op string, fn func(Tx) error) error {
 	actor := actorOr(ctx, ActorSystem)
-	err := r.Store.Update(ctx, func(tx Tx) error { return fn(auditTx{Tx: tx, op: op, actor: actor}) })
+	err := update(ctx, func(tx Tx) error { return fn(auditTx{Tx: tx, op: op, actor: actor}) })
 	if err == nil {
 		r.signal.notify()
 	}

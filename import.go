@@ -76,7 +76,7 @@ func (r *Registry) ImportCertificates(ctx context.Context, scope Scope, in Impor
 		c.CACertificateID = caID
 		out = append(out, c)
 	}
-	err = r.update(ctx, "ImportCertificates", func(tx Tx) error {
+	err = r.updateBulk(ctx, "ImportCertificates", func(tx Tx) error {
 		if caID != "" {
 			ca, err := tx.CACertificate(ctx, scope, caID)
 			if err != nil {

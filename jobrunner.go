@@ -320,7 +320,7 @@ func (jr *JobRunner) batch(ctx context.Context, j *Job) (*Job, error) {
 	var out *Job
 	// Each certificate's change is audited as an UpdateCertificate by
 	// whoever started the job.
-	err := jr.Registry.update(WithActor(ctx, j.Actor), "UpdateCertificate", func(tx Tx) error {
+	err := jr.Registry.updateBulk(WithActor(ctx, j.Actor), "UpdateCertificate", func(tx Tx) error {
 		cur, err := readJob(ctx, tx, j.Scope, j.ID)
 		if err != nil {
 			return err

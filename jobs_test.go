@@ -2,15 +2,18 @@ package fleetcert_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/sqlite"
 )
 
 // jobFixture is a CA with certificates under it, certificates it signed
@@ -446,5 +449,49 @@ func TestJobCertificateChangedSinceRead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// bulkStore counts the Updates that reach the store as UpdateBulk.
+type bulkStore struct {
+	*sqlite.DB
+	bulk atomic.Int64
+}
+
+func (s *bulkStore) UpdateBulk(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	s.bulk.Add(1)
+	return s.DB.UpdateBulk(ctx, fn)
+}
+
+// An import and each batch of a job reach a store that offers it as
+// UpdateBulk (SQLite: a transaction of their own, without the savepoint
+// that would copy every page they change); the one-row writes do not.
+func TestBulkWritesUpdateBulk(t *testing.T) {
+	ctx := context.Background()
+	f := newJobFixture(t, 4, 0)
+	bs := &bulkStore{DB: f.reg.Store.(*sqlite.DB)}
+	reg := fleetcert.NewRegistry(bs, nil)
+	leaves := []*x509.Certificate{testpki.New(t, testpki.Options{Parent: f.caCert}).Cert, testpki.New(t, testpki.Options{Parent: f.caCert}).Cert}
+	_, err := reg.ImportCertificates(ctx, scope, fleetcert.ImportCertificatesInput{Certificates: leaves, CACertificateID: f.ca.ID, Status: fleetcert.StatusActive})
+	must(t, err)
+	if n := bs.bulk.Load(); n != 1 {
+		t.Fatalf("ImportCertificates: %d bulk Updates, want 1", n)
+	}
+	_, err = reg.RegisterCertificateWithoutCA(ctx, scope, testpki.Leaf(t).PEM, fleetcert.StatusActive)
+	must(t, err)
+	if n := bs.bulk.Load(); n != 1 {
+		t.Fatalf("RegisterCertificateWithoutCA made a bulk Update (%d)", n)
+	}
+	jr := quietRunner(reg, 2)
+	j, err := jr.Start(ctx, scope, fleetcert.JobInput{CACertificateID: f.ca.ID, Action: fleetcert.StatusRevoked, StartedBy: "test"})
+	must(t, err)
+	j, err = jr.RunJob(ctx, scope, j.ID)
+	must(t, err)
+	if j.Status != fleetcert.JobCompleted || j.Progress.Changed != 6 {
+		t.Fatalf("job = %s %+v, want COMPLETED with 6 changed", j.Status, j.Progress)
+	}
+	// 6 certificates in batches of 2.
+	if n := bs.bulk.Load() - 1; n < 3 {
+		t.Errorf("the job wrote its batches in %d bulk Updates, want at least 3", n)
 	}
 }

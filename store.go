@@ -88,6 +88,16 @@ type ChangeNotifier interface {
 	NotifyChanges(ctx context.Context) (<-chan struct{}, error)
 }
 
+// BulkUpdater is implemented by a store whose Update shares transactions
+// with concurrent Updates (SQLite's group commit, where each later member
+// runs inside a savepoint). UpdateBulk is Update in a transaction shared
+// with no other: for an Update that writes thousands of rows
+// (ImportCertificates, a job's batch), whose savepoint would keep a copy of
+// every page it changes; its commit costs less than that copy.
+type BulkUpdater interface {
+	UpdateBulk(ctx context.Context, fn func(Tx) error) error
+}
+
 // CommitStamper is implemented by a store that can tell without a query
 // whether any process has committed since an earlier look (SQLite: the
 // WAL index's header, in memory shared by every process on the file).

@@ -216,7 +216,7 @@ func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
 		var n int64
-		err := db.updateAlone(ctx, func(ftx fleetcert.Tx) error {
+		err := db.UpdateBulk(ctx, func(ftx fleetcert.Tx) error {
 			res, err := ftx.(*Tx).tx.ExecContext(ctx,
 				`DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)`, t, auditPruneBatch)
 			if err != nil {

@@ -106,7 +106,7 @@ func (db *DB) PruneChanges(ctx context.Context, before time.Time) (int64, error)
 		return 0, nil
 	}
 	var n int64
-	err := db.updateAlone(ctx, func(ftx fleetcert.Tx) error {
+	err := db.UpdateBulk(ctx, func(ftx fleetcert.Tx) error {
 		tx := ftx.(*Tx).tx
 		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq <= ?1`, upTo.Int64)
 		if err != nil {

@@ -223,12 +223,18 @@ func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
 	return db.writer.update(ctx, db, false, fn)
 }
 
-// updateAlone is Update in a transaction shared with no other Update, for
-// writes of unbounded size (pruning): a savepoint keeps a copy in memory of
-// every page its member changes.
-func (db *DB) updateAlone(ctx context.Context, fn func(fleetcert.Tx) error) error {
+// UpdateBulk implements fleetcert.BulkUpdater: Update in a transaction
+// shared with no other Update, for writes of many rows (imports, a job's
+// batch, pruning): a savepoint keeps a copy in memory of every page its
+// member changes. A batch of 1,000 imported certificates spent 17 % of the
+// writer's time copying pages into one (memjrnlWrite, sqlite3_malloc) when
+// it joined a group; a transaction of its own costs one commit.
+func (db *DB) UpdateBulk(ctx context.Context, fn func(fleetcert.Tx) error) error {
 	return db.writer.update(ctx, db, true, fn)
 }
+
+// Check that *DB runs bulk Updates alone.
+var _ fleetcert.BulkUpdater = (*DB)(nil)
 
 // CommitStamp implements fleetcert.CommitStamper from the WAL index's
 // header (commitStamps), which every process's commit rewrites.

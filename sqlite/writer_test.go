@@ -229,3 +229,54 @@ func TestDB_CommitStamp(t *testing.T) {
 		seen[s], prev = true, s
 	}
 }
+
+// UpdateBulk shares its transaction with no other Update: queued behind a
+// holder between two Updates, it commits the group the first one joined
+// and runs in its own, and the one after it starts another.
+func TestDB_UpdateBulkAlone(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	var mu sync.Mutex
+	var groups []int
+	db.OnGroupCommit(func(n int) {
+		mu.Lock()
+		groups = append(groups, n)
+		mu.Unlock()
+	})
+	create := func(i int) func(tx fleetcert.Tx) error {
+		return func(tx fleetcert.Tx) error {
+			return tx.CreateAccessKey(ctx, &fleetcert.AccessKey{ID: fmt.Sprintf("AKIABULK%012d", i), Secret: "s",
+				AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()})
+		}
+	}
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	wg.Go(func() {
+		errs[0] = db.Update(ctx, func(tx fleetcert.Tx) error {
+			close(holding)
+			<-release
+			return create(0)(tx)
+		})
+	})
+	<-holding
+	// Queued in this order: Update, UpdateBulk, Update.
+	for i, update := range []func(context.Context, func(fleetcert.Tx) error) error{db.Update, db.UpdateBulk, db.Update} {
+		wg.Go(func() { errs[i+1] = update(ctx, create(i+1)) })
+		testwait.For(t, fmt.Sprintf("%d Updates queued", i+1), func() bool { return db.WaitingWriters() == i+1 })
+	}
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("update %d: %v", i, err)
+		}
+		mustAccessKey(t, db, fmt.Sprintf("AKIABULK%012d", i))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(groups) != "[2 1 1]" {
+		t.Errorf("groups committed %v, want [2 1 1]: the holder with the first Update, the bulk one alone, the last", groups)
+	}
+}
