@@ -345,7 +345,10 @@ func storeError(err error, what string) error {
 // migrate applies, in one write transaction, the embedded migrations newer
 // than the database's schema version. BEGIN IMMEDIATE makes two processes
 // opening a new file at once apply them once.
-func (db *DB) migrate(ctx context.Context) error {
+func (db *DB) migrate(ctx context.Context) error { return db.migrateTo(ctx, math.MaxInt) }
+
+// migrateTo is migrate up to version last (tests build older stores).
+func (db *DB) migrateTo(ctx context.Context, last int) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -371,7 +374,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d is newer than this build knows (%d); run a newer fleetcert", current, latest)
 	}
 	for _, m := range ms {
-		if m.version <= current {
+		if m.version <= current || m.version > last {
 			continue
 		}
 		body, err := fs.ReadFile(migrationFS, m.name)

@@ -1,0 +1,147 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/sqlite"
+)
+
+// Migration 0014 rebuilds the certificates table with one index by id. A
+// store written before it keeps every registration (one id in two
+// accounts included) with its seq, keeps the AUTOINCREMENT counter past a
+// deleted row's seq, refuses a duplicate as before, and is left with a
+// single index by id, the unique one the gateway's lookup reads.
+func TestDB_MigrateCertificatesOneIDIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	if err := sqlite.MigrateTo(path, 13); err != nil {
+		t.Fatal(err)
+	}
+	a := fleetcert.Scope{AccountID: "111111111111", Region: "us-east-1"}
+	b := fleetcert.Scope{AccountID: "222222222222", Region: "us-east-1"}
+	id := func(s string) string { return fleetcert.CertificateID([]byte(s)) }
+	raw := openRaw(t, path)
+	for _, r := range []struct {
+		scope fleetcert.Scope
+		id    string
+	}{{a, id("x")}, {b, id("x")}, {a, id("y")}, {a, id("deleted")}} {
+		// As the build before 0014 wrote them (filled: the backfill at
+		// open leaves them alone).
+		if _, err := raw.Exec(`INSERT INTO certificates (account_id, region, certificate_id, status, pem, mode,
+			creation_date, customer_version, common_name, serial) VALUES (?, ?, ?, 'ACTIVE', 'pem', 'DEFAULT', 1, 1, 'cn', x'01')`,
+			r.scope.AccountID, r.scope.Region, r.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.Exec(`DELETE FROM certificates WHERE certificate_id = ?`, id("deleted")); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db := mustOpenDBAt(t, path, nil)
+	err := db.View(ctx, func(tx fleetcert.Tx) error {
+		regs, err := tx.CertificatesByID(ctx, id("x"))
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, c := range regs {
+			got = append(got, fmt.Sprintf("%s/%d", c.AccountID, c.Seq))
+		}
+		if want := []string{a.AccountID + "/1", b.AccountID + "/2"}; !slices.Equal(got, want) {
+			t.Errorf("registrations of x: %v, want %v", got, want)
+		}
+		c, err := tx.Certificate(ctx, a, id("y"))
+		if err != nil {
+			return err
+		}
+		if c.Seq != 3 {
+			t.Errorf("y: seq %d, want 3", c.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	newCert := func(scope fleetcert.Scope, id string) *fleetcert.Certificate {
+		return &fleetcert.Certificate{Scope: scope, ID: id, Status: fleetcert.StatusActive, PEM: "pem",
+			Mode: fleetcert.ModeDefault, CreationDate: time.Unix(2, 0).UTC()}
+	}
+	err = db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateCertificate(ctx, newCert(a, id("x"))) })
+	if code := fleetcert.ErrorCode(err); code != fleetcert.EResourceAlreadyExists {
+		t.Errorf("x again in the same account: %v, want %s", err, fleetcert.EResourceAlreadyExists)
+	}
+	z := newCert(a, id("z"))
+	if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateCertificate(ctx, z) }); err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(ctx, func(tx fleetcert.Tx) (err error) {
+		z, err = tx.Certificate(ctx, a, id("z"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Seq != 5 {
+		t.Errorf("a certificate stored after the migration: seq %d, want 5 (4 was the deleted row's)", z.Seq)
+	}
+
+	raw = openRaw(t, path)
+	var indexes []string
+	rows, err := raw.Query(`SELECT name FROM pragma_index_list('certificates') WHERE name LIKE '%by_id' OR origin <> 'c' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		indexes = append(indexes, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"certificates_by_id"}; !slices.Equal(indexes, want) {
+		t.Errorf("indexes by id or from constraints: %v, want %v", indexes, want)
+	}
+	var cols []string
+	rows, err = raw.Query(`SELECT name FROM pragma_index_info('certificates_by_id') ORDER BY seqno`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, n)
+	}
+	if want := []string{"certificate_id", "account_id", "region"}; !slices.Equal(cols, want) {
+		t.Errorf("certificates_by_id columns %v, want %v", cols, want)
+	}
+	// Each statement by id reads it, by the whole key or by its prefix.
+	args := []any{a.AccountID, a.Region, id("y"), "", "ACTIVE", "pem", "DEFAULT", "", "", 1, nil, 1, "", nil, nil,
+		nil, nil, nil, nil, nil, nil, nil, nil, "cn", []byte{1}}
+	for name, q := range map[string]string{"select": sqlite.SelectCertificateSQL, "update": sqlite.UpdateCertificateSQL,
+		"delete": sqlite.DeleteCertificateSQL} {
+		if plan := fmt.Sprint(queryPlan(t, raw, q, args...)); !strings.Contains(plan, "USING INDEX certificates_by_id (certificate_id=? AND account_id=? AND region=?)") {
+			t.Errorf("%s by id: plan %s, want a search of certificates_by_id by its whole key", name, plan)
+		}
+	}
+	if plan := fmt.Sprint(queryPlan(t, raw, sqlite.CertificatesByIDSQL, id("x"))); !strings.Contains(plan, "USING INDEX certificates_by_id (certificate_id=?)") {
+		t.Errorf("registrations by id: plan %s, want a search of certificates_by_id by its prefix", plan)
+	}
+	var check string
+	if err := raw.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check: %q %v", check, err)
+	}
+}
