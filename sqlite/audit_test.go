@@ -93,22 +93,7 @@ func TestAuditSubjectsInCreationOrder(t *testing.T) {
 	}
 	ids = append(ids, ca.CertificateID)
 	raw := openRaw(t, path)
-	rows, err := raw.Query(`SELECT certificate_id FROM audit_subjects ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	got := queryStrings(t, raw, `SELECT certificate_id FROM audit_subjects ORDER BY id`)
 	if !reflect.DeepEqual(got, ids) {
 		t.Fatalf("numbered:\n%q\nwant the creation order:\n%q", got, ids)
 	}

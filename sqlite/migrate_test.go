@@ -95,36 +95,11 @@ func TestDB_MigrateCertificatesOneIDIndex(t *testing.T) {
 	}
 
 	raw = openRaw(t, path)
-	var indexes []string
-	rows, err := raw.Query(`SELECT name FROM pragma_index_list('certificates') WHERE name LIKE '%by_id' OR origin <> 'c' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		indexes = append(indexes, n)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	indexes := queryStrings(t, raw, `SELECT name FROM pragma_index_list('certificates') WHERE name LIKE '%by_id' OR origin <> 'c' ORDER BY name`)
 	if want := []string{"certificates_by_id"}; !slices.Equal(indexes, want) {
 		t.Errorf("indexes by id or from constraints: %v, want %v", indexes, want)
 	}
-	var cols []string
-	rows, err = raw.Query(`SELECT name FROM pragma_index_info('certificates_by_id') ORDER BY seqno`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		cols = append(cols, n)
-	}
+	cols := queryStrings(t, raw, `SELECT name FROM pragma_index_info('certificates_by_id') ORDER BY seqno`)
 	if want := []string{"certificate_id", "account_id", "region"}; !slices.Equal(cols, want) {
 		t.Errorf("certificates_by_id columns %v, want %v", cols, want)
 	}

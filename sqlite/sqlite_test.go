@@ -335,6 +335,28 @@ func openRaw(tb testing.TB, path string) *sql.DB {
 	return raw
 }
 
+// queryStrings returns the first column of query's rows, read on raw.
+func queryStrings(tb testing.TB, raw *sql.DB, query string, args ...any) []string {
+	tb.Helper()
+	rows, err := raw.Query(query, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
 // mustAccessKey returns the access key id.
 func mustAccessKey(tb testing.TB, db *sqlite.DB, id string) *fleetcert.AccessKey {
 	tb.Helper()
