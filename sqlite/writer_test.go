@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -20,13 +21,7 @@ import (
 func TestDB_GroupCommit(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
-	var mu sync.Mutex
-	var groups []int
-	db.OnGroupCommit(func(n int) {
-		mu.Lock()
-		groups = append(groups, n)
-		mu.Unlock()
-	})
+	groups := recordGroups(db)
 	scope := fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
 	cert := func(i int) *fleetcert.Certificate {
 		return &fleetcert.Certificate{Scope: scope, ID: fleetcert.CertificateID(fmt.Appendf(nil, "group-%d", i)),
@@ -163,16 +158,15 @@ func TestDB_GroupCommit(t *testing.T) {
 		t.Errorf("change feed:\n got %v\nwant %v", got, want)
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
+	committed := groups()
 	shared := 0
-	for _, g := range groups {
+	for _, g := range committed {
 		if g > 1 {
 			shared += g
 		}
 	}
 	if shared < n/2 {
-		t.Errorf("groups committed %v: want the queued Updates to share commits", groups)
+		t.Errorf("groups committed %v: want the queued Updates to share commits", committed)
 	}
 }
 
@@ -236,13 +230,7 @@ func TestDB_CommitStamp(t *testing.T) {
 func TestDB_UpdateBulkAlone(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
-	var mu sync.Mutex
-	var groups []int
-	db.OnGroupCommit(func(n int) {
-		mu.Lock()
-		groups = append(groups, n)
-		mu.Unlock()
-	})
+	groups := recordGroups(db)
 	create := func(i int) func(tx fleetcert.Tx) error {
 		return func(tx fleetcert.Tx) error {
 			return tx.CreateAccessKey(ctx, &fleetcert.AccessKey{ID: fmt.Sprintf("AKIABULK%012d", i), Secret: "s",
@@ -274,9 +262,24 @@ func TestDB_UpdateBulkAlone(t *testing.T) {
 		}
 		mustAccessKey(t, db, fmt.Sprintf("AKIABULK%012d", i))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if fmt.Sprint(groups) != "[2 1 1]" {
-		t.Errorf("groups committed %v, want [2 1 1]: the holder with the first Update, the bulk one alone, the last", groups)
+	if got := fmt.Sprint(groups()); got != "[2 1 1]" {
+		t.Errorf("groups committed %s, want [2 1 1]: the holder with the first Update, the bulk one alone, the last", got)
+	}
+}
+
+// recordGroups has db report the size of each group that commits, and
+// returns a function that reads them so far.
+func recordGroups(db *sqlite.DB) func() []int {
+	var mu sync.Mutex
+	var groups []int
+	db.OnGroupCommit(func(n int) {
+		mu.Lock()
+		groups = append(groups, n)
+		mu.Unlock()
+	})
+	return func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(groups)
 	}
 }
