@@ -152,9 +152,11 @@ func (v *AdmissionView) Load(ctx context.Context) (int64, error) {
 }
 
 // Apply brings the change c into v: a status update of a registration v
-// holds is taken from c itself; otherwise the registrations of the client
-// certificate it concerns are read again from the store (a read made after
-// c committed, so reflecting it), and replace v's copy at once. Changes to
+// holds is taken from c itself, and so is the first registration of a
+// certificate when c carries it (Change.Registration, on this process's
+// own commits); otherwise the registrations of the client certificate it
+// concerns are read again from the store (a read made after c committed,
+// so reflecting it), and replace v's copy at once. Changes to
 // CAs and registration codes do not concern admission. On error the
 // certificate leaves v, so that AdmitDevice decides for it until a later
 // change brings it back.
@@ -174,6 +176,11 @@ func (v *AdmissionView) Apply(ctx context.Context, c *Change) error {
 		// million of them at once).
 		return nil
 	}
+	if c.Kind == ChangeCertificateCreated && c.Registration != nil && v.addFirst(k, c.Registration) {
+		// The process that committed it handed over the registration
+		// made (CommitReporter): no read.
+		return nil
+	}
 	var regs []*Certificate
 	err := v.reg.Store.View(ctx, func(tx Tx) error {
 		var err error
@@ -188,6 +195,22 @@ func (v *AdmissionView) Apply(ctx context.Context, c *Change) error {
 	}
 	v.setLocked(k, regs)
 	return nil
+}
+
+// addFirst adds r as the registration of k, and reports whether v held
+// none before: when it held some, it adds nothing, and the caller reads
+// them all again.
+func (v *AdmissionView) addFirst(k [sha256.Size]byte, r *Certificate) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.single[k]; ok {
+		return false
+	}
+	if _, ok := v.several[k]; ok {
+		return false
+	}
+	v.single[k] = v.registrationLocked(r)
+	return true
 }
 
 // setActive sets whether the registration of k in scope is ACTIVE, and

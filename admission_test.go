@@ -215,6 +215,51 @@ func TestAdmissionViewStatusFromChange(t *testing.T) {
 	}
 }
 
+// TestAdmissionViewRegistrationFromChange: a certificate's first
+// registration, carried by its change (this process's commit), enters the
+// view without a read of the store; a later registration of a certificate
+// the view holds is read from the store with the others. A registration
+// made through the Registry comes with its change.
+func TestAdmissionViewRegistrationFromChange(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := mustOpenRegistry(t)
+	v := reg.NewAdmissionView()
+	_, err := v.Load(ctx)
+	must(t, err)
+	// Never stored: only the change can bring it into the view.
+	c := testpki.Leaf(t)
+	id := fleetcert.CertificateID(c.Cert.Raw)
+	carried := &fleetcert.Certificate{Scope: scope, ID: id, Status: fleetcert.StatusActive, Mode: fleetcert.ModeDefault,
+		NotBefore: c.Cert.NotBefore, NotAfter: c.Cert.NotAfter}
+	must(t, v.Apply(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated, Scope: scope, CertificateID: id,
+		NewStatus: fleetcert.StatusActive, Registration: carried}))
+	q := fleetcert.DeviceQuery{Chain: []*x509.Certificate{c.Cert}, Region: scope.Region, AccountID: scope.AccountID}
+	if got, ok := v.Admit(q); !ok || got.Scope != scope || got.ID != id {
+		t.Fatalf("after its change with the registration: Admit = %+v, %v; want it admitted", got, ok)
+	}
+	// The view holds one: a second, in another account, is read from the
+	// store, which has neither.
+	other := *carried
+	other.Scope = otherAccount
+	must(t, v.Apply(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated, Scope: otherAccount, CertificateID: id,
+		NewStatus: fleetcert.StatusActive, Registration: &other}))
+	if v.Len() != 0 {
+		t.Errorf("a second registration was not read from the store: the view holds %d certificates, want 0", v.Len())
+	}
+
+	// Through the Registry: the change read carries the registration.
+	head, err := reg.ChangesHead(ctx)
+	must(t, err)
+	r, err := reg.RegisterCertificateWithoutCA(ctx, scope, c.PEM, fleetcert.StatusActive)
+	must(t, err)
+	chs, err := reg.Changes(ctx, head, 10)
+	must(t, err)
+	if len(chs) != 1 || chs[0].Registration == nil || chs[0].Registration.ID != r.ID || chs[0].Registration.Mode != fleetcert.ModeSNIOnly ||
+		!chs[0].Registration.NotAfter.Equal(r.NotAfter) || chs[0].Registration.Status != fleetcert.StatusActive {
+		t.Fatalf("the registration's change: %+v; want it with its registration", chs)
+	}
+}
+
 // A certificate's registrations read in different pages of Load (one
 // before 5,000 others, one after) are both in the view: Load adds each page
 // to what the pages before brought.

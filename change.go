@@ -50,19 +50,30 @@ func (r *Registry) ChangeSignal() <-chan struct{} {
 // watchers read each from the store once: the entries after after that the
 // memo holds come from it, and the store is read only for the rest.
 func (r *Registry) Changes(ctx context.Context, after int64, limit int) ([]Change, error) {
-	held, next, ok := r.feed.take(after, limit)
-	if ok && len(held) == limit {
+	held, next, ok, all := r.feed.take(after, limit, r.commitStamp)
+	if ok && (len(held) == limit || all) {
 		return held, nil
 	}
 	if !ok {
 		next = after
 	}
+	// Taken before the read: when the read returns fewer than asked for,
+	// they end at the head as of this stamp.
+	stamp, stamped := r.commitStamp()
 	more, err := r.Store.Changes(ctx, next, limit-len(held))
 	if err != nil {
 		return nil, err
 	}
-	r.feed.add(next, more)
+	r.feed.add(next, more, stamped && len(more) < limit-len(held), stamp)
 	return append(held, more...), nil
+}
+
+// commitStamp is the store's CommitStamp, where it has one.
+func (r *Registry) commitStamp() (uint64, bool) {
+	if s, ok := r.Store.(CommitStamper); ok {
+		return s.CommitStamp()
+	}
+	return 0, false
 }
 
 // ChangesHead returns the Seq of the newest committed change in any process
@@ -90,6 +101,9 @@ func (r *Registry) PruneChanges(ctx context.Context, retention time.Duration) (i
 	n, err := r.Store.PruneChanges(ctx, r.now().Add(-retention))
 	if err != nil {
 		return 0, fmt.Errorf("prune change feed: %w", err)
+	}
+	if n > 0 {
+		r.feed.forget()
 	}
 	return n, nil
 }

@@ -3,7 +3,9 @@ package fleetcert_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/sqlite"
 )
 
 // rowCountingStore counts the change-feed entries read from the store.
@@ -158,4 +162,83 @@ func TestRegistryChangesReadOnce(t *testing.T) {
 	if _, err := reg.Changes(ctx, total-10, 1000); !errors.Is(err, fleetcert.ErrChangesPruned) {
 		t.Fatalf("Changes(%d) past what the Registry holds, after pruning: %v, want ErrChangesPruned", total-10, err)
 	}
+}
+
+// readCountingDB is a SQLite store that counts its reads of the change
+// feed; it reports its commits and stamps them (*sqlite.DB's methods).
+type readCountingDB struct {
+	*sqlite.DB
+	reads atomic.Int64
+}
+
+func (s *readCountingDB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.Change, error) {
+	s.reads.Add(1)
+	return s.DB.Changes(ctx, after, limit)
+}
+
+// TestRegistryChangesOwnCommits: on a store that reports its commits
+// (CommitReporter), the Registry's watchers read none of this process's
+// changes back from the store: they get them, and learn that there are
+// no more, without a read. A commit by another process is read from the
+// store, once; and what they get is always what the store holds.
+func TestRegistryChangesOwnCommits(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	open := func() *sqlite.DB {
+		db := sqlite.NewDB(path)
+		if err := db.Open(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	store := &readCountingDB{DB: open()}
+	other := open() // another process's handle on the same file
+	reg := fleetcert.NewRegistry(store, nil)
+	clk := newClock()
+	reg.Now = clk.now
+
+	at := int64(0)
+	read := func(step string, wantN int, wantReads int64) {
+		t.Helper()
+		for watcher := range 3 {
+			got, err := reg.Changes(ctx, at, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := store.DB.Changes(ctx, at, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				got[i].Registration = nil
+			}
+			if len(got) != wantN || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: watcher %d: Changes(%d) =\n %+v\nwant %d entries, the store's\n %+v", step, watcher, at, got, wantN, want)
+			}
+		}
+		if n := store.reads.Swap(0); n != wantReads {
+			t.Errorf("%s: %d reads of the store, want %d", step, n, wantReads)
+		}
+		if more, err := reg.Changes(ctx, at+int64(wantN), 100); err != nil || len(more) != 0 {
+			t.Fatalf("%s: Changes at the head = %+v, %v; want none", step, more, err)
+		}
+		if n := store.reads.Swap(0); n != 0 {
+			t.Errorf("%s: %d reads of the store at the head, want none", step, n)
+		}
+		at += int64(wantN)
+	}
+	for i := range 5 {
+		if _, err := reg.RegisterCertificateWithoutCA(ctx, scope, testpki.Leaf(t).PEM, fleetcert.StatusActive); err != nil {
+			t.Fatal(err)
+		}
+		read(fmt.Sprintf("registration %d", i), 1, 0)
+	}
+	appendFeed(t, store, 3, clk.now())
+	read("three changes in one transaction", 3, 0)
+	appendFeed(t, other, 2, clk.now())
+	read("another process's commit", 2, 1)
+	appendFeed(t, other, 1, clk.now())
+	appendFeed(t, store, 1, clk.now()) // reported, but after the other's
+	read("this process's commit after another's", 2, 1)
 }

@@ -42,7 +42,11 @@ type Registry struct {
 
 // NewRegistry returns a Registry on store that issues with iss.
 func NewRegistry(store Store, iss *Issuer) *Registry {
-	return &Registry{Store: store, Issuer: iss, Now: time.Now}
+	r := &Registry{Store: store, Issuer: iss, Now: time.Now}
+	if cr, ok := store.(CommitReporter); ok {
+		cr.ReportCommits(r.feed.commit)
+	}
+	return r
 }
 
 func (r *Registry) now() time.Time {
@@ -187,6 +191,8 @@ func (r *Registry) insert(ctx context.Context, tx Tx, c *Certificate) error {
 	return tx.AppendChange(ctx, &Change{
 		Kind: ChangeCertificateCreated, Scope: c.Scope, CertificateID: c.ID,
 		NewStatus: c.Status, Time: c.CreationDate,
+		Registration: &Certificate{Scope: c.Scope, ID: c.ID, CACertificateID: c.CACertificateID,
+			Status: c.Status, Mode: c.Mode, NotBefore: c.NotBefore, NotAfter: c.NotAfter, Seq: c.Seq},
 	})
 }
 

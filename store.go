@@ -111,6 +111,35 @@ type CommitStamper interface {
 	CommitStamp() (stamp uint64, ok bool)
 }
 
+// CommitReporter is implemented by a store that can hand this process the
+// change-feed entries each of its write transactions committed, as it
+// commits (SQLite: its one writer appends them). The Registry keeps them
+// (feedMemo), so that this process's watchers — the gateway's, the
+// describe cache's, the CRL follower's — do not read back from the store
+// what this process has just written: a quarter of the server's CPU under
+// a load of registrations went to that (BENCHMARKS.md).
+type CommitReporter interface {
+	// ReportCommits makes the store call fn after each write transaction
+	// that appended changes commits, before any of its Updates returns,
+	// one transaction at a time, in commit order.
+	ReportCommits(fn func(Commit))
+}
+
+// Commit is one write transaction's entries of the change feed, as a
+// CommitReporter hands them over.
+type Commit struct {
+	// After and Changes: the feed's entries after Seq After up to the last
+	// of Changes are exactly Changes, in Seq order, with the fields
+	// Changes returns (the audit fields empty) and Registration.
+	After   int64
+	Changes []Change
+	// Last is true when the store could tell that no process committed
+	// after this transaction before it took Stamp (CommitStamper): then,
+	// while CommitStamp still returns Stamp, Changes end at the feed's head.
+	Last  bool
+	Stamp uint64
+}
+
 // Tx is one transaction on a Store.
 type Tx interface {
 	// Certificate returns the client certificate id in scope.
@@ -585,4 +614,11 @@ type Change struct {
 	Actor        string
 	ActorAccount string
 	SourceIP     string
+
+	// Registration is set only on a ChangeCertificateCreated entry that
+	// the process which committed it holds (CommitReporter): the
+	// registration made, with the fields CertificatesByID fills, so that
+	// the gateway's admission view need not read it back. A store does not
+	// keep it: entries read from one have none.
+	Registration *Certificate
 }

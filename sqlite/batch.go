@@ -185,6 +185,7 @@ func (tx *Tx) AppendChanges(ctx context.Context, chs []*fleetcert.Change) error 
 		// seq yet plus one).
 		for i, ch := range chs[done : done+rows] {
 			ch.Seq = last - int64(rows-1-i)
+			tx.keep(ch, args[11*i+6].(sql.NullInt64))
 		}
 		done += rows
 	}

@@ -43,10 +43,25 @@ func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 	if ch.Seq, err = res.LastInsertId(); err != nil {
 		return fmt.Errorf("append change: %w", err)
 	}
+	tx.keep(ch, t)
 	if ch.Operation != "" {
 		return tx.appendAudit(ctx, ch, t)
 	}
 	return nil
+}
+
+// keep records ch, just appended with time t, for the commit's report
+// (DB.ReportCommits): as Changes would read it back, with its Registration.
+func (tx *Tx) keep(ch *fleetcert.Change, t sql.NullInt64) {
+	if !tx.report {
+		return
+	}
+	tx.reported = append(tx.reported, fleetcert.Change{
+		Seq: ch.Seq, Kind: ch.Kind, Scope: ch.Scope, CertificateID: ch.CertificateID,
+		OldStatus: ch.OldStatus, NewStatus: ch.NewStatus, Time: fromNanos(t),
+		ClientID: ch.ClientID, SessionID: ch.SessionID, Resource: ch.Resource, Target: ch.Target,
+		Registration: ch.Registration,
+	})
 }
 
 // Changes returns up to limit entries of the change feed with Seq > after,

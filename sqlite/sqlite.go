@@ -233,6 +233,19 @@ func (db *DB) UpdateBulk(ctx context.Context, fn func(fleetcert.Tx) error) error
 	return db.writer.update(ctx, db, true, fn)
 }
 
+// ReportCommits implements fleetcert.CommitReporter: the writer keeps a
+// copy of each change its transaction appends, and hands them to fn once
+// it commits (writer.end).
+func (db *DB) ReportCommits(fn func(fleetcert.Commit)) {
+	db.writer.mu.Lock()
+	defer db.writer.mu.Unlock()
+	db.writer.reporters = append(db.writer.reporters, fn)
+	db.writer.stamp = db.CommitStamp
+}
+
+// Check that *DB reports its commits.
+var _ fleetcert.CommitReporter = (*DB)(nil)
+
 // Check that *DB runs bulk Updates alone.
 var _ fleetcert.BulkUpdater = (*DB)(nil)
 
@@ -255,6 +268,12 @@ type Tx struct {
 	pool     *sql.DB // the read pool, in a View
 	stmts    *statements
 	writable bool
+
+	// reported collects copies of the change-feed entries appended, in a
+	// write group's transaction when the store reports its commits
+	// (DB.ReportCommits); report says whether to.
+	report   bool
+	reported []fleetcert.Change
 
 	// bound holds the statements already bound to tx, so that a
 	// transaction running one many times (a bulk job's thousands of

@@ -82,6 +82,13 @@ func (s *commitStamps) stamp() (uint64, bool) {
 	return uint64(a[iChange])<<32 | uint64(a[aCksum1]), true
 }
 
+// oneCommitBetween reports whether exactly one transaction committed
+// between stamps before and after: the stamp's high half is the header's
+// iChange, which each commit raises by one (and a WAL reset keeps).
+func oneCommitBetween(before, after uint64) bool {
+	return uint32(after>>32) == uint32(before>>32)+1
+}
+
 func (s *commitStamps) close() {
 	if s == nil {
 		return

@@ -38,6 +38,11 @@ type writer struct {
 	queue []chan struct{}   // callers waiting for the turn, first come first served
 	group *writeGroup       // the open transaction; only the turn's holder touches it
 	stats func(members int) // told the size of each group that commits (tests)
+
+	// reporters are told of each transaction's changes as it commits
+	// (DB.ReportCommits), with stamp, the store's CommitStamp.
+	reporters []func(fleetcert.Commit)
+	stamp     func() (uint64, bool)
 }
 
 // writeGroup is one shared write transaction.
@@ -45,8 +50,10 @@ type writeGroup struct {
 	tx      *sql.Tx
 	ftx     *Tx // shared by the members, so statements are bound once
 	members int
-	alone   bool          // an Update that shares its transaction with none
-	checked bool          // the transaction was found alive after its first member
+	alone   bool // an Update that shares its transaction with none
+	checked bool // the transaction was found alive after its first member
+	report  []func(fleetcert.Commit)
+	stamp   func() (uint64, bool)
 	err     error         // the transaction is lost (set by the turn's holder), or its commit failed
 	done    chan struct{} // closed once committed or rolled back; err is final then
 }
@@ -69,6 +76,7 @@ func (w *writer) update(ctx context.Context, db *DB, alone bool, fn func(fleetce
 	}
 	first := g.members == 0
 	g.members++
+	mark := len(g.ftx.reported) // the entries earlier members appended
 	if !first {
 		if _, err := g.tx.Exec("SAVEPOINT member"); err != nil {
 			g.lose(err)
@@ -81,14 +89,14 @@ func (w *writer) update(ctx context.Context, db *DB, alone bool, fn func(fleetce
 		if !completed {
 			// fn panicked or ended its goroutine (runtime.Goexit): undo
 			// it and let the group go on without it.
-			w.undo(g, first)
+			w.undo(g, first, mark)
 			w.finish()
 		}
 	}()
 	fnErr := fn(g.ftx)
 	completed = true
 	if fnErr != nil {
-		w.undo(g, first)
+		w.undo(g, first, mark)
 	} else if !first {
 		if _, err := g.tx.Exec("RELEASE member"); err != nil {
 			// The savepoint is gone: SQLite rolled the whole transaction
@@ -164,18 +172,25 @@ func (w *writer) join(db *DB, alone bool) (*writeGroup, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.mu.Lock()
+	report, stamp := w.reporters, w.stamp
+	w.mu.Unlock()
 	w.group = &writeGroup{
-		tx:    tx,
-		ftx:   &Tx{tx: tx, stmts: db.writeStmts, writable: true},
-		alone: alone,
-		done:  make(chan struct{}),
+		tx:     tx,
+		ftx:    &Tx{tx: tx, stmts: db.writeStmts, writable: true, report: len(report) > 0},
+		alone:  alone,
+		done:   make(chan struct{}),
+		report: report,
+		stamp:  stamp,
 	}
 	return w.group, nil
 }
 
 // undo undoes the current member of g: the whole transaction for its first
-// member (it holds nothing else), else back to the member's savepoint.
-func (w *writer) undo(g *writeGroup, first bool) {
+// member (it holds nothing else), else back to the member's savepoint,
+// forgetting the changes it appended (those after mark).
+func (w *writer) undo(g *writeGroup, first bool, mark int) {
+	g.ftx.reported = g.ftx.reported[:mark]
 	if first {
 		g.lose(errors.New("rolled back"))
 		w.end(g)
@@ -223,17 +238,59 @@ func (w *writer) finish() {
 	w.mu.Unlock()
 }
 
-// end commits g, or rolls it back when lost, and wakes its members.
+// end commits g, or rolls it back when lost, reports its changes, and
+// wakes its members.
 func (w *writer) end(g *writeGroup) {
 	w.group = nil
 	if g.err != nil {
 		g.tx.Rollback()
-	} else if err := g.tx.Commit(); err != nil {
+		close(g.done)
+		return
+	}
+	var before uint64
+	var stamped bool
+	if len(g.ftx.reported) > 0 {
+		// The write lock is held: no process commits before ours.
+		before, stamped = g.stamp()
+	}
+	if err := g.tx.Commit(); err != nil {
 		g.err = fmt.Errorf("commit: %w", err)
-	} else if w.stats != nil {
+		close(g.done)
+		return
+	}
+	if w.stats != nil {
 		w.stats(g.members)
 	}
+	if c, ok := g.commit(before, stamped); ok {
+		for _, fn := range g.report {
+			fn(c)
+		}
+	}
 	close(g.done)
+}
+
+// commit is g's report once it has committed, with before, the store's
+// stamp taken before its commit; ok is false when it appended no change,
+// or when its changes do not make one run of Seqs (a change appended
+// some other way between them).
+func (g *writeGroup) commit(before uint64, stamped bool) (fleetcert.Commit, bool) {
+	chs := g.ftx.reported
+	if len(chs) == 0 {
+		return fleetcert.Commit{}, false
+	}
+	for i := range chs {
+		if chs[i].Seq != chs[0].Seq+int64(i) {
+			return fleetcert.Commit{}, false
+		}
+	}
+	// The feed's Seqs are AUTOINCREMENT, given under the write lock: the
+	// first is one above every Seq ever given, so none lies between it and
+	// the one below.
+	c := fleetcert.Commit{After: chs[0].Seq - 1, Changes: chs}
+	if after, ok := g.stamp(); ok && stamped && oneCommitBetween(before, after) {
+		c.Last, c.Stamp = true, after
+	}
+	return c, true
 }
 
 // handOn gives the turn to the first caller waiting. w.mu is held, and

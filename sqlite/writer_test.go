@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ func TestDB_GroupCommit(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
 	groups := recordGroups(db)
+	commits := recordCommits(db)
 	scope := fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
 	cert := func(i int) *fleetcert.Certificate {
 		return &fleetcert.Certificate{Scope: scope, ID: fleetcert.CertificateID(fmt.Appendf(nil, "group-%d", i)),
@@ -157,6 +159,16 @@ func TestDB_GroupCommit(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("change feed:\n got %v\nwant %v", got, want)
 	}
+	// Each group reported the entries its commit made, those of the
+	// members undone left out: together, the feed.
+	var reported []fleetcert.Change
+	for _, c := range commits() {
+		checkCommit(t, db, c)
+		reported = append(reported, c.Changes...)
+	}
+	if !reflect.DeepEqual(reported, chs) {
+		t.Errorf("reported commits:\n got %+v\nwant %+v", reported, chs)
+	}
 
 	committed := groups()
 	shared := 0
@@ -264,6 +276,122 @@ func TestDB_UpdateBulkAlone(t *testing.T) {
 	}
 	if got := fmt.Sprint(groups()); got != "[2 1 1]" {
 		t.Errorf("groups committed %s, want [2 1 1]: the holder with the first Update, the bulk one alone, the last", got)
+	}
+}
+
+// TestDB_ReportCommits: a transaction that appends changes, one at a time
+// or many at once, reports them as it commits, as Changes reads them back
+// (audit fields empty) with their Registration, as the feed's last
+// commit, at the stamp after it; one that appends none, or fails, reports
+// nothing. Another process's commit in between is not in any report.
+func TestDB_ReportCommits(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/fleetcert.db"
+	db := mustOpenDBAt(t, path, nil)
+	other := mustOpenDBAt(t, path, nil)
+	commits := recordCommits(db)
+	scope := fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
+	change := func(i int) *fleetcert.Change {
+		return &fleetcert.Change{Kind: fleetcert.ChangeCertificateUpdated, Scope: scope,
+			CertificateID: fleetcert.CertificateID(fmt.Appendf(nil, "report-%d", i)), OldStatus: fleetcert.StatusActive,
+			NewStatus: fleetcert.StatusRevoked, Time: time.Unix(1, 123456789).In(time.FixedZone("x", 3600)),
+			Operation: "UpdateCertificate", Actor: "AKIAREPORT", ActorAccount: fleetcert.DefaultAccountID, SourceIP: "127.0.0.1"}
+	}
+	registered := &fleetcert.Certificate{Scope: scope, ID: change(0).CertificateID, Status: fleetcert.StatusActive}
+	steps := []struct {
+		name    string
+		db      *sqlite.DB
+		update  func(context.Context, func(fleetcert.Tx) error) error
+		fn      func(tx fleetcert.Tx) error
+		reports int // changes reported
+	}{
+		{"one change with its registration", db, db.Update, func(tx fleetcert.Tx) error {
+			ch := change(0)
+			ch.Kind, ch.OldStatus, ch.NewStatus, ch.Registration = fleetcert.ChangeCertificateCreated, "", fleetcert.StatusActive, registered
+			return tx.AppendChange(ctx, ch)
+		}, 1},
+		{"another process's change", other, other.Update, func(tx fleetcert.Tx) error {
+			return tx.AppendChange(ctx, change(1))
+		}, 0},
+		{"many in one statement, alone", db, db.UpdateBulk, func(tx fleetcert.Tx) error {
+			var chs []*fleetcert.Change
+			for i := range 300 {
+				chs = append(chs, change(2+i))
+			}
+			return tx.AppendChanges(ctx, chs)
+		}, 300},
+		{"no change", db, db.Update, func(tx fleetcert.Tx) error {
+			return tx.CreateAccessKey(ctx, &fleetcert.AccessKey{ID: "AKIAREPORT0000000001", Secret: "s",
+				AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()})
+		}, 0},
+		{"a failing Update", db, db.Update, func(tx fleetcert.Tx) error {
+			if err := tx.AppendChange(ctx, change(400)); err != nil {
+				return err
+			}
+			return errors.New("fails after appending")
+		}, 0},
+		{"two changes", db, db.Update, func(tx fleetcert.Tx) error {
+			if err := tx.AppendChange(ctx, change(401)); err != nil {
+				return err
+			}
+			return tx.AppendChange(ctx, change(402))
+		}, 2},
+	}
+	for _, step := range steps {
+		before := len(commits())
+		step.update(ctx, step.fn)
+		got := commits()[before:]
+		if step.reports == 0 {
+			if len(got) != 0 {
+				t.Errorf("%s: reported %+v, want nothing", step.name, got)
+			}
+			continue
+		}
+		if len(got) != 1 || len(got[0].Changes) != step.reports {
+			t.Fatalf("%s: reported %+v, want one commit of %d changes", step.name, got, step.reports)
+		}
+		c := got[0]
+		checkCommit(t, db, c)
+		if stamp, ok := db.CommitStamp(); !ok || !c.Last || c.Stamp != stamp {
+			t.Errorf("%s: Last %v at stamp %x, want the last commit at the stamp now, %x (%v)", step.name, c.Last, c.Stamp, stamp, ok)
+		}
+	}
+	if first := commits()[0].Changes[0]; first.Registration != registered {
+		t.Errorf("first change's Registration %+v, want the one appended", first.Registration)
+	}
+}
+
+// recordCommits has db report its commits (ReportCommits), and returns a
+// function that returns those so far.
+func recordCommits(db *sqlite.DB) func() []fleetcert.Commit {
+	var mu sync.Mutex
+	var commits []fleetcert.Commit
+	db.ReportCommits(func(c fleetcert.Commit) {
+		mu.Lock()
+		commits = append(commits, c)
+		mu.Unlock()
+	})
+	return func() []fleetcert.Commit {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(commits)
+	}
+}
+
+// checkCommit checks that c's changes are what the feed holds after
+// c.After, Registration aside: the store keeps none.
+func checkCommit(t *testing.T, db *sqlite.DB, c fleetcert.Commit) {
+	t.Helper()
+	want, err := db.Changes(context.Background(), c.After, len(c.Changes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Clone(c.Changes)
+	for i := range got {
+		got[i].Registration = nil
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("commit after %d reported\n %+v\nthe feed holds\n %+v", c.After, got, want)
 	}
 }
 
