@@ -156,6 +156,24 @@ func (db *DB) Open() (err error) {
 	// Without its mapping, CommitStamp says it cannot tell, and readers
 	// read the feed instead: slower, as correct.
 	db.stamps, _ = openCommitStamps(db.Path)
+	if db.stamps != nil {
+		if _, ok := db.stamps.frames(); ok {
+			// Checkpoints run beside the writer (checkpointer).
+			ck, err := sql.Open("sqlite", db.Path+params+"&_journal_mode=WAL&_synchronous=NORMAL")
+			if err != nil {
+				return fmt.Errorf("open database %s: %w", db.Path, err)
+			}
+			ck.SetMaxOpenConns(1)
+			ck.SetMaxIdleConns(1)
+			ck.SetConnMaxLifetime(0)
+			ck.SetConnMaxIdleTime(0)
+			if _, err := db.write.Exec("PRAGMA wal_autocheckpoint = 0"); err != nil {
+				ck.Close()
+				return fmt.Errorf("open database %s: %w", db.Path, err)
+			}
+			db.writer.ckpt = startCheckpointer(ck, db.stamps.frames)
+		}
+	}
 
 	db.read, err = sql.Open("sqlite", db.Path+params+"&_query_only=1")
 	if err != nil {
@@ -181,7 +199,8 @@ func (db *DB) Open() (err error) {
 
 // Close closes the database. Pending Views and Updates fail.
 func (db *DB) Close() error {
-	var errs []error
+	errs := []error{db.writer.ckpt.close()}
+	db.writer.ckpt = nil
 	for _, p := range []*sql.DB{db.read, db.write} {
 		if p != nil {
 			errs = append(errs, p.Close())

@@ -13,6 +13,8 @@ func openCommitStamps(path string) (*commitStamps, error) {
 
 func (s *commitStamps) stamp() (uint64, bool) { return 0, false }
 
+func (s *commitStamps) frames() (uint32, bool) { return 0, false }
+
 func oneCommitBetween(before, after uint64) bool { return false }
 
 func (s *commitStamps) close() {}

@@ -82,6 +82,17 @@ func (s *commitStamps) stamp() (uint64, bool) {
 	return uint64(a[iChange])<<32 | uint64(a[aCksum1]), true
 }
 
+// frames returns the number of frames in the WAL (the header's mxFrame),
+// when the header is not being rewritten.
+func (s *commitStamps) frames() (uint32, bool) {
+	if s.mem == nil {
+		return 0, false
+	}
+	const mxFrame, copy2 = 16, 48 + 16
+	n := s.word(mxFrame)
+	return n, s.word(copy2) == n
+}
+
 // oneCommitBetween reports whether exactly one transaction committed
 // between stamps before and after: the stamp's high half is the header's
 // iChange, which each commit raises by one (and a WAL reset keeps).

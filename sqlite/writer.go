@@ -43,6 +43,8 @@ type writer struct {
 	// (DB.ReportCommits), with stamp, the store's CommitStamp.
 	reporters []func(fleetcert.Commit)
 	stamp     func() (uint64, bool)
+
+	ckpt *checkpointer // checkpoints beside the writer; nil: SQLite's own, in commits
 }
 
 // writeGroup is one shared write transaction.
@@ -168,6 +170,9 @@ func (w *writer) join(db *DB, alone bool) (*writeGroup, error) {
 	// The transaction does not end with any one caller's context
 	// (database/sql rolls a transaction back when the context it began
 	// with ends).
+	if w.ckpt != nil {
+		w.ckpt.beforeTransaction(db.write)
+	}
 	tx, err := db.write.BeginTx(context.Background(), nil)
 	if err != nil {
 		return nil, err
@@ -260,6 +265,9 @@ func (w *writer) end(g *writeGroup) {
 	}
 	if w.stats != nil {
 		w.stats(g.members)
+	}
+	if w.ckpt != nil {
+		w.ckpt.committed()
 	}
 	if c, ok := g.commit(before, stamped); ok {
 		for _, fn := range g.report {

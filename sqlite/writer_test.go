@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -409,5 +410,50 @@ func recordGroups(db *sqlite.DB) func() []int {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(groups)
+	}
+}
+
+// TestDB_CheckpointBesideWriter: commits do not checkpoint; a connection
+// beside the writer does, once the WAL has grown by the wake size, and
+// the writer checkpoints itself once the WAL reaches the restart size,
+// so that the WAL starts over instead of growing without end while
+// commits keep coming.
+func TestDB_CheckpointBesideWriter(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	if _, _, ok := db.Checkpoints(); !ok {
+		t.Skip("no WAL index mapping on this platform: SQLite checkpoints in commits")
+	}
+	const pages, restart = 40, 400
+	db.SetCheckpointPages(pages, restart)
+	var most uint32
+	rewound := 0
+	prev := db.WALFrames()
+	for i := range 600 {
+		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIACKPT%012d", i), Secret: strings.Repeat("s", 2000),
+			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }); err != nil {
+			t.Fatal(err)
+		}
+		n := db.WALFrames()
+		most = max(most, n)
+		if n < prev {
+			rewound++
+		}
+		prev = n
+	}
+	beside, writer, _ := db.Checkpoints()
+	t.Logf("WAL at most %d frames, rewound %d times; %d checkpoints beside the writer, %d by it", most, rewound, beside, writer)
+	if beside == 0 {
+		t.Error("no checkpoint ran beside the writer")
+	}
+	if writer == 0 || rewound == 0 {
+		t.Errorf("the writer checkpointed %d times and the WAL started over %d times: want both", writer, rewound)
+	}
+	if most > restart+pages {
+		t.Errorf("the WAL grew to %d frames: want it to start over at about %d", most, restart)
+	}
+	for i := range 600 {
+		mustAccessKey(t, db, fmt.Sprintf("AKIACKPT%012d", i))
 	}
 }
