@@ -52,9 +52,9 @@ type writeGroup struct {
 	tx      *sql.Tx
 	ftx     *Tx // shared by the members, so statements are bound once
 	members int
-	alone   bool // an Update that shares its transaction with none
-	checked bool // the transaction was found alive after its first member
-	report  []func(fleetcert.Commit)
+	alone   bool                     // an Update that shares its transaction with none
+	checked bool                     // the transaction was found alive after its first member
+	report  []func(fleetcert.Commit) // the writer's reporters when the group began
 	stamp   func() (uint64, bool)
 	err     error         // the transaction is lost (set by the turn's holder), or its commit failed
 	done    chan struct{} // closed once committed or rolled back; err is final then
@@ -167,12 +167,12 @@ func (w *writer) join(db *DB, alone bool) (*writeGroup, error) {
 	if w.group != nil {
 		return w.group, nil
 	}
-	// The transaction does not end with any one caller's context
-	// (database/sql rolls a transaction back when the context it began
-	// with ends).
 	if w.ckpt != nil {
 		w.ckpt.beforeTransaction(db.write)
 	}
+	// The transaction does not end with any one caller's context
+	// (database/sql rolls a transaction back when the context it began
+	// with ends).
 	tx, err := db.write.BeginTx(context.Background(), nil)
 	if err != nil {
 		return nil, err
