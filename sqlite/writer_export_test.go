@@ -30,3 +30,7 @@ func (db *DB) WALFrames() uint32 {
 	n, _ := db.stamps.frames()
 	return n
 }
+
+// OnGather makes f wait for a group's members instead of the writer's
+// sleep of gatherWait. Set it before the first Update.
+func (db *DB) OnGather(f func()) { db.writer.gather = f }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,6 +199,110 @@ func TestDB_GroupCommitAlone(t *testing.T) {
 	}
 	if fmt.Sprint(groups) != "[1 1 1]" {
 		t.Errorf("groups %v, want [1 1 1]", groups)
+	}
+}
+
+// TestDB_GroupGathers: after groups of several Updates, a group whose
+// member is done while none queues waits for another before committing
+// (the writer's gather), and the Update that queues meanwhile joins it; a
+// lone writer's Updates do not wait, and stop waiting once the recent
+// groups are lone ones again.
+func TestDB_GroupGathers(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	groups := recordGroups(db)
+	var gathers atomic.Int32
+	var waitFor atomic.Pointer[chan struct{}] // set: the gather waits for it
+	db.OnGather(func() {
+		gathers.Add(1)
+		if ch := waitFor.Load(); ch != nil {
+			<-*ch
+		}
+	})
+	n := 0
+	update := func() error {
+		n++
+		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAGATHER%010d", n), Secret: "s",
+			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		return db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) })
+	}
+	mustUpdate := func() {
+		t.Helper()
+		if err := update(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// ok/lone: one writer's Updates commit at once.
+	mustUpdate()
+	mustUpdate()
+	if got := gathers.Load(); got != 0 {
+		t.Fatalf("lone Updates waited for members %d times", got)
+	}
+
+	// A group of three: two Updates queue behind a holder.
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	errs := make(chan error, 3)
+	go func() {
+		errs <- db.Update(ctx, func(tx fleetcert.Tx) error {
+			close(holding)
+			<-release
+			return tx.CreateAccessKey(ctx, &fleetcert.AccessKey{ID: "AKIAGATHERHOLDER0000", Secret: "s",
+				AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()})
+		})
+	}()
+	<-holding
+	n += 2
+	for i := n - 1; i <= n; i++ {
+		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAGATHER%010d", i), Secret: "s",
+			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		go func() { errs <- db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }) }()
+	}
+	testwait.For(t, "two Updates queued", func() bool { return db.WaitingWriters() == 2 })
+	gathers.Store(0)
+	close(release)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// ok/gathered: the next Update's group waits, and one that queues
+	// while it does joins it.
+	queued := make(chan struct{})
+	waitFor.Store(&queued)
+	first := make(chan error, 1)
+	go func() { first <- update() }()
+	testwait.For(t, "the group waiting for members", func() bool { return gathers.Load() == 1 })
+	n++
+	late := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAGATHER%010d", n), Secret: "s",
+		AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+	go func() { errs <- db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, late) }) }()
+	testwait.For(t, "the late Update queued", func() bool { return db.WaitingWriters() == 1 })
+	waitFor.Store(nil)
+	close(queued)
+	for _, ch := range []chan error{first, errs} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAccessKey(t, db, late.ID)
+
+	// ok/decay: lone Updates wait while a recent group had several
+	// members, then no more.
+	gathers.Store(0)
+	for range 6 {
+		mustUpdate()
+	}
+	// The last four groups before each: [2 3 1 1], [1 2 3 1], [1 1 2 3],
+	// [1 1 1 2], then only lone ones.
+	if got := gathers.Load(); got != 4 {
+		t.Errorf("six lone Updates after groups of 3 and 2 waited %d times, want 4", got)
+	}
+	want := []int{1, 1, 3, 2, 1, 1, 1, 1, 1, 1}
+	if got := groups(); !slices.Equal(got, want) {
+		t.Errorf("groups %v, want %v", got, want)
 	}
 }
 
