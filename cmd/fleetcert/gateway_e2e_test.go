@@ -275,9 +275,10 @@ func TestGatewayDescribeEndpoint(t *testing.T) {
 	if err := connect(otherEndpoint); err == nil {
 		t.Error("admitted on the account where the certificate is INACTIVE")
 	}
-	if !strings.Contains(s.stderr.String(), "certificateId="+id+" reason=inactive account=444455556666") {
-		t.Errorf("no refusal in account 444455556666 logged:\n%s", s.stderr.String())
-	}
+	// Logged before the refusal, written within a millisecond (internal/logwriter).
+	testwait.For(t, "the refusal in account 444455556666 logged", func() bool {
+		return strings.Contains(s.stderr.String(), "certificateId="+id+" reason=inactive account=444455556666")
+	})
 }
 
 // TestDeviceEndpointByName follows the README: a device reaches an
