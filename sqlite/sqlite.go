@@ -513,6 +513,10 @@ func fromMicros(n sql.NullInt64) time.Time {
 // statements are the prepared statements of one connection pool. Preparing
 // once saves SQLite's parse and plan on every call.
 type statements struct {
+	// A write group's member savepoint (writer.go), prepared once rather
+	// than parsed twice per member.
+	savepoint, release, rollbackTo *sql.Stmt
+
 	certificate             *sql.Stmt
 	insertCertificate       *sql.Stmt
 	updateCertificate       *sql.Stmt
@@ -628,6 +632,9 @@ func prepare(p *sql.DB) (*statements, error) {
 		query string
 	}
 	list := []entry{
+		{&s.savepoint, "SAVEPOINT member"},
+		{&s.release, "RELEASE member"},
+		{&s.rollbackTo, "ROLLBACK TO member"},
 		{&s.certificate, selectCertificateSQL},
 		{&s.insertCertificate, insertCertificateSQL},
 		{&s.updateCertificate, updateCertificateSQL},

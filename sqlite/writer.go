@@ -107,7 +107,7 @@ func (w *writer) update(ctx context.Context, db *DB, alone bool, fn func(fleetce
 	g.members++
 	mark := len(g.ftx.reported) // the entries earlier members appended
 	if !first {
-		if _, err := g.tx.Exec("SAVEPOINT member"); err != nil {
+		if _, err := g.member(g.ftx.stmts.savepoint); err != nil {
 			g.lose(err)
 			w.finish()
 			return fmt.Errorf("begin write transaction: %w", err)
@@ -127,7 +127,7 @@ func (w *writer) update(ctx context.Context, db *DB, alone bool, fn func(fleetce
 	if fnErr != nil {
 		w.undo(g, first, mark)
 	} else if !first {
-		if _, err := g.tx.Exec("RELEASE member"); err != nil {
+		if _, err := g.member(g.ftx.stmts.release); err != nil {
 			// The savepoint is gone: SQLite rolled the whole transaction
 			// back (an interrupted statement, a full disk).
 			g.lose(err)
@@ -235,13 +235,18 @@ func (w *writer) undo(g *writeGroup, first bool, mark int) {
 	if g.err != nil {
 		return
 	}
-	if _, err := g.tx.Exec("ROLLBACK TO member"); err != nil {
+	if _, err := g.member(g.ftx.stmts.rollbackTo); err != nil {
 		g.lose(err)
 		return
 	}
-	if _, err := g.tx.Exec("RELEASE member"); err != nil {
+	if _, err := g.member(g.ftx.stmts.release); err != nil {
 		g.lose(err)
 	}
+}
+
+// member runs one of the member savepoint's statements in g's transaction.
+func (g *writeGroup) member(s *sql.Stmt) (sql.Result, error) {
+	return g.ftx.stmt(context.Background(), s).Exec()
 }
 
 // lose records that g's transaction cannot commit: every member fails.
