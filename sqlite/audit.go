@@ -15,7 +15,8 @@ import (
 // (audit_subjects, migration 0013) as ?15: subjectSQL looks it up first,
 // and insertSubjectSQL gives an id without one (a CA's) its number. A client
 // certificate's id is numbered when the certificate is stored, so an entry
-// about one costs a single lookup of its number. (Returning the number
+// about one costs a single lookup of its number, and the entry that follows
+// its registration none (Tx.numbered). (Returning the number
 // from the insert instead made SQLite keep a statement journal for it, a
 // quarter of a seeded registration's CPU.)
 const insertAuditSQL = `INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
@@ -69,6 +70,9 @@ func (tx *Tx) subject(ctx context.Context, id string) (sql.NullInt64, error) {
 	if id == "" {
 		return n, nil
 	}
+	if id == tx.numbered.id {
+		return sql.NullInt64{Int64: tx.numbered.n, Valid: true}, nil
+	}
 	err := tx.stmt(ctx, tx.stmts.subject).QueryRowContext(ctx, id).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		var res sql.Result
@@ -96,8 +100,17 @@ func (tx *Tx) numberSubject(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
-	_, err := tx.stmt(ctx, tx.stmts.insertSubject).ExecContext(ctx, id)
-	return err
+	res, err := tx.stmt(ctx, tx.stmts.insertSubject).ExecContext(ctx, id)
+	if err != nil {
+		return err
+	}
+	// Numbered now (not ignored): its number is the row's id.
+	if inserted, err := res.RowsAffected(); err == nil && inserted == 1 {
+		if n, err := res.LastInsertId(); err == nil {
+			tx.numbered.id, tx.numbered.n = id, n
+		}
+	}
+	return nil
 }
 
 // AuditEntries returns a page of the audit log; see fleetcert.Tx. The

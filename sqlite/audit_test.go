@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testwait"
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
@@ -180,6 +182,71 @@ func TestDB_MigrateAuditSubjects(t *testing.T) {
 	for _, id := range ids {
 		if got := history(db, id); !reflect.DeepEqual(got, want[id]) {
 			t.Errorf("history of %s after the migration:\n got %+v\nwant %+v", id, got, want[id])
+		}
+	}
+}
+
+// TestAuditSubjectAfterUndoneMember: a certificate stored by a member of a
+// write group that is then undone loses its number with it, which SQLite
+// gives the next id numbered; a later member's audit entry about the first
+// certificate's id must not be filed under that number (the writer forgets
+// the number CreateCertificate remembered for the entry that follows it).
+func TestAuditSubjectAfterUndoneMember(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	db := mustOpenDBAt(t, path, nil)
+	undone, undoneCh := auditedCertificate(1, benchTime)
+	ca := &fleetcert.Change{Kind: fleetcert.ChangeCACertificateUpdated, Scope: auditScope, CertificateID: strings.Repeat("ca", 32),
+		NewStatus: fleetcert.StatusInactive, Time: benchTime, Operation: "UpdateCACertificate", Actor: "AKIAAUDITTEST0000001"}
+	errUndo := errors.New("undo this member")
+	members := []func(tx fleetcert.Tx) error{
+		func(tx fleetcert.Tx) error { // numbers the certificate, then fails
+			if err := tx.CreateCertificate(ctx, undone); err != nil {
+				return err
+			}
+			return errUndo
+		},
+		func(tx fleetcert.Tx) error { return tx.AppendChange(ctx, ca) }, // takes the freed number
+		func(tx fleetcert.Tx) error { return tx.AppendChange(ctx, undoneCh) },
+	}
+
+	// The holder keeps the writer until the members queue, in order.
+	release, holding := make(chan struct{}), make(chan struct{})
+	errs := make([]chan error, len(members)+1)
+	for i := range errs {
+		errs[i] = make(chan error, 1)
+	}
+	go func() {
+		errs[0] <- db.Update(ctx, func(tx fleetcert.Tx) error {
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	for i, fn := range members {
+		go func() { errs[i+1] <- db.Update(ctx, fn) }()
+		testwait.For(t, fmt.Sprintf("member %d queued", i+1), func() bool { return db.WaitingWriters() == i+1 })
+	}
+	close(release)
+	for i, ch := range errs {
+		if err := <-ch; (i == 1) != errors.Is(err, errUndo) {
+			t.Fatalf("member %d: %v", i, err)
+		}
+	}
+
+	for _, id := range []string{undone.ID, ca.CertificateID} {
+		var got []fleetcert.AuditEntry
+		err := db.View(ctx, func(tx fleetcert.Tx) error {
+			var err error
+			got, err = tx.AuditEntries(ctx, fleetcert.AuditQuery{CertificateID: id, Limit: 10})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].CertificateID != id {
+			t.Errorf("history of %s: %+v, want its one entry", id, got)
 		}
 	}
 }

@@ -299,6 +299,15 @@ type Tx struct {
 	// changes and audit entries) binds it once: each Tx.StmtContext
 	// allocates a statement the transaction keeps until it ends.
 	bound []boundStmt
+
+	// numbered is the certificate id CreateCertificate numbered last
+	// (numberSubject) and its number, so that the audit entry that follows
+	// it needs no lookup; the writer clears it when it undoes a member,
+	// whose number SQLite may then give another id.
+	numbered struct {
+		id string
+		n  int64
+	}
 }
 
 type boundStmt struct{ prepared, bound *sql.Stmt }

@@ -227,6 +227,7 @@ func (w *writer) join(db *DB, alone bool) (*writeGroup, error) {
 // forgetting the changes it appended (those after mark).
 func (w *writer) undo(g *writeGroup, first bool, mark int) {
 	g.ftx.reported = g.ftx.reported[:mark]
+	g.ftx.numbered.id = "" // its number may be rolled back with it
 	if first {
 		g.lose(errors.New("rolled back"))
 		w.end(g)
