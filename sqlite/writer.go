@@ -24,7 +24,7 @@ const maxGroup = 64
 // as soon as none queued had 3.4 members: the clients' next requests were
 // still being read and verified on the other core. Each commit writes the
 // pages that all inserts share (the last pages of the feed, of the audit
-// log and of each index ordered by time, page 1) once, so groups of 11
+// log and of each index ordered by time, page 1) once, so groups of ~10
 // cost a registration a quarter fewer WAL writes and a tenth less CPU
 // (BENCHMARKS.md, "Groups that wait for their members"). A lone writer's
 // groups have one member, so it never waits; after a burst of concurrent
