@@ -1,7 +1,6 @@
 package logwriter
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -84,7 +83,7 @@ func TestWriterBatches(t *testing.T) {
 
 // Concurrent writers' lines all arrive, whole, each writer's in its order.
 func TestWriterConcurrentLines(t *testing.T) {
-	var out safeBuffer
+	var out testwait.Buffer
 	lw := New(&out)
 	const writers, lines = 8, 500
 	var wg sync.WaitGroup
@@ -178,21 +177,4 @@ func TestWriterClose(t *testing.T) {
 	if err := lw.Close(); err == nil {
 		t.Error("second Close: nil, want the first error again")
 	}
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
