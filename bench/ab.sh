@@ -3,8 +3,9 @@
 # the same API load, in alternating rounds, so that a change in the
 # machine's load hits both. Each round starts each binary on a fresh data
 # dir, runs one fleetcert-bench load against it, and prints ops/s, p50/p99
-# and the server's CPU time per call during the timed phase (from
-# /proc/PID/stat: steadier than the rates on a shared machine).
+# and the server's CPU time and write system calls per call during the
+# timed phase (from /proc/PID/stat and /proc/PID/io: steadier than the
+# rates on a shared machine).
 #
 #   go build -o /tmp/a/fleetcert ./cmd/fleetcert          # at the commit before
 #   go build -o /tmp/b/fleetcert ./cmd/fleetcert          # at the commit after
@@ -43,6 +44,8 @@ trap 'exit 130' INT TERM
 timeout 600 go build -o "$TMP/fleetcert-bench" ./cmd/fleetcert-bench || exit 1
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 cpu() { awk -v t="$(getconf CLK_TCK)" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+# writes PID: the process's write system calls so far (WAL frames are two each).
+writes() { awk '/^syscw/ { print $2 }' "/proc/$1/io"; }
 
 # one BIN LABEL OP: a fresh server, one load, one result line.
 one() {
@@ -57,7 +60,7 @@ one() {
 	: >"$d/tool.log"
 	(
 		for _ in $(seq 1 6000); do
-			grep -q 'timed phase' "$d/tool.log" && { cpu "$PID" >"$d/cpu0"; exit 0; }
+			grep -q 'timed phase' "$d/tool.log" && { cpu "$PID" >"$d/cpu0"; writes "$PID" >"$d/writes0"; exit 0; }
 			sleep 0.05
 		done
 	) &
@@ -65,19 +68,23 @@ one() {
 	load0=$(cut -d' ' -f1 /proc/loadavg)
 	timeout 300 "$TMP/fleetcert-bench" --endpoint "http://127.0.0.1:$api" --access-key-id "$KEY" --secret-access-key "$SECRET" \
 		--concurrency "$CONCURRENCY" --duration "$DURATION" --op "$op" --json >"$d/out.txt" 2>"$d/tool.log"
-	local cpu1
+	local cpu1 writes1
 	cpu1=$(cpu "$PID")
+	writes1=$(writes "$PID")
 	kill "$sampler" 2>/dev/null
 	wait "$sampler" 2>/dev/null
 	tail -n 1 "$d/out.txt" | python3 -c '
 import json, sys
 label, cpu0, cpu1, load0, load1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
+writes0, writes1 = sys.argv[6], float(sys.argv[7])
 r = [x for x in json.load(sys.stdin)["results"] if x["phase"] == "timed"][0]
 us = (cpu1 - float(cpu0)) / r["ops"] * 1e6 if cpu0 else float("nan")
+w = (writes1 - float(writes0)) / r["ops"] if writes0 else float("nan")
 op, rate, p50, p99, errs = r["op"], r["opsPerSec"], r["p50ms"], r["p99ms"], r["errors"]
 print(f"{label:<6} {op:<30} {rate:>8.0f} ops/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  "
-      f"server {us:6.0f} us/op  errors {errs}  load {load0} -> {load1}")
-' "$label" "$(cat "$d/cpu0" 2>/dev/null)" "$cpu1" "$load0" "$(cut -d' ' -f1 /proc/loadavg)" || tail -n 5 "$d/tool.log"
+      f"server {us:6.0f} us/op  {w:5.1f} writes/op  errors {errs}  load {load0} -> {load1}")
+' "$label" "$(cat "$d/cpu0" 2>/dev/null)" "$cpu1" "$load0" "$(cut -d' ' -f1 /proc/loadavg)" \
+		"$(cat "$d/writes0" 2>/dev/null)" "$writes1" || tail -n 5 "$d/tool.log"
 	kill -TERM "$PID"
 	for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 	kill -KILL "$PID" 2>/dev/null
