@@ -219,12 +219,17 @@ func TestDB_GroupGathers(t *testing.T) {
 			<-*ch
 		}
 	})
+	key := func(i int) *fleetcert.AccessKey {
+		return &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAGATHER%010d", i), Secret: "s",
+			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+	}
+	create := func(k *fleetcert.AccessKey) error {
+		return db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) })
+	}
 	n := 0
 	update := func() error {
 		n++
-		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAGATHER%010d", n), Secret: "s",
-			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
-		return db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) })
+		return create(key(n))
 	}
 	mustUpdate := func() {
 		t.Helper()
@@ -248,16 +253,13 @@ func TestDB_GroupGathers(t *testing.T) {
 		errs <- db.Update(ctx, func(tx fleetcert.Tx) error {
 			close(holding)
 			<-release
-			return tx.CreateAccessKey(ctx, &fleetcert.AccessKey{ID: "AKIAGATHERHOLDER0000", Secret: "s",
-				AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()})
+			return tx.CreateAccessKey(ctx, key(0))
 		})
 	}()
 	<-holding
 	n += 2
 	for i := n - 1; i <= n; i++ {
-		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAGATHER%010d", i), Secret: "s",
-			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
-		go func() { errs <- db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }) }()
+		go func() { errs <- create(key(i)) }()
 	}
 	testwait.For(t, "two Updates queued", func() bool { return db.WaitingWriters() == 2 })
 	gathers.Store(0)
@@ -276,9 +278,8 @@ func TestDB_GroupGathers(t *testing.T) {
 	go func() { first <- update() }()
 	testwait.For(t, "the group waiting for members", func() bool { return gathers.Load() == 1 })
 	n++
-	late := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAGATHER%010d", n), Secret: "s",
-		AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
-	go func() { errs <- db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, late) }) }()
+	late := key(n)
+	go func() { errs <- create(late) }()
 	testwait.For(t, "the late Update queued", func() bool { return db.WaitingWriters() == 1 })
 	waitFor.Store(nil)
 	close(queued)
