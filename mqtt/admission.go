@@ -234,6 +234,7 @@ type headRead struct {
 	began time.Time // set when the read begins
 	head  int64
 	err   error
+	waits int // handshakes that joined it rather than begin it; under headReads.mu
 }
 
 // read returns a head of the feed read by fn after began.
@@ -259,6 +260,7 @@ func (h *headReads) read(ctx context.Context, began time.Time, fn func(context.C
 	default:
 		r = h.next
 	}
+	r.waits++
 	h.mu.Unlock()
 	select {
 	case <-r.done:
