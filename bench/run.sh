@@ -163,7 +163,11 @@ bench() {
 	: >"$TMP/out/$name-$tag.log"
 	(
 		for _ in $(seq 1 30000); do
-			grep -q 'timed phase' "$TMP/out/$name-$tag.log" 2>/dev/null && { cpu_seconds "$pid" >"$TMP/out/$name-$tag.cpu-timed"; exit 0; }
+			grep -q 'timed phase' "$TMP/out/$name-$tag.log" 2>/dev/null && {
+				cpu_seconds "$pid" >"$TMP/out/$name-$tag.cpu-timed"
+				head -n 1 /proc/stat >"$TMP/out/$name-$tag.stat"
+				exit 0
+			}
 			sleep 0.05
 		done
 	) &
@@ -176,6 +180,7 @@ bench() {
 	wait "$sampler" 2>/dev/null
 	local cpu1
 	cpu1=$(cpu_seconds "$pid")
+	[ -s "$TMP/out/$name-$tag.stat" ] && head -n 1 /proc/stat >>"$TMP/out/$name-$tag.stat"
 	echo "$cpu0 $cpu1" >"$TMP/out/$name-$tag.cpu"
 	if [ -s "$TMP/out/$name-$tag.cpu-timed" ]; then
 		echo "$(cat "$TMP/out/$name-$tag.cpu-timed") $cpu1" >"$TMP/out/$name-$tag.cpu"
@@ -240,6 +245,26 @@ def server_cpu_us(name, tag, r):
         return None
     return None if not r or not r.get("ops") else (b - a) / r["ops"] * 1e6
 
+def machine_percent(name, tag, fields):
+    # A share of the machine's time (the given fields of /proc/stat's cpu
+    # line: 3 idle, 4 iowait, 7 steal) from the start of the timed phase to
+    # the end of the run, in percent.
+    try:
+        with open(os.path.join(out, f"{name}-{tag}.stat")) as f:
+            a, b = ([int(x) for x in line.split()[1:9]] for line in f.read().splitlines()[:2])
+    except (OSError, ValueError):
+        return None
+    d = [y - x for x, y in zip(a, b)]
+    return 100 * sum(d[i] for i in fields) / sum(d) if sum(d) else None
+
+def cpu_per_call_us(name, tag, r):
+    # The server's and the tool's CPU per timed call: what the machine
+    # spends on one call.
+    srv = server_cpu_us(name, tag, r)
+    if srv is None or not r.get("opsPerSec") or r.get("clientCpuCores") is None:
+        return None
+    return srv + r["clientCpuCores"] / r["opsPerSec"] * 1e6
+
 def result(rep, op, phase="timed"):
     for r in (rep or {}).get("results") or []:
         if r["op"] == op and r["phase"] == phase:
@@ -280,6 +305,9 @@ for tag0, op in (("describe", "DescribeCertificate"), ("register", "RegisterCert
     add("", "errors", g(f, "errors"), g(m, "errors"))
     add("", "tool cpu", g(f, "clientCpuCores"), g(m, "clientCpuCores"), "cores")
     add("", "srv us/op", server_cpu_us("fleetcert", tag, f), server_cpu_us(peer, tag, m))
+    add("", "all us/op", cpu_per_call_us("fleetcert", tag, f), cpu_per_call_us(peer, tag, m))
+    add("", "idle %", machine_percent("fleetcert", tag, (3, 4)), machine_percent(peer, tag, (3, 4)))
+    add("", "steal %", machine_percent("fleetcert", tag, (7,)), machine_percent(peer, tag, (7,)))
 
 fs, ms_ = load("fleetcert", "scan-small"), load("moto", "scan-small")
 f, m = result(fs, "RegisterCertificateWithoutCA", "seed"), result(ms_, "RegisterCertificateWithoutCA", "seed")
@@ -301,6 +329,9 @@ for r in rows:
 print(f"ratio = fleetcert value / {peer} value: higher is better for ops/s and items/s, lower for latencies and times")
 print("tool cpu = CPU cores the load tool itself used during the phase (it shares the machine with the server)")
 print("srv us/op = the server's CPU time from the start of the timed phase to the end of the run, per timed call, in microseconds")
+print("all us/op = srv us/op plus the tool's CPU per timed call: what the machine spends on one call")
+print("idle % = the machine's idle time over the same span; with both runs as idle, the ops/s ratio is the inverse of all us/op's")
+print("steal % = the time the hypervisor gave this machine's CPUs to others over the same span (a noisy host)")
 if large != small and "list-scan" in os.environ.get("OPS", "list-scan"):
     print(f"describe and register ran after the list-scans: fleetcert then held >= {large} certificates, moto >= {small}")
 if ml and any("pageSize" in n for n in ml.get("notes") or []):
