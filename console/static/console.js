@@ -56,6 +56,10 @@
   document.addEventListener("pointerdown", function () { pressing = true; }, true);
   document.addEventListener("pointerup", function () { setTimeout(function () { pressing = false; }, 0); }, true);
   document.addEventListener("pointercancel", function () { pressing = false; }, true);
+  // A key moves focus by the keyboard: no press is under way, whether or
+  // not the timeout above has run yet (a busy or background page runs it
+  // late), so Tab out of a menu always closes it.
+  document.addEventListener("keydown", function () { pressing = false; }, true);
   var closeAll = function (except) {
     menus.forEach(function (o) { if (o !== except && o.open) o.open = false; });
   };
