@@ -94,23 +94,27 @@ func (tx *Tx) numberSubjects(ctx context.Context, first, last int64) error {
 	return err
 }
 
-// numberSubject gives certificate id a number in the audit log's index
-// (insertSubjectSQL), unless it has one.
-func (tx *Tx) numberSubject(ctx context.Context, id string) error {
-	if id == "" {
-		return nil
-	}
+// numberSubject returns certificate id's number (insertSubjectSQL), which
+// keys the certificates table and the audit log's index, numbering it if it
+// has none. A new id is numbered by the insert alone; an id numbered
+// before (a certificate registered again, or in another account) is looked
+// up after the insert found it.
+func (tx *Tx) numberSubject(ctx context.Context, id string) (int64, error) {
 	res, err := tx.stmt(ctx, tx.stmts.insertSubject).ExecContext(ctx, id)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	// Numbered now (not ignored): its number is the row's id.
+	var n int64
 	if inserted, err := res.RowsAffected(); err == nil && inserted == 1 {
-		if n, err := res.LastInsertId(); err == nil {
-			tx.numbered.id, tx.numbered.n = id, n
+		n, err = res.LastInsertId() // numbered now: its number is the row's id
+		if err != nil {
+			return 0, err
 		}
+	} else if err := tx.stmt(ctx, tx.stmts.subject).QueryRowContext(ctx, id).Scan(&n); err != nil {
+		return 0, err // no row: an empty id, which has no number
 	}
-	return nil
+	tx.numbered.id, tx.numbered.n = id, n
+	return n, nil
 }
 
 // AuditEntries returns a page of the audit log; see fleetcert.Tx. The

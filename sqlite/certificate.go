@@ -19,12 +19,16 @@ const certificateColumns = `account_id, region, certificate_id, ca_certificate_i
 	transfer_date, transfer_accept_date, transfer_reject_date,
 	issuer, authority_key_id, common_name, serial`
 
-const (
-	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates
-		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
+// byIDNumber finds certificate id ?3 by its number (migration 0015): the
+// table's key is (id_number, account_id, region).
+const byIDNumber = `id_number = (SELECT id FROM audit_subjects WHERE certificate_id = ?3) AND account_id = ?1 AND region = ?2`
 
-	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)`
+const (
+	selectCertificateSQL = `SELECT ` + certificateColumns + `, seq FROM certificates WHERE ` + byIDNumber
+
+	// ?26 is the id's number (Tx.numberSubject).
+	insertCertificateSQL = `INSERT INTO certificates (` + certificateColumns + `, id_number)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)`
 
 	updateCertificateSQL = `UPDATE certificates SET
 		ca_certificate_id = ?4, status = ?5, pem = ?6, mode = ?7,
@@ -33,10 +37,9 @@ const (
 		transfer_target_account_id = ?16, transfer_message = ?17, transfer_reject_reason = ?18,
 		transfer_date = ?19, transfer_accept_date = ?20, transfer_reject_date = ?21,
 		issuer = ?22, authority_key_id = ?23, common_name = ?24, serial = ?25
-		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
+		WHERE ` + byIDNumber
 
-	deleteCertificateSQL = `DELETE FROM certificates
-		WHERE account_id = ?1 AND region = ?2 AND certificate_id = ?3`
+	deleteCertificateSQL = `DELETE FROM certificates WHERE ` + byIDNumber
 )
 
 // Filters of ListCertificates, a bit each: the index of the statement that
@@ -74,9 +77,10 @@ func listCertificatesSQL(ascending bool, filters int) string {
 	var index string
 	switch {
 	case filters&byIDPrefix != 0:
-		// A prefix search (the console's) matches few rows: find them by id,
-		// then sort them. The cursor is a filter on those rows, not a range.
-		index = ` INDEXED BY certificates_by_id`
+		// A prefix search (the console's) matches few rows: find their
+		// ids' numbers, then the rows by number, then sort them. The
+		// cursor is a filter on those rows, not a range.
+		index = ` INDEXED BY certificates_by_id_number`
 	case filters&byCA != 0:
 		// A CA's certificates are fewer than a status's (most are ACTIVE).
 		index = ` INDEXED BY certificates_by_ca`
@@ -96,7 +100,7 @@ func listCertificatesSQL(ascending bool, filters int) string {
 		where += ` AND owned_by = ?8`
 	}
 	if filters&byIDPrefix != 0 {
-		where += ` AND certificate_id >= ?9 AND certificate_id < ?10`
+		where += ` AND id_number IN (SELECT id FROM audit_subjects WHERE certificate_id >= ?9 AND certificate_id < ?10)`
 	}
 	op, desc := ">", ""
 	if !ascending {
@@ -208,15 +212,17 @@ func (tx *Tx) CreateCertificate(ctx context.Context, c *fleetcert.Certificate) e
 	if err != nil {
 		return err
 	}
-	res, err := tx.stmt(ctx, tx.stmts.insertCertificate).ExecContext(ctx, args...)
+	// Numbered first: the row is keyed on the number.
+	n, err := tx.numberSubject(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("certificate %s: %w", c.ID, err)
+	}
+	res, err := tx.stmt(ctx, tx.stmts.insertCertificate).ExecContext(ctx, append(args, n)...)
 	if err != nil {
 		return storeError(err, "certificate "+c.ID)
 	}
 	seq, err := res.LastInsertId()
 	if err != nil {
-		return fmt.Errorf("certificate %s: %w", c.ID, err)
-	}
-	if err := tx.numberSubject(ctx, c.ID); err != nil {
 		return fmt.Errorf("certificate %s: %w", c.ID, err)
 	}
 	c.Seq = seq

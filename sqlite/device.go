@@ -12,7 +12,8 @@ import (
 // certificatesByIDSQL reads what admission needs, once per device
 // handshake: neither the PEM nor the transfer data.
 const certificatesByIDSQL = `SELECT account_id, region, ca_certificate_id, status, mode, not_before, not_after, seq
-	FROM certificates INDEXED BY certificates_by_id WHERE certificate_id = ?1 ORDER BY seq`
+	FROM certificates INDEXED BY certificates_by_id_number
+	WHERE id_number = (SELECT id FROM audit_subjects WHERE certificate_id = ?1) ORDER BY seq`
 
 // certificatesAfterSQL scans the table in rowid (seq) order, reading what
 // certificatesByIDSQL reads.

@@ -24,7 +24,7 @@ func certificateWhere(q fleetcert.CertificateQuery) (string, []any) {
 	// creation, would otherwise walk the creation index and test every row.
 	switch {
 	case q.IDPrefix != "":
-		b.WriteString(` INDEXED BY certificates_by_id`)
+		b.WriteString(` INDEXED BY certificates_by_id_number`)
 	case q.CommonNamePrefix != "":
 		b.WriteString(` INDEXED BY certificates_by_common_name`)
 	case q.Issuer != nil:
@@ -58,8 +58,9 @@ func certificateWhere(q fleetcert.CertificateQuery) (string, []any) {
 	}
 	if q.IDPrefix != "" {
 		// Ids are lowercase hex: every id that starts with the prefix sorts
-		// below the prefix followed by 'g'.
-		add(`certificate_id >= ? AND certificate_id < ?`, q.IDPrefix, q.IDPrefix+"g")
+		// below the prefix followed by 'g'. The ids' numbers come from
+		// audit_subjects' index by id (migration 0015).
+		add(`id_number IN (SELECT id FROM audit_subjects WHERE certificate_id >= ? AND certificate_id < ?)`, q.IDPrefix, q.IDPrefix+"g")
 	}
 	if q.Issuer != nil {
 		add(`issuer = ?`, q.Issuer)

@@ -13,11 +13,13 @@ import (
 	"github.com/fleetcert/fleetcert/sqlite"
 )
 
-// Migration 0014 rebuilds the certificates table with one index by id. A
-// store written before it keeps every registration (one id in two
-// accounts included) with its seq, keeps the AUTOINCREMENT counter past a
-// deleted row's seq, refuses a duplicate as before, and is left with a
-// single index by id, the unique one the gateway's lookup reads.
+// Migration 0014 rebuilds the certificates table with one index by id, and
+// 0015 keys that index on the id's number. A store written before them
+// keeps every registration (one id in two accounts included) with its seq,
+// keeps the AUTOINCREMENT counter past a deleted row's seq, refuses a
+// duplicate as before, and is left with a single index for the id, the
+// unique one on its number, which the gateway's lookup reads too; no index
+// of the table is keyed on the id itself.
 func TestDB_MigrateCertificatesOneIDIndex(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fleetcert.db")
@@ -33,7 +35,8 @@ func TestDB_MigrateCertificatesOneIDIndex(t *testing.T) {
 		id    string
 	}{{a, id("x")}, {b, id("x")}, {a, id("y")}, {a, id("deleted")}} {
 		// As the build before 0014 wrote them (filled: the backfill at
-		// open leaves them alone).
+		// open leaves them alone), without the ids' numbers that
+		// CreateCertificate gives since 0013: 0015 numbers them.
 		if _, err := raw.Exec(`INSERT INTO certificates (account_id, region, certificate_id, status, pem, mode,
 			creation_date, customer_version, common_name, serial) VALUES (?, ?, ?, 'ACTIVE', 'pem', 'DEFAULT', 1, 1, 'cn', x'01')`,
 			r.scope.AccountID, r.scope.Region, r.id); err != nil {
@@ -95,25 +98,37 @@ func TestDB_MigrateCertificatesOneIDIndex(t *testing.T) {
 	}
 
 	raw = openRaw(t, path)
-	indexes := queryStrings(t, raw, `SELECT name FROM pragma_index_list('certificates') WHERE name LIKE '%by_id' OR origin <> 'c' ORDER BY name`)
-	if want := []string{"certificates_by_id"}; !slices.Equal(indexes, want) {
+	indexes := queryStrings(t, raw, `SELECT name FROM pragma_index_list('certificates') WHERE name LIKE '%by_id%' OR origin <> 'c' ORDER BY name`)
+	if want := []string{"certificates_by_id_number"}; !slices.Equal(indexes, want) {
 		t.Errorf("indexes by id or from constraints: %v, want %v", indexes, want)
 	}
-	cols := queryStrings(t, raw, `SELECT name FROM pragma_index_info('certificates_by_id') ORDER BY seqno`)
-	if want := []string{"certificate_id", "account_id", "region"}; !slices.Equal(cols, want) {
-		t.Errorf("certificates_by_id columns %v, want %v", cols, want)
+	cols := queryStrings(t, raw, `SELECT name FROM pragma_index_info('certificates_by_id_number') ORDER BY seqno`)
+	if want := []string{"id_number", "account_id", "region"}; !slices.Equal(cols, want) {
+		t.Errorf("certificates_by_id_number columns %v, want %v", cols, want)
 	}
-	// Each statement by id reads it, by the whole key or by its prefix.
+	if first := queryStrings(t, raw, `SELECT l.name FROM pragma_index_list('certificates') l
+		WHERE (SELECT name FROM pragma_index_info(l.name) WHERE seqno = 0) = 'certificate_id'`); len(first) > 0 {
+		t.Errorf("indexes keyed first on the id, a hash, written at random places: %v", first)
+	}
+	// Every row carries its id's number; an id has one number.
+	if bad := queryStrings(t, raw, `SELECT certificate_id FROM certificates c
+		WHERE id_number IS NOT (SELECT id FROM audit_subjects s WHERE s.certificate_id = c.certificate_id)`); len(bad) > 0 {
+		t.Errorf("rows without their id's number: %v", bad)
+	}
+	// Each statement by id reads it, by the whole key or by its prefix,
+	// after the number's lookup.
 	args := []any{a.AccountID, a.Region, id("y"), "", "ACTIVE", "pem", "DEFAULT", "", "", 1, nil, 1, "", nil, nil,
 		nil, nil, nil, nil, nil, nil, nil, nil, "cn", []byte{1}}
+	const number = "SEARCH audit_subjects USING COVERING INDEX audit_subjects_by_certificate (certificate_id=?)"
 	for name, q := range map[string]string{"select": sqlite.SelectCertificateSQL, "update": sqlite.UpdateCertificateSQL,
 		"delete": sqlite.DeleteCertificateSQL} {
-		if plan := fmt.Sprint(queryPlan(t, raw, q, args...)); !strings.Contains(plan, "USING INDEX certificates_by_id (certificate_id=? AND account_id=? AND region=?)") {
-			t.Errorf("%s by id: plan %s, want a search of certificates_by_id by its whole key", name, plan)
+		plan := fmt.Sprint(queryPlan(t, raw, q, args...))
+		if !strings.Contains(plan, "USING INDEX certificates_by_id_number (id_number=? AND account_id=? AND region=?)") || !strings.Contains(plan, number) {
+			t.Errorf("%s by id: plan %s, want a search of certificates_by_id_number by its whole key", name, plan)
 		}
 	}
-	if plan := fmt.Sprint(queryPlan(t, raw, sqlite.CertificatesByIDSQL, id("x"))); !strings.Contains(plan, "USING INDEX certificates_by_id (certificate_id=?)") {
-		t.Errorf("registrations by id: plan %s, want a search of certificates_by_id by its prefix", plan)
+	if plan := fmt.Sprint(queryPlan(t, raw, sqlite.CertificatesByIDSQL, id("x"))); !strings.Contains(plan, "USING INDEX certificates_by_id_number (id_number=?)") || !strings.Contains(plan, number) {
+		t.Errorf("registrations by id: plan %s, want a search of certificates_by_id_number by its prefix", plan)
 	}
 	var check string
 	if err := raw.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {

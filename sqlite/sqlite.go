@@ -300,8 +300,8 @@ type Tx struct {
 	// allocates a statement the transaction keeps until it ends.
 	bound []boundStmt
 
-	// numbered is the certificate id CreateCertificate numbered last
-	// (numberSubject) and its number, so that the audit entry that follows
+	// numbered is the certificate id CreateCertificate numbered or looked
+	// up last (numberSubject) and its number, so that the audit entry that follows
 	// it needs no lookup; the writer clears it when it undoes a member,
 	// whose number SQLite may then give another id.
 	numbered struct {
