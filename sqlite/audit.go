@@ -100,6 +100,9 @@ func (tx *Tx) numberSubjects(ctx context.Context, first, last int64) error {
 // before (a certificate registered again, or in another account) is looked
 // up after the insert found it.
 func (tx *Tx) numberSubject(ctx context.Context, id string) (int64, error) {
+	if id == "" {
+		return 0, errors.New("no certificate id")
+	}
 	res, err := tx.stmt(ctx, tx.stmts.insertSubject).ExecContext(ctx, id)
 	if err != nil {
 		return 0, err
@@ -111,7 +114,7 @@ func (tx *Tx) numberSubject(ctx context.Context, id string) (int64, error) {
 			return 0, err
 		}
 	} else if err := tx.stmt(ctx, tx.stmts.subject).QueryRowContext(ctx, id).Scan(&n); err != nil {
-		return 0, err // no row: an empty id, which has no number
+		return 0, err
 	}
 	tx.numbered.id, tx.numbered.n = id, n
 	return n, nil

@@ -101,6 +101,55 @@ func TestAuditSubjectsInCreationOrder(t *testing.T) {
 	}
 }
 
+// TestCertificatesKeyedOnIDNumber: a certificate row carries its id's
+// number (migration 0015), the same number in every account that holds the
+// id and again after the id was deleted and registered anew; an empty id,
+// which has no number, is refused and stores nothing.
+func TestCertificatesKeyedOnIDNumber(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleetcert.db")
+	db := mustOpenDBAt(t, path, nil)
+	other := fleetcert.Scope{AccountID: "210987654321", Region: auditScope.Region}
+	create := func(c *fleetcert.Certificate) error {
+		return db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateCertificate(ctx, c) })
+	}
+	x, _ := auditedCertificate(1, benchTime)
+	y, _ := auditedCertificate(2, benchTime)
+	xOther := *x
+	xOther.Scope = other
+	for _, c := range []*fleetcert.Certificate{x, y, &xOther} {
+		if err := create(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.DeleteCertificate(ctx, x.Scope, x.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	again := *x
+	if err := create(&again); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(&again); fleetcert.ErrorCode(err) != fleetcert.EResourceAlreadyExists {
+		t.Errorf("the same id again in the same account: %v, want %s", err, fleetcert.EResourceAlreadyExists)
+	}
+	empty, _ := auditedCertificate(3, benchTime)
+	empty.ID = ""
+	if err := create(empty); err == nil {
+		t.Error("a certificate with no id was stored")
+	}
+
+	raw := openRaw(t, path)
+	got := queryStrings(t, raw, `SELECT c.account_id || ' ' || c.id_number || ' ' || s.id FROM certificates c
+		JOIN audit_subjects s ON s.certificate_id = c.certificate_id ORDER BY c.seq`)
+	want := []string{auditScope.AccountID + " 2 2", other.AccountID + " 1 1", auditScope.AccountID + " 1 1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rows (account, id_number, the id's number) in seq order: %q, want %q", got, want)
+	}
+	if n := queryStrings(t, raw, `SELECT count(*) FROM certificates`); !reflect.DeepEqual(n, []string{"3"}) {
+		t.Errorf("%v certificates stored, want 3", n)
+	}
+}
+
 // TestDB_MigrateAuditSubjects: a store written before migration 0013 (the
 // audit log indexed by certificate id) keeps every certificate's history
 // after it: live certificates', a deleted one's, a CA's.
