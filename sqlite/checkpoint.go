@@ -25,13 +25,30 @@ import (
 // transaction, with nothing committing meanwhile: that copies the few
 // pages left, and the transaction after it rewinds the WAL. The WAL stays
 // under ~16 MiB, and the writer waits for a checkpoint once per 16 MiB
-// written instead of once per 4 MiB. (At 64 MiB registration was as
+// written instead of once per 4 MiB.
+//
+// Even that once is a stall every write queued behind the writer shares:
+// at 1,000,000 certificates, where each update writes pages all over the
+// file, the writer waited 20–45 ms for the pass beside to end (its fsync)
+// or copied up to ~1,000 frames and fsynced them itself, 28–60 ms, and
+// UpdateCertificate's p99 was that stall. So the writer checkpoints
+// itself only when it is cheaper: when no pass beside is under way and the
+// last pass left few frames uncopied — at most cheapPages, or those
+// committed while one pass beside ran since the writer asked for it.
+// Otherwise it wakes the pass beside, or lets it finish, and looks again
+// before its next transaction, and the WAL's growth wakes no further pass
+// until the writer's has run; past hardRestartPages it waits as before, so
+// the WAL stays bounded whatever the load. Its pass still syncs the WAL and
+// the database file, 15–30 ms on this project's disks, whatever it copies
+// (BENCHMARKS.md, "The writer's checkpoint without the wait"). (At 64 MiB registration was as
 // fast, and in one 1M-job run the readers beside it got a third fewer
 // calls done: more of the pages they read were in the WAL, which SQLite
 // reads with a system call per page, not through the memory map.)
 const (
-	checkpointPages = 1000     // SQLite's wal_autocheckpoint default
-	restartPages    = 4 * 1024 // 16 MiB of 4 KiB pages
+	checkpointPages  = 1000     // SQLite's wal_autocheckpoint default
+	restartPages     = 4 * 1024 // 16 MiB of 4 KiB pages
+	hardRestartPages = 3 * restartPages
+	cheapPages       = checkpointPages / 4
 )
 
 // checkpointer checkpoints a database's WAL beside its writer.
@@ -45,9 +62,13 @@ type checkpointer struct {
 	running sync.Mutex            // held by a checkpoint of either
 	pages   uint32                // checkpointPages, or smaller in tests
 	restart uint32                // restartPages, or smaller in tests
+	hard    uint32                // hardRestartPages, or smaller in tests
+	cheap   uint32                // cheapPages, or smaller in tests
+	copied  atomic.Uint32         // frames the last pass left copied (SQLite's nBackfill)
 
 	// The writer's, touched only by the turn's holder.
 	woken        uint32       // frames in the WAL at the last wake
+	asked        int64        // runs when the writer woke a pass to copy for its restart; -1: none (no wakes from growth meanwhile)
 	nextRestart  uint32       // frames at which the writer checkpoints itself
 	writerPasses atomic.Int64 // checkpoints the writer ran itself (tests)
 }
@@ -57,7 +78,7 @@ type checkpointer struct {
 func startCheckpointer(conn *sql.DB, mxFrame func() (uint32, bool)) *checkpointer {
 	ctx, stop := context.WithCancel(context.Background())
 	c := &checkpointer{conn: conn, mxFrame: mxFrame, wake: make(chan struct{}, 1), stop: stop,
-		pages: checkpointPages, restart: restartPages, nextRestart: restartPages}
+		pages: checkpointPages, restart: restartPages, hard: hardRestartPages, cheap: cheapPages, nextRestart: restartPages, asked: -1}
 	c.stopped.Add(1)
 	go c.run(ctx)
 	return c
@@ -75,7 +96,7 @@ func (c *checkpointer) run(ctx context.Context) {
 		case <-c.wake:
 		}
 		c.running.Lock()
-		c.conn.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		c.pass(ctx, c.conn)
 		c.running.Unlock()
 		c.runs.Add(1)
 	}
@@ -90,8 +111,9 @@ func (c *checkpointer) committed() {
 	}
 	if n < c.woken {
 		c.woken = 0 // rewound
+		c.copied.Store(0)
 	}
-	if n-c.woken < c.pages {
+	if n-c.woken < c.pages || c.asked >= 0 {
 		return
 	}
 	c.woken = n
@@ -101,10 +123,22 @@ func (c *checkpointer) committed() {
 	}
 }
 
+// pass checkpoints on conn (the holder of running) and records how far
+// it copied; it returns the pragma's answer.
+func (c *checkpointer) pass(ctx context.Context, conn *sql.DB) (busy, frames, copied int, err error) {
+	err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	if err == nil && busy == 0 && copied >= 0 {
+		c.copied.Store(uint32(copied))
+	}
+	return busy, frames, copied, err
+}
+
 // beforeTransaction is run by the writer before it begins a transaction,
 // on its connection: when the WAL holds restartPages frames (more than
 // that since a pass that could not copy them all), it checkpoints itself,
-// so that the transaction rewinds the WAL.
+// so that the transaction rewinds the WAL, if that is cheap now (see the
+// top of the file); else it leaves the copying to the pass beside and
+// looks again next time, up to hardRestartPages.
 func (c *checkpointer) beforeTransaction(write *sql.DB) {
 	n, ok := c.mxFrame()
 	if !ok {
@@ -117,13 +151,31 @@ func (c *checkpointer) beforeTransaction(write *sql.DB) {
 	if n < c.nextRestart {
 		return
 	}
-	// After the checkpoint beside, if one is under way: a checkpoint
-	// cannot run while another does.
-	c.running.Lock()
+	hard := n >= c.nextRestart+c.hard-c.restart
+	if !c.running.TryLock() {
+		if !hard {
+			return // a pass beside is copying: look again after it
+		}
+		c.running.Lock() // a checkpoint cannot run while another does
+	}
 	defer c.running.Unlock()
+	left := n - min(n, c.copied.Load())
+	if !hard && left > c.cheap && (c.asked < 0 || c.runs.Load() == c.asked) {
+		// Much to copy and sync: beside the writer, not in its turn.
+		// Once that pass has run, what is left is what was committed
+		// meanwhile, and the writer copies it.
+		if c.asked < 0 {
+			c.asked = c.runs.Load()
+		}
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	c.asked = -1
 	c.writerPasses.Add(1)
-	var busy, frames, copied int
-	err := write.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	busy, frames, copied, err := c.pass(context.Background(), write)
 	if err != nil || busy != 0 {
 		return // another process's checkpoint, or an error: again next time
 	}

@@ -8,11 +8,24 @@ func (db *DB) WaitingWriters() int { return db.writer.waiting() }
 func (db *DB) OnGroupCommit(f func(members int)) { db.writer.stats = f }
 
 // SetCheckpointPages sets the WAL growth, in frames, that wakes the
-// checkpointer and the WAL size at which the writer checkpoints itself.
-// Call it before the first Update.
+// checkpointer and the WAL size at which the writer checkpoints itself
+// (when cheap; always at three times that). Call it before the first
+// Update.
 func (db *DB) SetCheckpointPages(pages, restart uint32) {
 	c := db.writer.ckpt
-	c.pages, c.restart, c.nextRestart = pages, restart, restart
+	c.pages, c.restart, c.hard, c.cheap, c.nextRestart = pages, restart, 3*restart, pages/4, restart
+}
+
+// SetCheckpointHard sets the WAL size at which the writer checkpoints
+// itself however much is left to copy (three times the restart size).
+func (db *DB) SetCheckpointHard(frames uint32) { db.writer.ckpt.hard = frames }
+
+// HoldCheckpoints keeps any checkpoint from starting, as a long pass
+// beside the writer would, until release is called.
+func (db *DB) HoldCheckpoints() (release func()) {
+	c := db.writer.ckpt
+	c.running.Lock()
+	return c.running.Unlock
 }
 
 // Checkpoints returns how many checkpoints ran beside the writer and how
