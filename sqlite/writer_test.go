@@ -595,7 +595,8 @@ func TestDB_CheckpointDoesNotStallWriter(t *testing.T) {
 			t.Fatalf("an Update at %d WAL frames waited for the checkpoint held beside it", db.WALFrames())
 		}
 	}
-	release := db.HoldCheckpoints()
+	release := sync.OnceFunc(db.HoldCheckpoints())
+	t.Cleanup(release) // before the store closes, should the test fail while it holds
 	for db.WALFrames() < 2*restart {
 		write()
 	}
