@@ -519,6 +519,29 @@ func recordGroups(db *sqlite.DB) func() []int {
 	}
 }
 
+// The checkpoint tests' sizes, in WAL frames: a pass beside the writer
+// every checkpointTestPages, the writer's own from checkpointTestRestart.
+const checkpointTestPages, checkpointTestRestart = 40, 400
+
+// checkpointTestDB opens a store with the checkpoint tests' sizes; it
+// skips the test where SQLite checkpoints in commits.
+func checkpointTestDB(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db := MustOpenDB(t)
+	if _, _, ok := db.Checkpoints(); !ok {
+		t.Skip("no WAL index mapping on this platform: SQLite checkpoints in commits")
+	}
+	db.SetCheckpointPages(checkpointTestPages, checkpointTestRestart)
+	return db
+}
+
+// largeAccessKey is an access key whose row fills half a page: a write
+// that grows the WAL by a frame or two.
+func largeAccessKey(id string) *fleetcert.AccessKey {
+	return &fleetcert.AccessKey{ID: id, Secret: strings.Repeat("s", 2000),
+		AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+}
+
 // TestDB_CheckpointBesideWriter: commits do not checkpoint; a connection
 // beside the writer does, once the WAL has grown by the wake size, and
 // the writer checkpoints itself once the WAL reaches the restart size
@@ -527,18 +550,13 @@ func recordGroups(db *sqlite.DB) func() []int {
 // commits keep coming.
 func TestDB_CheckpointBesideWriter(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
-	if _, _, ok := db.Checkpoints(); !ok {
-		t.Skip("no WAL index mapping on this platform: SQLite checkpoints in commits")
-	}
-	const pages, restart = 40, 400
-	db.SetCheckpointPages(pages, restart)
+	db := checkpointTestDB(t)
+	const pages, restart = checkpointTestPages, checkpointTestRestart
 	var most uint32
 	rewound := 0
 	prev := db.WALFrames()
 	for i := range 600 {
-		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIACKPT%012d", i), Secret: strings.Repeat("s", 2000),
-			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		k := largeAccessKey(fmt.Sprintf("AKIACKPT%012d", i))
 		if err := db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }); err != nil {
 			t.Fatal(err)
 		}
@@ -571,18 +589,13 @@ func TestDB_CheckpointBesideWriter(t *testing.T) {
 // starts over, long before the size at which the writer would wait.
 func TestDB_CheckpointDoesNotStallWriter(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
-	if _, _, ok := db.Checkpoints(); !ok {
-		t.Skip("no WAL index mapping on this platform: SQLite checkpoints in commits")
-	}
-	const pages, restart = 40, 400
-	db.SetCheckpointPages(pages, restart)
+	db := checkpointTestDB(t)
+	const restart = checkpointTestRestart
 	db.SetCheckpointHard(100 * restart)
 	i := 0
 	write := func() {
 		t.Helper()
-		k := &fleetcert.AccessKey{ID: fmt.Sprintf("AKIASTALL%011d", i), Secret: strings.Repeat("s", 2000),
-			AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+		k := largeAccessKey(fmt.Sprintf("AKIASTALL%011d", i))
 		i++
 		done := make(chan error, 1)
 		go func() { done <- db.Update(ctx, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, k) }) }()
