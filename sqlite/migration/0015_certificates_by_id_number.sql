@@ -3,10 +3,10 @@
 -- its new id into two indexes keyed on a hash, certificates_by_id and
 -- audit_subjects_by_certificate: each at a random place, so each dirtied a
 -- page of its own, written to the WAL by the commit and again by the
--- checkpoint. Of the ~55 pages a commit of ten registrations wrote, those
--- two indexes were 23 (BENCHMARKS.md, "One index keyed on a hash"). Ids are
--- numbered in the order the store first holds them, so a new
--- certificate's number is the highest yet and its entry in
+-- checkpoint. Of the 68 pages a commit of ~10 registrations wrote, those
+-- two indexes were 33 (BENCHMARKS.md, "One index keyed on a hash instead of
+-- two"). Ids are numbered in the order the store first holds them, so a
+-- new certificate's number is the highest yet and its entry in
 -- certificates_by_id_number goes at the end, beside the others of its
 -- commit. The id → number index is the one random write left.
 --
