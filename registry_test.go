@@ -231,3 +231,67 @@ func TestRegistryCreateFromCSRAndKeys(t *testing.T) {
 		t.Fatalf("no issuer: %v", err)
 	}
 }
+
+// writeCountingStore counts the certificate writes of the Registry's
+// transactions: whole rows and status columns.
+type writeCountingStore struct {
+	fleetcert.Store
+	rows, statuses int
+}
+
+type writeCountingTx struct {
+	fleetcert.Tx
+	s *writeCountingStore
+}
+
+func (s *writeCountingStore) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	return s.Store.Update(ctx, func(tx fleetcert.Tx) error { return fn(writeCountingTx{tx, s}) })
+}
+
+func (tx writeCountingTx) UpdateCertificate(ctx context.Context, c *fleetcert.Certificate) error {
+	tx.s.rows++
+	return tx.Tx.UpdateCertificate(ctx, c)
+}
+
+func (tx writeCountingTx) UpdateCertificateStatus(ctx context.Context, c *fleetcert.Certificate, from int) (bool, error) {
+	tx.s.statuses++
+	return tx.Tx.UpdateCertificateStatus(ctx, c, from)
+}
+
+// TestRegistryUpdateWritesStatusOnly: UpdateCertificate writes the columns
+// a status change moves, not the whole row (which made SQLite rewrite every
+// index of the row, each at a random place in a large store), and what it
+// leaves alone is as it was.
+func TestRegistryUpdateWritesStatusOnly(t *testing.T) {
+	ctx := context.Background()
+	reg, clk := mustOpenRegistry(t)
+	counts := &writeCountingStore{Store: reg.Store}
+	reg.Store = counts
+	before, err := reg.RegisterCertificateWithoutCA(ctx, scope, testpki.Leaf(t).PEM, fleetcert.StatusActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, to := range []fleetcert.Status{fleetcert.StatusInactive, fleetcert.StatusActive, fleetcert.StatusRevoked} {
+		clk.advance(time.Minute)
+		if err := reg.UpdateCertificate(ctx, scope, before.ID, to); err != nil {
+			t.Fatal(err)
+		}
+		got, err := reg.DescribeCertificate(ctx, scope, before.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != to || got.CustomerVersion != before.CustomerVersion+i+1 || !got.LastModifiedDate.Equal(clk.t) {
+			t.Fatalf("after update %d to %s: %+v", i+1, to, got)
+		}
+		// What a status change leaves alone.
+		want := *before
+		want.Status, want.CustomerVersion, want.LastModifiedDate, want.GenerationID = got.Status, got.CustomerVersion, got.LastModifiedDate, got.GenerationID
+		if got.PEM != want.PEM || got.CACertificateID != want.CACertificateID || !got.CreationDate.Equal(want.CreationDate) ||
+			got.Mode != want.Mode || got.OwnedBy != want.OwnedBy || !got.NotAfter.Equal(want.NotAfter) || got.Seq != want.Seq {
+			t.Fatalf("after update %d: %+v, want %+v", i+1, got, want)
+		}
+	}
+	if counts.rows != 0 || counts.statuses != 3 {
+		t.Fatalf("3 status changes wrote %d whole rows and %d statuses, want 0 and 3", counts.rows, counts.statuses)
+	}
+}
