@@ -187,9 +187,10 @@ type Tx interface {
 	// client certificate (c.Scope, c.ID) if its stored CustomerVersion is
 	// still fromVersion, and reports whether it did: false when the
 	// certificate was changed (every change moves CustomerVersion) or
-	// deleted since it was read, for the caller to read it again. It is a
-	// bulk job's write: a status change that rewrites neither the PEM nor
-	// the indexes of the columns it leaves alone. c.Seq must be the Seq
+	// deleted since it was read, for the caller to read it again. It is
+	// how every status change is written (UpdateCertificate, provisioning,
+	// a bulk job): it rewrites neither the PEM nor the indexes of the
+	// columns it leaves alone. c.Seq must be the Seq
 	// the certificate was read with (a store finds the row by it).
 	UpdateCertificateStatus(ctx context.Context, c *Certificate, fromVersion int) (bool, error)
 

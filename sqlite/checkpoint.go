@@ -25,7 +25,10 @@ import (
 // transaction, with nothing committing meanwhile: that copies the few
 // pages left, and the transaction after it rewinds the WAL. The WAL stays
 // under ~16 MiB, and the writer waits for a checkpoint once per 16 MiB
-// written instead of once per 4 MiB.
+// written instead of once per 4 MiB. (At 64 MiB registration was as
+// fast, and in one 1M-job run the readers beside it got a third fewer
+// calls done: more of the pages they read were in the WAL, which SQLite
+// reads with a system call per page, not through the memory map.)
 //
 // Even that once is a stall every write queued behind the writer shares:
 // at 1,000,000 certificates, where each update writes pages all over the
@@ -40,10 +43,7 @@ import (
 // until the writer's has run; past hardRestartPages it waits as before, so
 // the WAL stays bounded whatever the load. Its pass still syncs the WAL and
 // the database file, 15–30 ms on this project's disks, whatever it copies
-// (BENCHMARKS.md, "The writer's checkpoint without the wait"). (At 64 MiB registration was as
-// fast, and in one 1M-job run the readers beside it got a third fewer
-// calls done: more of the pages they read were in the WAL, which SQLite
-// reads with a system call per page, not through the memory map.)
+// (BENCHMARKS.md, "The writer's checkpoint without the wait").
 const (
 	checkpointPages  = 1000     // SQLite's wal_autocheckpoint default
 	restartPages     = 4 * 1024 // 16 MiB of 4 KiB pages
