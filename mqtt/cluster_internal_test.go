@@ -73,25 +73,60 @@ func TestMochiInflightDeadlock(t *testing.T) {
 			}
 		}
 	}()
+	mustProgress(t, "Inflight.NextImmediate and a concurrent Set", func() { in.NextImmediate() })
+}
+
+// mochi v2.7.9's Clients.GetByListener read-locks the clients and then
+// calls Len, which read-locks them again (mochi issue #488): a writer (Add
+// or Delete, a device connecting or leaving) that comes between the two
+// hangs both for good, and every later connection and disconnection
+// behind them. The gateway's Close calls it (mochi's closeListenerClients)
+// while devices come and go: it hung TestMessaging's cleanup in CI, and a
+// `go test -race -count=5 ./mqtt/` run here, with every client goroutine
+// waiting in Clients.Delete. This test fails on mochi v2.7.9 itself.
+func TestMochiClientsGetByListenerDeadlock(t *testing.T) {
+	clients := mochi.NewClients()
+	cl := &mochi.Client{ID: "device"}
+	cl.Net.Listener = "mtls"
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				clients.Add(cl)
+				clients.Delete(cl.ID)
+			}
+		}
+	}()
+	mustProgress(t, "Clients.GetByListener and a concurrent Add and Delete", func() { clients.GetByListener("mtls") })
+}
+
+// mustProgress calls call 200,000 times on another goroutine and fails t
+// when the calls make no progress for 5 s: hung (with the race detector
+// and a loaded machine the calls are slow, not stopped).
+func mustProgress(t *testing.T, what string, call func()) {
+	t.Helper()
+	const calls = 200_000
 	var done atomic.Int64
 	go func() {
-		for range 200_000 {
-			in.NextImmediate()
+		for range calls {
+			call()
 			done.Add(1)
 		}
 	}()
-	// Hung: no progress for 5 s (with the race detector and a loaded
-	// machine the calls are slow, not stopped).
 	last, since := int64(-1), time.Now()
 	for {
 		n := done.Load()
-		if n == 200_000 {
+		if n == calls {
 			return
 		}
 		if n != last {
 			last, since = n, time.Now()
 		} else if time.Since(since) > 5*time.Second {
-			t.Fatalf("Inflight.NextImmediate and a concurrent Set hung after %d calls", n)
+			t.Fatalf("%s hung after %d calls", what, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -92,7 +92,10 @@ func (cl *Clients) Delete(id string) {
 func (cl *Clients) GetByListener(id string) []*Client {
 	cl.RLock()
 	defer cl.RUnlock()
-	clients := make([]*Client, 0, cl.Len())
+	// fleetcert: len, not cl.Len(), which took the read lock a second time
+	// and deadlocked when a writer (Add, Delete: a device connecting or
+	// leaving) queued between the two; mochi issue #488 (see FLEETCERT.md).
+	clients := make([]*Client, 0, len(cl.internal))
 	for _, client := range cl.internal {
 		if client.Net.Listener == id && !client.Closed() {
 			clients = append(clients, client)
