@@ -1,6 +1,8 @@
 package mqtt_test
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/pires/go-proxyproto"
 
 	"github.com/fleetcert/fleetcert"
@@ -159,5 +162,97 @@ func TestConnectTimeout(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("closed with %v", err)
+	}
+}
+
+// Closing the gateway ends every connection, and does not wait for a
+// device to leave: not for one that finished its handshake and never sent
+// CONNECT, nor for one whose CONNECT (keepalive 0: no deadline from
+// mochi) arrives once the gateway has begun to close.
+func TestCloseEndsConnectionsBeforeConnect(t *testing.T) {
+	e := newEnv(t)
+	gw := e.startGatewayWith(func(gw *mqtt.Gateway) {
+		gw.HandshakeTimeout = testwait.Hang
+		gw.ConnectTimeout = testwait.Hang
+	})
+	c := testpki.Leaf(t)
+	e.register(c, scopeA, fleetcert.StatusActive)
+	silent := e.rawTLS(t, c, "", nil)
+	late := e.rawTLS(t, c, "", nil)
+
+	closed := make(chan error, 1)
+	go func() { closed <- gw.Close() }()
+	testwait.For(t, "the listener to close", func() bool {
+		conn, err := net.Dial("tcp", gw.ListenAddr())
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	})
+	var buf bytes.Buffer
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 0, ClientIdentifier: "late"}}
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	late.Write(buf.Bytes()) // fails if the connection is already closed
+
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(testwait.Hang / 4):
+		t.Fatalf("Close still waits after %s for connections that never became sessions", testwait.Hang/4)
+	}
+	for name, conn := range map[string]net.Conn{"silent": silent, "late": late} {
+		conn.SetReadDeadline(time.Now().Add(testwait.Hang / 4))
+		if _, err := io.ReadAll(conn); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s connection still open after Close", name)
+		}
+	}
+}
+
+// Closing the gateway does not wait for a device that stopped reading
+// while messages were on their way to it: its DISCONNECT cannot be
+// written, and the connection is closed after the grace.
+func TestCloseDoesNotWaitForADeviceThatDoesNotRead(t *testing.T) {
+	e := newEnv(t)
+	gw := e.startGatewayWith(func(gw *mqtt.Gateway) {
+		gw.MaxInboundBytesPerSecond = -1
+		gw.MaxPublishesPerSecond = -1
+	})
+	c := testpki.Leaf(t)
+	e.register(c, scopeA, fleetcert.StatusActive)
+	stuck := &raw{t: t, version: 5}
+	stuck.c = e.rawTLS(t, c, "", nil)
+	stuck.r = bufio.NewReader(stuck.c)
+	stuck.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect},
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 0, ClientIdentifier: "stuck"}})
+	if ack, err := stuck.read(); err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK %v, %v", ack.ReasonCode, err)
+	}
+	stuck.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "stuck/#"}}})
+	if ack, err := stuck.read(); err != nil || ack.FixedHeader.Type != packets.Suback {
+		t.Fatalf("SUBACK: %v, %v", ack.FixedHeader.Type, err)
+	}
+	// stuck reads no more. 30 MB of messages to it: more than its
+	// socket's buffers and mochi's queue of 128 writes hold.
+	pub, _ := e.connectRaw(t, c, "", "publisher", 5)
+	payload := bytes.Repeat([]byte("x"), 100_000)
+	for range 300 {
+		pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "stuck/t", Payload: payload})
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- gw.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(testwait.Hang / 4):
+		t.Fatalf("Close still waits after %s for a device that does not read", testwait.Hang/4)
 	}
 }

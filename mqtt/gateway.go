@@ -293,6 +293,9 @@ type Gateway struct {
 	watched sync.WaitGroup
 	lastSeq int64 // owned by the change watcher
 
+	closeOnce sync.Once
+	closeErr  error
+
 	// seen is the sequence number of the latest change the watcher has
 	// read (and started to apply); dropSeq holds, per bucket of certificate
 	// ids, that of the latest change it read that took such a certificate
@@ -446,21 +449,23 @@ func (g *Gateway) Endpoint(scope fleetcert.Scope, endpointType string) (string, 
 	return EndpointAddress(host, scope, endpointType)
 }
 
-// Close disconnects every device and stops the gateway.
+// Close disconnects every device and stops the gateway. Calls after the
+// first return its result.
 func (g *Gateway) Close() error {
 	if g.cancel == nil {
-		return nil
+		return nil // not started
 	}
-	g.cancel()
-	g.watched.Wait()
-	var err error
-	if g.server != nil {
-		err = g.server.Close()
-	}
-	if g.cluster != nil { // after the server: its wills are routed
-		err = errors.Join(err, g.Cluster.Close())
-	}
-	return err
+	g.closeOnce.Do(func() {
+		g.cancel()
+		g.watched.Wait()
+		if g.server != nil {
+			g.closeErr = g.server.Close()
+		}
+		if g.cluster != nil { // after the server: its wills are routed
+			g.closeErr = errors.Join(g.closeErr, g.Cluster.Close())
+		}
+	})
+	return g.closeErr
 }
 
 // query is what the registry is asked about a device that presented chain

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,12 @@ type tlsListener struct {
 
 	ln     net.Listener
 	closed atomic.Bool
+
+	// conns are the connections accepted and not yet ended, from the
+	// handshake on; Close ends those mochi does not know of yet.
+	mu    sync.Mutex
+	conns map[*tls.Conn]struct{}
+	shut  bool // Close has taken conns: a connection accepted after it is closed at once
 }
 
 var _ listeners.Listener = (*tlsListener)(nil)
@@ -99,6 +106,10 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		under = l.wrap(conn)
 	}
 	tc := tls.Server(under, l.config)
+	if !l.track(tc) {
+		tc.Close()
+		return
+	}
 	// The deadline covers the handshake (and the PROXY header before it),
 	// then connectTimeout the wait for CONNECT; mochi replaces it by the
 	// keepalive deadline once CONNECT is read. (A handshake
@@ -112,10 +123,12 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		l.logger.Debug("mqtt tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
 		l.handshakes.take(tc.ConnectionState()) // admitted before a later step failed
 		tc.Close()
+		l.untrack(tc)
 		return
 	}
 	if l.confirm != nil && !l.confirm(tc, began) {
 		tc.Close() // the refusal is logged and counted by confirm
+		l.untrack(tc)
 		return
 	}
 	if l.connectTimeout > 0 {
@@ -135,14 +148,72 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		if l.ended != nil {
 			l.ended(tc, err, adm)
 		}
+		l.untrack(tc)
 	}()
 }
 
+// track records tc as live, unless Close has run: then it reports false.
+func (l *tlsListener) track(tc *tls.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.shut {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = make(map[*tls.Conn]struct{})
+	}
+	l.conns[tc] = struct{}{}
+	return true
+}
+
+func (l *tlsListener) untrack(tc *tls.Conn) {
+	l.mu.Lock()
+	delete(l.conns, tc)
+	l.mu.Unlock()
+}
+
+// Close stops accepting and ends every connection. mochi disconnects the
+// clients it holds (closeClients: an MQTT 5 device is told the server is
+// shutting down), then waits for every connection it began serving.
+// Two kinds of connection would hold that wait, and with it the process's
+// shutdown, for as long as their devices please:
+//   - one still in its handshake or before its CONNECT was read, which
+//     closeClients does not know of: were its CONNECT read after, its
+//     session would run on (with keepalive 0, with no deadline at all);
+//   - one whose device does not read: the DISCONNECT's write waits for
+//     room in its socket, and each packet the device sends (a PINGREQ)
+//     moves mochi's deadline on.
+//
+// So Close ends every connection it accepted once closeClients returns or
+// shutdownGrace has passed, whichever is first (closing a connection ends
+// a write blocked on it), and a connection accepted meanwhile is closed as
+// it begins.
 func (l *tlsListener) Close(closeClients listeners.CloseFn) {
-	if l.closed.CompareAndSwap(false, true) {
-		if l.ln != nil {
-			l.ln.Close()
+	if !l.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	l.mu.Lock()
+	l.shut = true
+	conns := l.conns // no longer written to: untrack deletes from l.conns
+	l.conns = nil
+	l.mu.Unlock()
+	closeAll := func() {
+		// The socket, not the TLS session: a close_notify alert is one
+		// more write that could wait on a device that does not read.
+		for tc := range conns {
+			tc.NetConn().Close()
 		}
-		closeClients(l.id)
+	}
+	grace := time.AfterFunc(shutdownGrace, closeAll)
+	closeClients(l.id)
+	if grace.Stop() {
+		closeAll()
 	}
 }
+
+// shutdownGrace bounds the time the gateway's devices are given to take
+// their DISCONNECT when it closes.
+const shutdownGrace = time.Second
