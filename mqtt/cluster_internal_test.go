@@ -61,19 +61,8 @@ func TestClusterRetainedKeepsCreated(t *testing.T) {
 func TestMochiInflightDeadlock(t *testing.T) {
 	in := mochi.NewInflights()
 	in.Set(packets.Packet{PacketID: 1, Expiry: -1})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				in.Set(packets.Packet{PacketID: 2})
-			}
-		}
-	}()
-	mustProgress(t, "Inflight.NextImmediate and a concurrent Set", func() { in.NextImmediate() })
+	mustProgress(t, "Inflight.NextImmediate and a concurrent Set",
+		func() { in.Set(packets.Packet{PacketID: 2}) }, func() { in.NextImmediate() })
 }
 
 // mochi v2.7.9's Clients.GetByListener read-locks the clients and then
@@ -88,6 +77,17 @@ func TestMochiClientsGetByListenerDeadlock(t *testing.T) {
 	clients := mochi.NewClients()
 	cl := &mochi.Client{ID: "device"}
 	cl.Net.Listener = "mtls"
+	mustProgress(t, "Clients.GetByListener and a concurrent Add and Delete",
+		func() { clients.Add(cl); clients.Delete(cl.ID) }, func() { clients.GetByListener("mtls") })
+}
+
+// mustProgress calls call 200,000 times on one goroutine while another
+// calls writer over and over, and fails t when the calls make no progress
+// for 5 s: hung (with the race detector and a loaded machine the calls are
+// slow, not stopped).
+func mustProgress(t *testing.T, what string, writer, call func()) {
+	t.Helper()
+	const calls = 200_000
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -96,20 +96,10 @@ func TestMochiClientsGetByListenerDeadlock(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				clients.Add(cl)
-				clients.Delete(cl.ID)
+				writer()
 			}
 		}
 	}()
-	mustProgress(t, "Clients.GetByListener and a concurrent Add and Delete", func() { clients.GetByListener("mtls") })
-}
-
-// mustProgress calls call 200,000 times on another goroutine and fails t
-// when the calls make no progress for 5 s: hung (with the race detector
-// and a loaded machine the calls are slow, not stopped).
-func mustProgress(t *testing.T, what string, call func()) {
-	t.Helper()
-	const calls = 200_000
 	var done atomic.Int64
 	go func() {
 		for range calls {

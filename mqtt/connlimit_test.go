@@ -180,8 +180,7 @@ func TestCloseEndsConnectionsBeforeConnect(t *testing.T) {
 	silent := e.rawTLS(t, c, "", nil)
 	late := e.rawTLS(t, c, "", nil)
 
-	closed := make(chan error, 1)
-	go func() { closed <- gw.Close() }()
+	closed := closeGateway(gw)
 	testwait.For(t, "the listener to close", func() bool {
 		conn, err := net.Dial("tcp", gw.ListenAddr())
 		if err == nil {
@@ -197,14 +196,7 @@ func TestCloseEndsConnectionsBeforeConnect(t *testing.T) {
 	}
 	late.Write(buf.Bytes()) // fails if the connection is already closed
 
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-	case <-time.After(testwait.Hang / 4):
-		t.Fatalf("Close still waits after %s for connections that never became sessions", testwait.Hang/4)
-	}
+	closed(t, "connections that never became sessions")
 	for name, conn := range map[string]net.Conn{"silent": silent, "late": late} {
 		conn.SetReadDeadline(time.Now().Add(testwait.Hang / 4))
 		if _, err := io.ReadAll(conn); errors.Is(err, os.ErrDeadlineExceeded) {
@@ -245,14 +237,24 @@ func TestCloseDoesNotWaitForADeviceThatDoesNotRead(t *testing.T) {
 		pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "stuck/t", Payload: payload})
 	}
 
+	closeGateway(gw)(t, "a device that does not read")
+}
+
+// closeGateway closes gw on another goroutine; the function it returns
+// waits for Close to return, and fails t when it still waits, for what,
+// after a quarter of testwait.Hang.
+func closeGateway(gw *mqtt.Gateway) func(t *testing.T, what string) {
 	closed := make(chan error, 1)
 	go func() { closed <- gw.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatalf("Close: %v", err)
+	return func(t *testing.T, what string) {
+		t.Helper()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		case <-time.After(testwait.Hang / 4):
+			t.Fatalf("Close still waits after %s for %s", testwait.Hang/4, what)
 		}
-	case <-time.After(testwait.Hang / 4):
-		t.Fatalf("Close still waits after %s for a device that does not read", testwait.Hang/4)
 	}
 }
