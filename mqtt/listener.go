@@ -47,9 +47,10 @@ type tlsListener struct {
 
 	// conns are the connections accepted and not yet ended, from the
 	// handshake on; Close ends those mochi does not know of yet.
-	mu    sync.Mutex
-	conns map[*tls.Conn]struct{}
-	shut  bool // Close has taken conns: a connection accepted after it is closed at once
+	mu     sync.Mutex
+	conns  map[*tls.Conn]struct{}
+	shut   bool           // Close has taken conns: a connection accepted after it is closed at once
+	served sync.WaitGroup // sessions begun (serving) and not yet ended
 }
 
 var _ listeners.Listener = (*tlsListener)(nil)
@@ -139,7 +140,14 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 	// The session lives on a fresh goroutine: this one's stack grew for the
 	// handshake (and the registry lookup in VerifyConnection) and would
 	// stay that large for as long as an idle device stays connected.
+	if !l.serving() {
+		tc.NetConn().Close()
+		l.handshakes.take(tc.ConnectionState())
+		l.untrack(tc)
+		return
+	}
 	go func() {
+		defer l.served.Done()
 		err := establish(l.id, tc)
 		if err != nil {
 			l.logger.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "err", err)
@@ -166,6 +174,20 @@ func (l *tlsListener) track(tc *tls.Conn) bool {
 	return true
 }
 
+// serving counts a session about to begin (served), unless Close has run:
+// then it reports false. mochi counts the sessions it waits for as they
+// begin, which must not be while it waits (sync.WaitGroup: an Add from
+// zero concurrent with Wait), so Close waits for these to end first.
+func (l *tlsListener) serving() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.shut {
+		return false
+	}
+	l.served.Add(1)
+	return true
+}
+
 func (l *tlsListener) untrack(tc *tls.Conn) {
 	l.mu.Lock()
 	delete(l.conns, tc)
@@ -187,7 +209,7 @@ func (l *tlsListener) untrack(tc *tls.Conn) {
 // So Close ends every connection it accepted once closeClients returns or
 // shutdownGrace has passed, whichever is first (closing a connection ends
 // a write blocked on it), and a connection accepted meanwhile is closed as
-// it begins.
+// it begins. It returns once every session begun has ended.
 func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 	if !l.closed.CompareAndSwap(false, true) {
 		return
@@ -212,6 +234,7 @@ func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 	if grace.Stop() {
 		closeAll()
 	}
+	l.served.Wait() // their sockets are closed: they end at once
 }
 
 // shutdownGrace bounds the time the gateway's devices are given to take
