@@ -128,10 +128,14 @@ func TestWatcherWokenByStoreNotification(t *testing.T) {
 // feed) reloads its view from the store, drops the sessions the missed
 // changes took out of ACTIVE, and goes on from the new head.
 func TestWatcherReloadsAfterPrune(t *testing.T) {
-	e := newEnvWith(t, policiesOff)
+	// No gateway polls, e's own included: one that read the feed between
+	// the other process's changes and their pruning would leave them in
+	// e.reg's memo of the feed, and gw would read them from there (rightly:
+	// they are the changes it missed) instead of learning of the pruning.
+	e := newEnvWith(t, func(g *mqtt.Gateway) { policiesOff(g); g.PollInterval = time.Hour })
 	ctx := context.Background()
 	other := e.otherProcess(t)
-	gw := e.launchGateway(func(g *mqtt.Gateway) { g.PollInterval = time.Hour })
+	gw := e.launchGateway(nil)
 	revoked, kept, fresh := testpki.Leaf(t), testpki.Leaf(t), testpki.Leaf(t)
 	revokedCert := e.register(revoked, scopeA, fleetcert.StatusActive)
 	keptCert := e.register(kept, scopeA, fleetcert.StatusActive)
