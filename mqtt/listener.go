@@ -137,15 +137,15 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 		// its CONNECT.
 		tc.SetDeadline(time.Now().Add(l.connectTimeout))
 	}
-	// The session lives on a fresh goroutine: this one's stack grew for the
-	// handshake (and the registry lookup in VerifyConnection) and would
-	// stay that large for as long as an idle device stays connected.
 	if !l.serving() {
-		tc.NetConn().Close()
+		tc.NetConn().Close() // the gateway is closing
 		l.handshakes.take(tc.ConnectionState())
 		l.untrack(tc)
 		return
 	}
+	// The session lives on a fresh goroutine: this one's stack grew for the
+	// handshake (and the registry lookup in VerifyConnection) and would
+	// stay that large for as long as an idle device stays connected.
 	go func() {
 		defer l.served.Done()
 		err := establish(l.id, tc)
