@@ -29,9 +29,12 @@ func (s ticketSignal) Put(string, *tls.ClientSessionState) {
 }
 
 // handshake opens a TLS 1.3 connection as cert, waits for the gateway to
-// have admitted it in the handshake, and stops before MQTT CONNECT.
+// have admitted it in the handshake and confirmed that admission after it
+// (a status change before the confirmation refuses the connection there,
+// not at CONNECT), and stops before MQTT CONNECT.
 func (e *env) handshake(t *testing.T, cert *testpki.Cert) *tls.Conn {
 	t.Helper()
+	begun := e.gw.SessionsBegun()
 	ticket := make(ticketSignal, 1)
 	c, err := tls.Dial("tcp", e.gw.ListenAddr(), &tls.Config{
 		RootCAs: e.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13,
@@ -52,6 +55,7 @@ func (e *env) handshake(t *testing.T, cert *testpki.Cert) *tls.Conn {
 			t.Fatalf("waiting for the session ticket: %v", err)
 		}
 	}
+	testwait.For(t, "the gateway to confirm the handshake's admission", func() bool { return e.gw.SessionsBegun() > begun })
 	c.SetDeadline(testwait.Deadline())
 	return c
 }

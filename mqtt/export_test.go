@@ -14,6 +14,10 @@ func (g *Gateway) PendingHandshakes() int {
 	return len(g.handshakes.m)
 }
 
+// SessionsBegun is how many connections have passed their handshake and
+// its admission's confirmation (confirmAdmission) and begun a session.
+func (g *Gateway) SessionsBegun() int64 { return g.listener.begun.Load() }
+
 // ViewCaughtUp reports whether the gateway has read the change feed up to
 // its head, so that admission may use its view.
 func (g *Gateway) ViewCaughtUp() bool {

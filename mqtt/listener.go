@@ -51,6 +51,7 @@ type tlsListener struct {
 	conns  map[*tls.Conn]struct{}
 	shut   bool           // Close has taken conns: a connection accepted after it is closed at once
 	served sync.WaitGroup // sessions begun (serving) and not yet ended
+	begun  atomic.Int64   // sessions begun, ever: connections past their admission's confirmation (tests)
 }
 
 var _ listeners.Listener = (*tlsListener)(nil)
@@ -185,6 +186,7 @@ func (l *tlsListener) serving() bool {
 		return false
 	}
 	l.served.Add(1)
+	l.begun.Add(1)
 	return true
 }
 
