@@ -42,14 +42,15 @@ type tlsListener struct {
 	confirm func(*tls.Conn, time.Time) bool
 	limited *connlimit.Listener
 
-	ln     net.Listener
-	closed atomic.Bool
+	ln net.Listener
 
 	// conns are the connections accepted and not yet ended, from the
 	// handshake on; Close ends those mochi does not know of yet.
-	mu     sync.Mutex
-	conns  map[*tls.Conn]struct{}
-	shut   bool           // Close has taken conns: a connection accepted after it is closed at once
+	mu    sync.Mutex
+	conns map[*tls.Conn]struct{}
+	// closed is set by Close, under mu as it takes conns: accepting ends,
+	// and a connection accepted after it is closed at once.
+	closed atomic.Bool
 	served sync.WaitGroup // sessions begun (serving) and not yet ended
 	begun  atomic.Int64   // sessions begun, ever: connections past their admission's confirmation (tests)
 }
@@ -165,7 +166,7 @@ func (l *tlsListener) serveConn(conn net.Conn, establish listeners.EstablishFn) 
 func (l *tlsListener) track(tc *tls.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.shut {
+	if l.closed.Load() {
 		return false
 	}
 	if l.conns == nil {
@@ -182,7 +183,7 @@ func (l *tlsListener) track(tc *tls.Conn) bool {
 func (l *tlsListener) serving() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.shut {
+	if l.closed.Load() {
 		return false
 	}
 	l.served.Add(1)
@@ -213,17 +214,18 @@ func (l *tlsListener) untrack(tc *tls.Conn) {
 // a write blocked on it), and a connection accepted meanwhile is closed as
 // it begins. It returns once every session begun has ended.
 func (l *tlsListener) Close(closeClients listeners.CloseFn) {
-	if !l.closed.CompareAndSwap(false, true) {
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
 		return
 	}
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	l.mu.Lock()
-	l.shut = true
+	l.closed.Store(true)
 	conns := l.conns // no longer written to: untrack deletes from l.conns
 	l.conns = nil
 	l.mu.Unlock()
+	if l.ln != nil {
+		l.ln.Close()
+	}
 	closeAll := func() {
 		// The socket, not the TLS session: a close_notify alert is one
 		// more write that could wait on a device that does not read.
