@@ -178,6 +178,11 @@ func (h *authHook) authorizeConnect(cl *mochi.Client, cs tls.ConnectionState, s 
 	if g.DevicePoliciesOff {
 		return true
 	}
+	// The session is listed already: a recheck of its scope's sessions
+	// (authz.go) may be compiling its policies now. Its variables are set
+	// under the lock that compilation holds, and what it compiled without
+	// them is dropped.
+	s.authzMu.Lock()
 	if len(cs.PeerCertificates) > 0 {
 		s.leaf = cs.PeerCertificates[0]
 	}
@@ -188,6 +193,8 @@ func (h *authHook) authorizeConnect(cl *mochi.Client, cs tls.ConnectionState, s 
 	if cl.Properties.Will.Flag > 0 {
 		s.willTopic = cl.Properties.Will.TopicName
 	}
+	s.authz.Store(nil)
+	s.authzMu.Unlock()
 	if g.allow(s, scope, policy.ActionConnect, s.clientID) {
 		return true
 	}

@@ -43,7 +43,8 @@ type session struct {
 	leaf *x509.Certificate
 	// The other policy variables of the connection: the device's address
 	// (aws:SourceIp), the TLS server name it reached (iot:DomainName) and
-	// its last will's topic (iot:LastWillTopic).
+	// its last will's topic (iot:LastWillTopic). leaf and these are set at
+	// CONNECT under authzMu, which compiling the policies holds.
 	sourceIP, domain, willTopic string
 	authz                       atomic.Pointer[sessionAuthz]
 	authzMu                     sync.Mutex
