@@ -335,7 +335,7 @@ func (tx *Tx) queryAdhoc(ctx context.Context, query string, args ...any) (*sql.R
 		return nil, err
 	}
 	if s == nil {
-		return tx.query().QueryContext(ctx, query, args...)
+		return tx.query().QueryContext(tx.context(ctx), query, args...)
 	}
 	return tx.stmt(ctx, s).QueryContext(ctx, args...)
 }
@@ -345,19 +345,65 @@ var _ fleetcert.Tx = (*Tx)(nil)
 
 // stmt returns s bound to the transaction, binding it on first use.
 // database/sql reuses the statement already prepared on the transaction's
-// connection.
-func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) *sql.Stmt {
+// connection. The binding is kept for the group's later Updates, so it
+// does not take ctx, this caller's: bound under a context that had ended,
+// it would keep that context's error for them all.
+func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) stmt {
 	if tx.tx == nil {
-		return s
+		return stmt{Stmt: s}
 	}
 	for _, b := range tx.bound {
 		if b.prepared == s {
-			return b.bound
+			return stmt{Stmt: b.bound, tx: tx}
 		}
 	}
-	b := tx.tx.StmtContext(ctx, s)
+	b := tx.tx.StmtContext(context.WithoutCancel(ctx), s)
 	tx.bound = append(tx.bound, boundStmt{s, b})
-	return b
+	return stmt{Stmt: b, tx: tx}
+}
+
+// context returns the context a statement of tx runs with. In a write
+// transaction, which the writer's group of Updates shares, a statement
+// runs to its end once it has begun, whatever becomes of ctx: the driver
+// interrupts a statement whose context ends while it runs, and SQLite rolls
+// the whole transaction back when it interrupts a write
+// (https://sqlite.org/c3ref/interrupt.html), so one caller whose client
+// went away would fail every other Update of its group. A ctx that has
+// ended before a statement begins still fails it, with ctx's error, and
+// the writer undoes that Update alone. Statements here take microseconds,
+// the longest a bulk batch's milliseconds; a View's run on the read pool
+// and stop with ctx.
+func (tx *Tx) context(ctx context.Context) context.Context {
+	if tx.tx == nil || ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
+// stmt is a prepared statement ready to run in a Tx: with the Tx's
+// context for ctx (Tx.context).
+type stmt struct {
+	*sql.Stmt
+	tx *Tx // nil in a View
+}
+
+func (s stmt) context(ctx context.Context) context.Context {
+	if s.tx == nil {
+		return ctx
+	}
+	return s.tx.context(ctx)
+}
+
+func (s stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return s.Stmt.ExecContext(s.context(ctx), args...)
+}
+
+func (s stmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return s.Stmt.QueryContext(s.context(ctx), args...)
+}
+
+func (s stmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	return s.Stmt.QueryRowContext(s.context(ctx), args...)
 }
 
 // checkWritable refuses writes in a View, before SQLite's query_only does

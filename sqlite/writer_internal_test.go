@@ -2,14 +2,18 @@ package sqlite
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fleetcert/fleetcert"
 	"github.com/fleetcert/fleetcert/internal/testwait"
+	"modernc.org/sqlite"
 )
 
 // When SQLite rolls a shared transaction back under the group (as it does
@@ -93,5 +97,121 @@ func testWriterLost(t *testing.T, updates, lostAt, lost int) {
 		} else if err != nil || !found {
 			t.Errorf("Update %d after the lost group: err %v, stored %v; want it stored", i, err, found)
 		}
+	}
+}
+
+// endContext, when set, is called by the SQL function
+// fleetcert_test_end_context(i) at its first row (i = 1) and cleared: it
+// ends a context while the statement calling it runs.
+var endContext atomic.Pointer[context.CancelFunc]
+
+func init() {
+	sqlite.MustRegisterScalarFunction("fleetcert_test_end_context", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if args[0] == int64(1) {
+			if cancel := endContext.Swap(nil); cancel != nil {
+				(*cancel)()
+			}
+		}
+		return args[0], nil
+	})
+}
+
+// A member of a group whose context ends while one of its statements runs
+// (its client went away) does not fail the others: the statement runs to
+// its end, where the driver would have interrupted it and SQLite would
+// have rolled the group's transaction back. A member whose context has
+// ended before its next statement fails with the context's error and is
+// undone alone, leaving nothing behind for the members after it.
+func TestWriterMemberContextEnds(t *testing.T) {
+	ctx := context.Background()
+	db := NewDB(filepath.Join(t.TempDir(), "fleetcert.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	// 200,000 rows of a recursive count, the context ended at the first:
+	// long enough for the driver's watcher to interrupt it.
+	long, err := db.write.PrepareContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+		INSERT INTO settings (name, value, created_at) SELECT 'test-long', x'00', 0 FROM n WHERE fleetcert_test_end_context(i) = 200000`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { long.Close() })
+	key := func(i int) *fleetcert.AccessKey {
+		return &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAENDS%012d", i), Secret: "s", AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+	}
+
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		errs[0] = db.Update(ctx, func(tx fleetcert.Tx) error {
+			close(holding)
+			<-release
+			return tx.CreateAccessKey(ctx, key(0))
+		})
+	})
+	<-holding
+	// 1: its context ends during its long statement.
+	ctx1, cancel1 := context.WithCancel(ctx)
+	defer cancel1()
+	wg.Go(func() {
+		errs[1] = db.Update(ctx1, func(tx fleetcert.Tx) error {
+			if err := tx.CreateAccessKey(ctx1, key(1)); err != nil {
+				return err
+			}
+			endContext.Store(&cancel1)
+			_, err := tx.(*Tx).stmt(ctx1, long).ExecContext(ctx1)
+			return err
+		})
+	})
+	testwait.For(t, "Update 1 to queue", func() bool { return db.WaitingWriters() == 1 })
+	// 2: its context ends between two statements.
+	ctx2, cancel2 := context.WithCancel(ctx)
+	defer cancel2()
+	wg.Go(func() {
+		errs[2] = db.Update(ctx2, func(tx fleetcert.Tx) error {
+			if err := tx.CreateAccessKey(ctx2, key(2)); err != nil {
+				return err
+			}
+			cancel2()
+			_, err := tx.AccessKey(ctx2, key(0).ID)
+			return err
+		})
+	})
+	testwait.For(t, "Update 2 to queue", func() bool { return db.WaitingWriters() == 2 })
+	// 3: runs the statement 2 ran first in the transaction, when 2's
+	// context had ended.
+	wg.Go(func() {
+		errs[3] = db.Update(ctx, func(tx fleetcert.Tx) error {
+			if _, err := tx.AccessKey(ctx, key(0).ID); err != nil {
+				return err
+			}
+			return tx.CreateAccessKey(ctx, key(3))
+		})
+	})
+	testwait.For(t, "Update 3 to queue", func() bool { return db.WaitingWriters() == 3 })
+	close(release)
+	wg.Wait()
+
+	stored := func(i int) bool {
+		var found bool
+		if err := db.View(ctx, func(tx fleetcert.Tx) error {
+			_, err := tx.AccessKey(ctx, key(i).ID)
+			found = err == nil
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+	for _, i := range []int{0, 1, 3} {
+		if errs[i] != nil || !stored(i) {
+			t.Errorf("Update %d: err %v, stored %v; want it stored", i, errs[i], stored(i))
+		}
+	}
+	if !errors.Is(errs[2], context.Canceled) || stored(2) {
+		t.Errorf("Update 2, whose context ended before its second statement: err %v, stored %v; want context.Canceled, nothing stored", errs[2], stored(2))
 	}
 }
