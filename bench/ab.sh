@@ -5,7 +5,9 @@
 # dir, runs one fleetcert-bench load against it, and prints ops/s, p50/p99
 # and the server's CPU time and write system calls per call during the
 # timed phase (from /proc/PID/stat and /proc/PID/io: steadier than the
-# rates on a shared machine).
+# rates on a shared machine). Rounds alternate which binary runs first; the
+# last lines give B/A round by round and their medians, for differences
+# smaller than this host's swings between rounds.
 #
 #   go build -o /tmp/a/fleetcert ./cmd/fleetcert          # at the commit before
 #   go build -o /tmp/b/fleetcert ./cmd/fleetcert          # at the commit after
@@ -83,8 +85,10 @@ w = (writes1 - float(writes0)) / r["ops"] if writes0 else float("nan")
 op, rate, p50, p99, errs = r["op"], r["opsPerSec"], r["p50ms"], r["p99ms"], r["errors"]
 print(f"{label:<6} {op:<30} {rate:>8.0f} ops/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  "
       f"server {us:6.0f} us/op  {w:5.1f} writes/op  errors {errs}  load {load0} -> {load1}")
+with open(sys.argv[8], "a") as f:
+    print(label.split()[0], label.split()[1], op, rate, us, file=f)
 ' "$label" "$(cat "$d/cpu0" 2>/dev/null)" "$cpu1" "$load0" "$(cut -d' ' -f1 /proc/loadavg)" \
-		"$(cat "$d/writes0" 2>/dev/null)" "$writes1" || tail -n 5 "$d/tool.log"
+		"$(cat "$d/writes0" 2>/dev/null)" "$writes1" "$TMP/results" || tail -n 5 "$d/tool.log"
 	kill -TERM "$PID"
 	for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 	kill -KILL "$PID" 2>/dev/null
@@ -93,9 +97,34 @@ print(f"{label:<6} {op:<30} {rate:>8.0f} ops/s  p50 {p50:6.2f} ms  p99 {p99:7.2f
 }
 
 echo "# A=$A B=$B ops=[$OPS] rounds=$ROUNDS duration=$DURATION concurrency=$CONCURRENCY $(nproc) CPUs"
+# Odd rounds run A first, even rounds B first, so that a machine that
+# speeds up or slows down during the run favours neither.
 for op in $OPS; do
 	for r in $(seq 1 "$ROUNDS"); do
-		one "$A" "A r$r" "$op"
-		one "$B" "B r$r" "$op"
+		if [ $((r % 2)) = 1 ]; then
+			one "$A" "A r$r" "$op"
+			one "$B" "B r$r" "$op"
+		else
+			one "$B" "B r$r" "$op"
+			one "$A" "A r$r" "$op"
+		fi
 	done
 done
+
+# B against A, round by round (each round's two runs were back to back).
+[ -s "$TMP/results" ] && python3 -c '
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    who, r, op, rate, us = line.split()
+    runs.setdefault(op, {}).setdefault(r, {})[who] = (float(rate), float(us))
+for op, rounds in runs.items():
+    pairs = [v for v in rounds.values() if "A" in v and "B" in v]
+    if not pairs:
+        continue
+    rate = [v["B"][0] / v["A"][0] for v in pairs]
+    cpu = [v["B"][1] / v["A"][1] for v in pairs]
+    each = " ".join("%.2f" % x for x in rate)
+    print(f"# {op}: B/A ops/s per round {each} (median {statistics.median(rate):.3f}, "
+          f"B ahead in {sum(x > 1 for x in rate)} of {len(rate)}); server us/op B/A median {statistics.median(cpu):.3f}")
+' "$TMP/results"
