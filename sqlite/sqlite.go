@@ -350,7 +350,7 @@ var _ fleetcert.Tx = (*Tx)(nil)
 // it would keep that context's error for them all.
 func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) stmt {
 	if tx.tx == nil {
-		return stmt{Stmt: s}
+		return stmt{Stmt: s, tx: tx}
 	}
 	for _, b := range tx.bound {
 		if b.prepared == s {
@@ -371,8 +371,8 @@ func (tx *Tx) stmt(ctx context.Context, s *sql.Stmt) stmt {
 // went away would fail every other Update of its group. A ctx that has
 // ended before a statement begins still fails it, with ctx's error, and
 // the writer undoes that Update alone. Statements here take microseconds,
-// the longest a bulk batch's milliseconds; a View's run on the read pool
-// and stop with ctx.
+// the longest a bulk batch's milliseconds. A View's statements, on the
+// read pool, still stop when ctx ends.
 func (tx *Tx) context(ctx context.Context) context.Context {
 	if tx.tx == nil || ctx.Err() != nil {
 		return ctx
@@ -384,26 +384,19 @@ func (tx *Tx) context(ctx context.Context) context.Context {
 // context for ctx (Tx.context).
 type stmt struct {
 	*sql.Stmt
-	tx *Tx // nil in a View
-}
-
-func (s stmt) context(ctx context.Context) context.Context {
-	if s.tx == nil {
-		return ctx
-	}
-	return s.tx.context(ctx)
+	tx *Tx
 }
 
 func (s stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
-	return s.Stmt.ExecContext(s.context(ctx), args...)
+	return s.Stmt.ExecContext(s.tx.context(ctx), args...)
 }
 
 func (s stmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
-	return s.Stmt.QueryContext(s.context(ctx), args...)
+	return s.Stmt.QueryContext(s.tx.context(ctx), args...)
 }
 
 func (s stmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
-	return s.Stmt.QueryRowContext(s.context(ctx), args...)
+	return s.Stmt.QueryRowContext(s.tx.context(ctx), args...)
 }
 
 // checkWritable refuses writes in a View, before SQLite's query_only does
