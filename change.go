@@ -126,6 +126,15 @@ func (r *Registry) updateBulk(ctx context.Context, op string, fn func(Tx) error)
 	return r.update(ctx, op, fn)
 }
 
+// updateFailFirst is update for an fn that can fail only before it has
+// changed a row (FailFirstUpdater), where the store offers it.
+func (r *Registry) updateFailFirst(ctx context.Context, op string, fn func(Tx) error) error {
+	if u, ok := r.Store.(FailFirstUpdater); ok {
+		return r.updateWith(ctx, u.UpdateFailFirst, op, fn)
+	}
+	return r.update(ctx, op, fn)
+}
+
 func (r *Registry) updateWith(ctx context.Context, update func(context.Context, func(Tx) error) error, op string, fn func(Tx) error) error {
 	actor := actorOr(ctx, ActorSystem)
 	err := update(ctx, func(tx Tx) error { return fn(auditTx{Tx: tx, op: op, actor: actor}) })
@@ -144,7 +153,8 @@ func (r *Registry) updateWith(ctx context.Context, update func(context.Context, 
 func (r *Registry) AnnounceSession(ctx context.Context, scope Scope, certificateID, clientID, sessionID string) (int64, error) {
 	ch := &Change{Kind: ChangeSessionStarted, Scope: scope, CertificateID: certificateID,
 		ClientID: clientID, SessionID: sessionID, Time: r.now()}
-	err := r.update(ctx, "", func(tx Tx) error { return tx.AppendChange(ctx, ch) })
+	// One row: it can fail only before changing one.
+	err := r.updateFailFirst(ctx, "", func(tx Tx) error { return tx.AppendChange(ctx, ch) })
 	if err != nil {
 		return 0, fmt.Errorf("announce session of %s: %w", clientID, err)
 	}

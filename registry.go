@@ -177,9 +177,13 @@ func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status St
 	return c
 }
 
-// create stores c and records it in the change feed.
+// create stores c and records it in the change feed. Its one failure
+// short of a lost transaction, a duplicate, is the certificate's insert
+// refused, and the id's number it may give before that changes nothing
+// for a certificate the account already holds: it can fail only before
+// changing a row (updateFailFirst).
 func (r *Registry) create(ctx context.Context, op string, c *Certificate) error {
-	err := r.update(ctx, op, func(tx Tx) error { return r.insert(ctx, tx, c) })
+	err := r.updateFailFirst(ctx, op, func(tx Tx) error { return r.insert(ctx, tx, c) })
 	return duplicate(err, c.Scope, c.ID)
 }
 

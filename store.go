@@ -98,6 +98,20 @@ type BulkUpdater interface {
 	UpdateBulk(ctx context.Context, fn func(Tx) error) error
 }
 
+// FailFirstUpdater is implemented by a store whose Update shares
+// transactions with concurrent Updates and undoes a failing one alone at a
+// cost (SQLite's group commit: each later member runs inside a savepoint,
+// which copies every page it changes). UpdateFailFirst is Update for an fn
+// that can fail only before it has changed a row (a registration, whose
+// one failure is its certificate's duplicate key, refused by the statement
+// that would store it): such an fn fails alone as in Update, without that
+// cost. An fn that fails after changing a row fails every Update of its
+// transaction, as a lost transaction does, so that none of its changes
+// commits.
+type FailFirstUpdater interface {
+	UpdateFailFirst(ctx context.Context, fn func(Tx) error) error
+}
+
 // CommitStamper is implemented by a store that can tell without a query
 // whether any process has committed since an earlier look (SQLite: the
 // WAL index's header, in memory shared by every process on the file).

@@ -133,6 +133,7 @@ func (tx *Tx) UpdateCertificateStatuses(ctx context.Context, us []fleetcert.Stat
 // updateStatuses runs one statement of UpdateCertificateStatuses and marks
 // the rows it wrote.
 func (tx *Tx) updateStatuses(ctx context.Context, s *sql.Stmt, args []any, index map[int64]int, written []bool) error {
+	tx.changed++ // it may change rows, whatever becomes of it (Tx.changed)
 	rows, err := tx.stmt(ctx, s).QueryContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("update certificate statuses: %w", err)

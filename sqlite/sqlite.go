@@ -239,7 +239,17 @@ func (db *DB) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
 // fn is undone, leaving the others' writes; a failed commit fails every
 // Update of the group, none of whose writes then exists.
 func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
-	return db.writer.update(ctx, db, false, fn)
+	return db.writer.update(ctx, db, shared, fn)
+}
+
+// UpdateFailFirst implements fleetcert.FailFirstUpdater: Update without
+// the member's savepoint, for an fn that can fail only before it has
+// changed a row. Under 16 clients registering certificates, the
+// savepoints (their SAVEPOINT and RELEASE, and the copy of each page a
+// member changes that they keep) were ~9 % of the server's CPU
+// (BENCHMARKS.md, "Registrations without a savepoint").
+func (db *DB) UpdateFailFirst(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	return db.writer.update(ctx, db, failFirst, fn)
 }
 
 // UpdateBulk implements fleetcert.BulkUpdater: Update in a transaction
@@ -249,7 +259,7 @@ func (db *DB) Update(ctx context.Context, fn func(fleetcert.Tx) error) error {
 // writer's time copying pages into one (memjrnlWrite, sqlite3_malloc) when
 // it joined a group; a transaction of its own costs one commit.
 func (db *DB) UpdateBulk(ctx context.Context, fn func(fleetcert.Tx) error) error {
-	return db.writer.update(ctx, db, true, fn)
+	return db.writer.update(ctx, db, alone, fn)
 }
 
 // ReportCommits implements fleetcert.CommitReporter: the writer keeps a
@@ -299,6 +309,11 @@ type Tx struct {
 	// changes and audit entries) binds it once: each Tx.StmtContext
 	// allocates a statement the transaction keeps until it ends.
 	bound []boundStmt
+
+	// changed counts the statements run in tx that changed rows, so that
+	// the writer can tell whether an Update without a savepoint that
+	// failed changed any (writer.undo).
+	changed int
 
 	// numbered is the certificate id CreateCertificate numbered or looked
 	// up last (numberSubject) and its number, so that the audit entry that follows
@@ -388,9 +403,17 @@ type stmt struct {
 }
 
 func (s stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
-	return s.Stmt.ExecContext(s.tx.context(ctx), args...)
+	res, err := s.Stmt.ExecContext(s.tx.context(ctx), args...)
+	if err == nil {
+		if n, _ := res.RowsAffected(); n > 0 {
+			s.tx.changed++
+		}
+	}
+	return res, err
 }
 
+// QueryContext runs s. A statement that changes rows and returns some
+// (UPDATE … RETURNING) counts itself in Tx.changed.
 func (s stmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
 	return s.Stmt.QueryContext(s.tx.context(ctx), args...)
 }

@@ -87,26 +87,43 @@ type writeGroup struct {
 	done    chan struct{} // closed once committed or rolled back; err is final then
 }
 
-// update runs fn as one member of a group; see DB.Update. With alone, fn
+// updateKind says how an Update takes part in the writer's transactions.
+type updateKind int
+
+const (
+	shared    updateKind = iota // a member of a group, inside a savepoint of its own (DB.Update)
+	failFirst                   // a member of a group without a savepoint (DB.UpdateFailFirst)
+	alone                       // in a transaction of its own (DB.UpdateBulk)
+)
+
+// update runs fn as one member of a group; see DB.Update. An Update alone
 // runs in a transaction of its own, in turn: for Updates whose size is
 // not bounded (pruning), whose savepoint would keep a copy of every page
-// they change in memory.
-func (w *writer) update(ctx context.Context, db *DB, alone bool, fn func(fleetcert.Tx) error) error {
+// they change in memory. A failFirst one, which can fail only before it
+// has changed a row, runs without a savepoint: if it fails having changed
+// none, there is nothing of it to undo (SQLite backs a refused statement
+// out by itself); if it fails having changed some, its group is lost.
+func (w *writer) update(ctx context.Context, db *DB, kind updateKind, fn func(fleetcert.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)
 	}
 	if err := w.acquire(ctx); err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)
 	}
-	g, err := w.join(db, alone)
+	g, err := w.join(db, kind == alone)
 	if err != nil {
 		w.finish()
 		return fmt.Errorf("begin write transaction: %w", err)
 	}
 	first := g.members == 0
 	g.members++
-	mark := len(g.ftx.reported) // the entries earlier members appended
-	if !first {
+	m := member{
+		first:   first,
+		guarded: !first && kind != failFirst,
+		mark:    len(g.ftx.reported), // the entries earlier members appended
+		changed: g.ftx.changed,
+	}
+	if m.guarded {
 		if _, err := g.member(g.ftx.stmts.savepoint); err != nil {
 			g.lose(err)
 			w.finish()
@@ -118,15 +135,15 @@ func (w *writer) update(ctx context.Context, db *DB, alone bool, fn func(fleetce
 		if !completed {
 			// fn panicked or ended its goroutine (runtime.Goexit): undo
 			// it and let the group go on without it.
-			w.undo(g, first, mark)
+			w.undo(g, m)
 			w.finish()
 		}
 	}()
 	fnErr := fn(g.ftx)
 	completed = true
 	if fnErr != nil {
-		w.undo(g, first, mark)
-	} else if !first {
+		w.undo(g, m)
+	} else if m.guarded {
 		if _, err := g.member(g.ftx.stmts.release); err != nil {
 			// The savepoint is gone: SQLite rolled the whole transaction
 			// back (an interrupted statement, a full disk).
@@ -222,18 +239,38 @@ func (w *writer) join(db *DB, alone bool) (*writeGroup, error) {
 	return w.group, nil
 }
 
-// undo undoes the current member of g: the whole transaction for its first
-// member (it holds nothing else), else back to the member's savepoint,
-// forgetting the changes it appended (those after mark).
-func (w *writer) undo(g *writeGroup, first bool, mark int) {
-	g.ftx.reported = g.ftx.reported[:mark]
+// member is where one member of a group began.
+type member struct {
+	first   bool // the group's first: its transaction holds nothing else
+	guarded bool // inside a savepoint of its own
+	mark    int  // the change-feed entries earlier members appended
+	changed int  // the rows earlier members changed (Tx.changed)
+}
+
+// undo undoes the current member m of g: the whole transaction for its
+// first member (it holds nothing else), back to the member's savepoint for
+// a guarded one, and for a failFirst one nothing if it changed no row (a
+// check that SQLite did not roll the transaction back under it aside),
+// else the whole group; forgetting the changes it appended.
+func (w *writer) undo(g *writeGroup, m member) {
+	g.ftx.reported = g.ftx.reported[:m.mark]
 	g.ftx.numbered.id = "" // its number may be rolled back with it
-	if first {
+	if m.first {
 		g.lose(errors.New("rolled back"))
 		w.end(g)
 		return
 	}
 	if g.err != nil {
+		return
+	}
+	if !m.guarded {
+		if g.ftx.changed != m.changed {
+			g.lose(errors.New("an Update without a savepoint failed after changing rows"))
+		} else if _, err := g.tx.Exec("BEGIN"); err == nil {
+			// BEGIN fails inside a transaction: the failure ended it (a
+			// full disk, an I/O error).
+			g.lose(errors.New("the transaction ended under an Update"))
+		}
 		return
 	}
 	if _, err := g.member(g.ftx.stmts.rollbackTo); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,5 +214,150 @@ func TestWriterMemberContextEnds(t *testing.T) {
 	}
 	if !errors.Is(errs[2], context.Canceled) || stored(2) {
 		t.Errorf("Update 2, whose context ended before its second statement: err %v, stored %v; want context.Canceled, nothing stored", errs[2], stored(2))
+	}
+}
+
+// An Update without a savepoint (UpdateFailFirst) that fails before
+// changing a row fails alone; one that fails after changing rows, or under
+// which SQLite ended the transaction, fails its whole group, and the
+// Updates after it form a new group.
+func TestWriterFailFirst(t *testing.T) {
+	ctx := context.Background()
+	scope := fleetcert.Scope{AccountID: fleetcert.DefaultAccountID, Region: "us-east-1"}
+	cert := &fleetcert.Certificate{Scope: scope, ID: fleetcert.CertificateID([]byte("fail-first")),
+		Status: fleetcert.StatusActive, PEM: "pem", Mode: fleetcert.ModeDefault, CreationDate: time.Unix(1, 0).UTC()}
+	key := func(i int) *fleetcert.AccessKey {
+		return &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAFIRST%011d", i), Secret: "s", AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
+	}
+	errFailed := errors.New("fails")
+	storeKey := func(tx fleetcert.Tx, i int) error { return tx.CreateAccessKey(ctx, key(i)) }
+	storeCert := func(tx fleetcert.Tx, i int) error { c := *cert; return tx.CreateCertificate(ctx, &c) }
+	type update struct {
+		failFirst bool
+		cert      bool // it stores the certificate, else its key
+		fn        func(tx fleetcert.Tx, i int) error
+	}
+	// Each case's Updates queue in order behind the holder's (Update 0,
+	// which stores key 0) and run in its group.
+	for _, tt := range []struct {
+		name    string
+		updates []update
+		ok      []bool // per Update, the holder first: whether it succeeds
+		groups  []int  // the groups committed
+	}{
+		{
+			name: "refused before changing a row",
+			updates: []update{
+				{true, true, storeCert},
+				{true, true, storeCert}, // the same certificate: refused, alone
+				{true, false, storeKey},
+				{false, false, storeKey},
+			},
+			ok:     []bool{true, true, false, true, true},
+			groups: []int{5},
+		},
+		{
+			name: "failed after changing a row",
+			updates: []update{
+				{true, false, storeKey},
+				{true, false, func(tx fleetcert.Tx, i int) error {
+					if err := storeKey(tx, i); err != nil {
+						return err
+					}
+					return errFailed
+				}},
+				{true, false, storeKey},
+			},
+			ok:     []bool{false, false, false, true},
+			groups: []int{1},
+		},
+		{
+			name: "transaction ended under it",
+			updates: []update{
+				{true, false, storeKey},
+				{true, false, func(tx fleetcert.Tx, i int) error {
+					// What SQLite does by itself on a full disk.
+					if _, err := tx.(*Tx).tx.Exec("ROLLBACK"); err != nil {
+						return err
+					}
+					return errFailed
+				}},
+				{false, false, storeKey},
+			},
+			ok:     []bool{false, false, false, true},
+			groups: []int{1},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := NewDB(filepath.Join(t.TempDir(), "fleetcert.db"))
+			if err := db.Open(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			var groups []int
+			db.writer.stats = func(members int) { groups = append(groups, members) }
+
+			release := make(chan struct{})
+			holding := make(chan struct{})
+			errs := make([]error, len(tt.updates)+1)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				errs[0] = db.Update(ctx, func(tx fleetcert.Tx) error {
+					close(holding)
+					<-release
+					return storeKey(tx, 0)
+				})
+			})
+			<-holding
+			for j, u := range tt.updates {
+				i := j + 1
+				update := db.Update
+				if u.failFirst {
+					update = db.UpdateFailFirst
+				}
+				wg.Go(func() { errs[i] = update(ctx, func(tx fleetcert.Tx) error { return u.fn(tx, i) }) })
+				testwait.For(t, fmt.Sprintf("Update %d to queue", i), func() bool { return db.WaitingWriters() == i })
+			}
+			close(release)
+			wg.Wait()
+
+			wantCerts := 0
+			for i, ok := range tt.ok {
+				if ok != (errs[i] == nil) {
+					t.Errorf("Update %d: err %v, want success %v", i, errs[i], ok)
+				}
+				if i == 0 || !tt.updates[i-1].cert {
+					var stored bool
+					if err := db.View(ctx, func(tx fleetcert.Tx) error {
+						_, err := tx.AccessKey(ctx, key(i).ID)
+						stored = err == nil
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+					if stored != ok {
+						t.Errorf("Update %d: key stored %v, want %v", i, stored, ok)
+					}
+				} else if ok {
+					wantCerts++
+				} else if fleetcert.ErrorCode(errs[i]) != fleetcert.EResourceAlreadyExists {
+					t.Errorf("Update %d: err %v, want ResourceAlreadyExistsException", i, errs[i])
+				}
+			}
+			var certs []*fleetcert.Certificate
+			if err := db.View(ctx, func(tx fleetcert.Tx) error {
+				var err error
+				certs, err = tx.ListCertificates(ctx, fleetcert.CertificateQuery{Scope: scope, Limit: 10})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(certs) != wantCerts {
+				t.Errorf("%d certificates stored, want %d", len(certs), wantCerts)
+			}
+			if !slices.Equal(groups, tt.groups) {
+				t.Errorf("groups committed %v, want %v", groups, tt.groups)
+			}
+		})
 	}
 }
