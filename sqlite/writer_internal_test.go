@@ -63,24 +63,11 @@ func testWriterLost(t *testing.T, updates, lostAt, lost int) {
 			return nil
 		}
 	}
-	release := make(chan struct{})
-	holding := make(chan struct{})
-	errs := make([]error, updates)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		errs[0] = db.Update(ctx, func(tx fleetcert.Tx) error {
-			close(holding)
-			<-release
-			return create(0)(tx)
-		})
-	})
-	<-holding
-	for i := 1; i < updates; i++ {
-		wg.Go(func() { errs[i] = db.Update(ctx, create(i)) })
-		testwait.For(t, fmt.Sprintf("Update %d to queue", i), func() bool { return db.WaitingWriters() == i })
+	members := make([]func() error, updates-1)
+	for j := range members {
+		members[j] = func() error { return db.Update(ctx, create(j+1)) }
 	}
-	close(release)
-	wg.Wait()
+	errs := inOneGroup(t, db, create(0), members...)
 	for i, err := range errs {
 		var found bool
 		err2 := db.View(ctx, func(tx fleetcert.Tx) error {
@@ -142,59 +129,43 @@ func TestWriterMemberContextEnds(t *testing.T) {
 		return &fleetcert.AccessKey{ID: fmt.Sprintf("AKIAENDS%012d", i), Secret: "s", AccountID: fleetcert.DefaultAccountID, CreatedAt: time.Unix(1, 0).UTC()}
 	}
 
-	release := make(chan struct{})
-	holding := make(chan struct{})
-	errs := make([]error, 4)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		errs[0] = db.Update(ctx, func(tx fleetcert.Tx) error {
-			close(holding)
-			<-release
-			return tx.CreateAccessKey(ctx, key(0))
-		})
-	})
-	<-holding
 	// 1: its context ends during its long statement.
 	ctx1, cancel1 := context.WithCancel(ctx)
 	defer cancel1()
-	wg.Go(func() {
-		errs[1] = db.Update(ctx1, func(tx fleetcert.Tx) error {
-			if err := tx.CreateAccessKey(ctx1, key(1)); err != nil {
-				return err
-			}
-			endContext.Store(&cancel1)
-			_, err := tx.(*Tx).stmt(ctx1, long).ExecContext(ctx1)
-			return err
-		})
-	})
-	testwait.For(t, "Update 1 to queue", func() bool { return db.WaitingWriters() == 1 })
 	// 2: its context ends between two statements.
 	ctx2, cancel2 := context.WithCancel(ctx)
 	defer cancel2()
-	wg.Go(func() {
-		errs[2] = db.Update(ctx2, func(tx fleetcert.Tx) error {
-			if err := tx.CreateAccessKey(ctx2, key(2)); err != nil {
+	errs := inOneGroup(t, db, func(tx fleetcert.Tx) error { return tx.CreateAccessKey(ctx, key(0)) },
+		func() error {
+			return db.Update(ctx1, func(tx fleetcert.Tx) error {
+				if err := tx.CreateAccessKey(ctx1, key(1)); err != nil {
+					return err
+				}
+				endContext.Store(&cancel1)
+				_, err := tx.(*Tx).stmt(ctx1, long).ExecContext(ctx1)
 				return err
-			}
-			cancel2()
-			_, err := tx.AccessKey(ctx2, key(0).ID)
-			return err
-		})
-	})
-	testwait.For(t, "Update 2 to queue", func() bool { return db.WaitingWriters() == 2 })
-	// 3: runs the statement 2 ran first in the transaction, when 2's
-	// context had ended.
-	wg.Go(func() {
-		errs[3] = db.Update(ctx, func(tx fleetcert.Tx) error {
-			if _, err := tx.AccessKey(ctx, key(0).ID); err != nil {
+			})
+		},
+		func() error {
+			return db.Update(ctx2, func(tx fleetcert.Tx) error {
+				if err := tx.CreateAccessKey(ctx2, key(2)); err != nil {
+					return err
+				}
+				cancel2()
+				_, err := tx.AccessKey(ctx2, key(0).ID)
 				return err
-			}
-			return tx.CreateAccessKey(ctx, key(3))
+			})
+		},
+		// 3: runs the statement 2 ran first in the transaction, when 2's
+		// context had ended.
+		func() error {
+			return db.Update(ctx, func(tx fleetcert.Tx) error {
+				if _, err := tx.AccessKey(ctx, key(0).ID); err != nil {
+					return err
+				}
+				return tx.CreateAccessKey(ctx, key(3))
+			})
 		})
-	})
-	testwait.For(t, "Update 3 to queue", func() bool { return db.WaitingWriters() == 3 })
-	close(release)
-	wg.Wait()
 
 	stored := func(i int) bool {
 		var found bool
@@ -297,29 +268,15 @@ func TestWriterFailFirst(t *testing.T) {
 			var groups []int
 			db.writer.stats = func(members int) { groups = append(groups, members) }
 
-			release := make(chan struct{})
-			holding := make(chan struct{})
-			errs := make([]error, len(tt.updates)+1)
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				errs[0] = db.Update(ctx, func(tx fleetcert.Tx) error {
-					close(holding)
-					<-release
-					return storeKey(tx, 0)
-				})
-			})
-			<-holding
+			members := make([]func() error, len(tt.updates))
 			for j, u := range tt.updates {
-				i := j + 1
 				update := db.Update
 				if u.failFirst {
 					update = db.UpdateFailFirst
 				}
-				wg.Go(func() { errs[i] = update(ctx, func(tx fleetcert.Tx) error { return u.fn(tx, i) }) })
-				testwait.For(t, fmt.Sprintf("Update %d to queue", i), func() bool { return db.WaitingWriters() == i })
+				members[j] = func() error { return update(ctx, func(tx fleetcert.Tx) error { return u.fn(tx, j+1) }) }
 			}
-			close(release)
-			wg.Wait()
+			errs := inOneGroup(t, db, func(tx fleetcert.Tx) error { return storeKey(tx, 0) }, members...)
 
 			wantCerts := 0
 			for i, ok := range tt.ok {
@@ -360,4 +317,31 @@ func TestWriterFailFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inOneGroup runs hold as an Update (Update 0) and each of members (an
+// Update each) queued in order behind it while it holds the writer, so
+// that they take their turns in its group; it returns their errors, the
+// holder's first.
+func inOneGroup(t *testing.T, db *DB, hold func(fleetcert.Tx) error, members ...func() error) []error {
+	t.Helper()
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	errs := make([]error, len(members)+1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		errs[0] = db.Update(context.Background(), func(tx fleetcert.Tx) error {
+			close(holding)
+			<-release
+			return hold(tx)
+		})
+	})
+	<-holding
+	for j, m := range members {
+		wg.Go(func() { errs[j+1] = m() })
+		testwait.For(t, fmt.Sprintf("Update %d to queue", j+1), func() bool { return db.WaitingWriters() == j+1 })
+	}
+	close(release)
+	wg.Wait()
+	return errs
 }
