@@ -69,15 +69,7 @@ func testWriterLost(t *testing.T, updates, lostAt, lost int) {
 	}
 	errs := inOneGroup(t, db, create(0), members...)
 	for i, err := range errs {
-		var found bool
-		err2 := db.View(ctx, func(tx fleetcert.Tx) error {
-			_, err := tx.AccessKey(ctx, key(i).ID)
-			found = err == nil
-			return nil
-		})
-		if err2 != nil {
-			t.Fatal(err2)
-		}
+		found := keyStored(t, db, key(i).ID)
 		if i < lost {
 			if err == nil || found {
 				t.Errorf("Update %d of the lost group: err %v, stored %v; want an error and nothing stored", i, err, found)
@@ -167,17 +159,7 @@ func TestWriterMemberContextEnds(t *testing.T) {
 			})
 		})
 
-	stored := func(i int) bool {
-		var found bool
-		if err := db.View(ctx, func(tx fleetcert.Tx) error {
-			_, err := tx.AccessKey(ctx, key(i).ID)
-			found = err == nil
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return found
-	}
+	stored := func(i int) bool { return keyStored(t, db, key(i).ID) }
 	for _, i := range []int{0, 1, 3} {
 		if errs[i] != nil || !stored(i) {
 			t.Errorf("Update %d: err %v, stored %v; want it stored", i, errs[i], stored(i))
@@ -284,15 +266,7 @@ func TestWriterFailFirst(t *testing.T) {
 					t.Errorf("Update %d: err %v, want success %v", i, errs[i], ok)
 				}
 				if i == 0 || !tt.updates[i-1].cert {
-					var stored bool
-					if err := db.View(ctx, func(tx fleetcert.Tx) error {
-						_, err := tx.AccessKey(ctx, key(i).ID)
-						stored = err == nil
-						return nil
-					}); err != nil {
-						t.Fatal(err)
-					}
-					if stored != ok {
+					if stored := keyStored(t, db, key(i).ID); stored != ok {
 						t.Errorf("Update %d: key stored %v, want %v", i, stored, ok)
 					}
 				} else if ok {
@@ -344,4 +318,18 @@ func inOneGroup(t *testing.T, db *DB, hold func(fleetcert.Tx) error, members ...
 	close(release)
 	wg.Wait()
 	return errs
+}
+
+// keyStored reports whether db holds the access key id.
+func keyStored(t *testing.T, db *DB, id string) bool {
+	t.Helper()
+	var found bool
+	if err := db.View(context.Background(), func(tx fleetcert.Tx) error {
+		_, err := tx.AccessKey(context.Background(), id)
+		found = err == nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
