@@ -244,7 +244,7 @@ type member struct {
 	first   bool // the group's first: its transaction holds nothing else
 	guarded bool // inside a savepoint of its own
 	mark    int  // the change-feed entries earlier members appended
-	changed int  // the rows earlier members changed (Tx.changed)
+	changed int  // earlier members' statements that changed rows (Tx.changed)
 }
 
 // undo undoes the current member m of g: the whole transaction for its
