@@ -203,9 +203,7 @@ func (w *writer) acquire(ctx context.Context) error {
 func (w *writer) join(db *DB, alone bool) (*writeGroup, error) {
 	if g := w.group; g != nil && !g.alone && !alone && g.err == nil && !g.checked {
 		g.checked = true
-		// BEGIN fails inside a transaction; if it succeeds, the first
-		// member's was gone, and this one is rolled back with the group.
-		if _, err := g.tx.Exec("BEGIN"); err == nil {
+		if g.ended() {
 			g.lose(errors.New("the transaction ended under its first Update"))
 		}
 	}
@@ -266,9 +264,7 @@ func (w *writer) undo(g *writeGroup, m member) {
 	if !m.guarded {
 		if g.ftx.changed != m.changed {
 			g.lose(errors.New("an Update without a savepoint failed after changing rows"))
-		} else if _, err := g.tx.Exec("BEGIN"); err == nil {
-			// BEGIN fails inside a transaction: the failure ended it (a
-			// full disk, an I/O error).
+		} else if g.ended() { // the failure ended it (a full disk, an I/O error)
 			g.lose(errors.New("the transaction ended under an Update"))
 		}
 		return
@@ -285,6 +281,15 @@ func (w *writer) undo(g *writeGroup, m member) {
 // member runs one of the member savepoint's statements in g's transaction.
 func (g *writeGroup) member(s *sql.Stmt) (sql.Result, error) {
 	return g.ftx.stmt(context.Background(), s).Exec()
+}
+
+// ended reports whether SQLite has ended g's transaction under it (it
+// rolls a transaction back by itself on some failures). BEGIN fails inside
+// a transaction; when it succeeds, the one it begins is rolled back with
+// the group, which the caller then loses.
+func (g *writeGroup) ended() bool {
+	_, err := g.tx.Exec("BEGIN")
+	return err == nil
 }
 
 // lose records that g's transaction cannot commit: every member fails.
