@@ -119,15 +119,7 @@ func issueDevice(t *testing.T, c *iot.Client) *device {
 // the serials it revokes.
 func fetchCRL(t *testing.T, url, file string) []*big.Int {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	der, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
-	}
+	der := getOK(t, url)
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
 		t.Fatal(err)

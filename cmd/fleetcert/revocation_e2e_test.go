@@ -17,6 +17,21 @@ import (
 	"github.com/fleetcert/fleetcert/internal/testwait"
 )
 
+// getOK returns the body of a GET of url, which must answer 200.
+func getOK(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return body
+}
+
 // openssl runs the openssl command line and returns its combined output.
 func openssl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -79,15 +94,7 @@ func TestRevocationWithOpenSSL(t *testing.T) {
 	}
 	fetchCRL := func() string {
 		t.Helper()
-		resp, err := http.Get(crlURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		der, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d %v", crlURL, resp.StatusCode, err)
-		}
+		der := getOK(t, crlURL)
 		derFile, pemFile := filepath.Join(dir, "crl.der"), filepath.Join(dir, "crl.pem")
 		os.WriteFile(derFile, der, 0o600)
 		got, err := openssl(t, "crl", "-inform", "DER", "-in", derFile, "-text", "-noout", "-CAfile", issuerFile)
