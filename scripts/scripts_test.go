@@ -28,7 +28,7 @@ exit 100
 
 // runInstallTools runs install-tools with only the given tools on PATH
 // (besides sh), as root or not, and returns its output and apt-get's calls.
-// No PostgreSQL or nginx is installed outside PATH unless env says where,
+// No PostgreSQL, nginx or HAProxy is installed outside PATH unless env says where,
 // and the policy-rc.d it may write is in a temp dir.
 func runInstallTools(t *testing.T, root bool, tools ...string) (out string, calls []string, err error) {
 	return runInstallToolsEnv(t, root, nil, tools...)
@@ -65,6 +65,7 @@ func runInstallToolsEnv(t *testing.T, root bool, env []string, tools ...string) 
 	cmd := exec.Command(filepath.Join(bin, "bash"), "install-tools")
 	cmd.Env = append([]string{"PATH=" + bin, "CALLS=" + callsFile,
 		"FLEETCERT_POSTGRES_BIN=" + filepath.Join(bin, "no-postgresql"), "FLEETCERT_NGINX=" + filepath.Join(bin, "no-nginx"),
+		"FLEETCERT_HAPROXY=" + filepath.Join(bin, "no-haproxy"),
 		"FLEETCERT_POLICY_RC_D=" + filepath.Join(bin, "policy-rc.d")}, env...)
 	b, err := cmd.CombinedOutput()
 	if _, statErr := os.Stat(filepath.Join(bin, "policy-rc.d")); statErr == nil {
@@ -84,11 +85,12 @@ func TestInstallTools(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v:\n%s", err, out)
 		}
-		if len(calls) != 3 || !strings.Contains(calls[0], "update") || !strings.HasSuffix(calls[1], "install -y mosquitto-clients chromium postgresql nginx") {
-			t.Fatalf("apt-get calls %q, want an update and an install of mosquitto-clients, chromium, postgresql and nginx only", calls)
+		if len(calls) != 3 || !strings.Contains(calls[0], "update") || !strings.HasSuffix(calls[1], "install -y mosquitto-clients chromium postgresql nginx haproxy") {
+			t.Fatalf("apt-get calls %q, want an update and an install of mosquitto-clients, chromium, postgresql, nginx and haproxy only", calls)
 		}
-		// Debian would start the nginx it installs (port 80): a policy-rc.d
-		// refusing it (101) stood in during the install, and is gone.
+		// Debian would start the nginx (port 80) and HAProxy it installs:
+		// a policy-rc.d refusing them (101) stood in during the install,
+		// and is gone.
 		if calls[2] != "policy-rc.d refuses: 101" {
 			t.Fatalf("during the install: %q, want a policy-rc.d exiting 101", calls[2])
 		}
@@ -99,7 +101,7 @@ func TestInstallTools(t *testing.T) {
 		}
 	})
 	t.Run("ok/nothing-missing", func(t *testing.T) {
-		out, calls, err := runInstallTools(t, true, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "initdb", "nginx")
+		out, calls, err := runInstallTools(t, true, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "initdb", "nginx", "haproxy")
 		if err != nil || len(calls) != 0 {
 			t.Fatalf("err %v, apt-get calls %q, want none:\n%s", err, calls, out)
 		}
@@ -114,14 +116,14 @@ func TestInstallTools(t *testing.T) {
 			t.Fatal(err)
 		}
 		env := []string{"FLEETCERT_POSTGRES_BIN=" + filepath.Join(filepath.Dir(filepath.Dir(pgBin)), "*", "bin")}
-		out, calls, err := runInstallToolsEnv(t, true, env, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "nginx")
+		out, calls, err := runInstallToolsEnv(t, true, env, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "nginx", "haproxy")
 		if err != nil || len(calls) != 0 {
 			t.Fatalf("err %v, apt-get calls %q, want none:\n%s", err, calls, out)
 		}
 	})
 	t.Run("ok/postgresql-not-needed-with-a-test-server", func(t *testing.T) {
 		env := []string{"FLEETCERT_TEST_DATABASE_URL=postgres://127.0.0.1:5432/fleetcert"}
-		out, calls, err := runInstallToolsEnv(t, true, env, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "nginx")
+		out, calls, err := runInstallToolsEnv(t, true, env, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "nginx", "haproxy")
 		if err != nil || len(calls) != 0 {
 			t.Fatalf("err %v, apt-get calls %q, want none:\n%s", err, calls, out)
 		}
@@ -133,7 +135,7 @@ func TestInstallTools(t *testing.T) {
 		}
 		env := []string{"FLEETCERT_POLICY_RC_D=" + policy}
 		out, calls, err := runInstallToolsEnv(t, true, env, "aws", "mosquitto_pub", "mosquitto_sub", "chromium", "initdb")
-		if err != nil || len(calls) != 3 || !strings.HasSuffix(calls[1], "install -y nginx") || calls[2] != "policy-rc.d refuses: 0" {
+		if err != nil || len(calls) != 3 || !strings.HasSuffix(calls[1], "install -y nginx haproxy") || calls[2] != "policy-rc.d refuses: 0" {
 			t.Fatalf("err %v, apt-get calls %q, want nginx installed under the operator's policy-rc.d:\n%s", err, calls, out)
 		}
 		if b, err := os.ReadFile(policy); err != nil || string(b) != "#!/bin/sh\nexit 0\n" {
@@ -142,7 +144,7 @@ func TestInstallTools(t *testing.T) {
 	})
 	t.Run("ok/not-root", func(t *testing.T) {
 		out, calls, err := runInstallTools(t, false)
-		if err != nil || len(calls) != 0 || !strings.Contains(out, "WARNING: awscli mosquitto-clients chromium postgresql nginx missing") {
+		if err != nil || len(calls) != 0 || !strings.Contains(out, "WARNING: awscli mosquitto-clients chromium postgresql nginx haproxy missing") {
 			t.Fatalf("err %v, apt-get calls %q, output %q: want a warning and no apt-get", err, calls, out)
 		}
 	})
