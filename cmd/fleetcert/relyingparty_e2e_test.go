@@ -36,16 +36,9 @@ import (
 // accepted by both throughout.
 func TestNginxHonoursRevocation(t *testing.T) {
 	nginxBin := lookTool(t, "FLEETCERT_NGINX", "nginx", "/usr/sbin/nginx")
-	s := startServer(t)
-	c := s.defaultClient()
-	ctx := context.Background()
-	kept, revoked := issueDevice(t, c), issueDevice(t, c)
-
-	dir := t.TempDir()
-	crlFile := filepath.Join(dir, "fleetcert.crl.pem")
-	crlURL := kept.leaf.CRLDistributionPoints[0]
-	fetchCRL(t, crlURL, crlFile)
-	ngx := startNginx(t, nginxBin, dir, filepath.Join(s.dataDir, "issuer-ca.pem"), crlFile)
+	sc := newRevocationScene(t)
+	kept, revoked := sc.kept, sc.revoked
+	ngx := startNginx(t, nginxBin, sc.dir, sc.issuerFile, sc.crlFile)
 
 	for _, door := range []string{"crl", "ocsp"} {
 		for _, d := range []*device{kept, revoked} {
@@ -55,10 +48,7 @@ func TestNginxHonoursRevocation(t *testing.T) {
 		}
 	}
 
-	if _, err := c.UpdateCertificate(ctx, &iot.UpdateCertificateInput{
-		CertificateId: aws.String(revoked.id), NewStatus: types.CertificateStatusRevoked}); err != nil {
-		t.Fatal(err)
-	}
+	sc.revoke(t)
 	// OCSP: nginx asks at each handshake, so the very next one is refused.
 	if code, body := ngx.get(t, "ocsp", revoked); code != http.StatusBadRequest {
 		t.Fatalf("after revocation, the OCSP door answered the revoked certificate with %d %q", code, body)
@@ -67,9 +57,7 @@ func TestNginxHonoursRevocation(t *testing.T) {
 		t.Fatalf("after revocation, the OCSP door answered the kept certificate with %d %q", code, body)
 	}
 	// The CRL: regenerated within a second; nginx reads it when reloaded.
-	testwait.For(t, "the revoked serial in fleetcert's CRL", func() bool {
-		return slices.ContainsFunc(fetchCRL(t, crlURL, crlFile), func(n *big.Int) bool { return n.Cmp(revoked.leaf.SerialNumber) == 0 })
-	})
+	sc.waitCRL(t)
 	ngx.reload(t)
 	testwait.For(t, "nginx refusing the revoked certificate by the CRL", func() bool {
 		code, _ := ngx.get(t, "crl", revoked)
@@ -82,10 +70,49 @@ func TestNginxHonoursRevocation(t *testing.T) {
 	// (X509_V_ERR_CERT_REVOKED, 23) and nginx's own OCSP check.
 	for _, why := range []string{"verify error: (23:certificate revoked)", "verify error: certificate revoked"} {
 		testwait.For(t, "nginx logging "+why, func() bool {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			log, _ := os.ReadFile(filepath.Join(sc.dir, "error.log"))
 			return strings.Contains(string(log), why)
 		})
 	}
+}
+
+// revocationScene is where both relying-party tests start: fleetcert
+// running, two certificates it issued, both ACTIVE, and its CRL (listing
+// neither) in crlFile, in dir.
+type revocationScene struct {
+	c                                *iot.Client
+	kept, revoked                    *device
+	dir, crlFile, crlURL, issuerFile string
+}
+
+func newRevocationScene(t *testing.T) *revocationScene {
+	t.Helper()
+	s := startServer(t)
+	sc := &revocationScene{c: s.defaultClient(), dir: t.TempDir(), issuerFile: filepath.Join(s.dataDir, "issuer-ca.pem")}
+	sc.kept, sc.revoked = issueDevice(t, sc.c), issueDevice(t, sc.c)
+	sc.crlFile, sc.crlURL = filepath.Join(sc.dir, "fleetcert.crl.pem"), sc.kept.leaf.CRLDistributionPoints[0]
+	fetchCRL(t, sc.crlURL, sc.crlFile)
+	return sc
+}
+
+// revoke revokes sc.revoked through the API.
+func (sc *revocationScene) revoke(t *testing.T) {
+	t.Helper()
+	if _, err := sc.c.UpdateCertificate(context.Background(), &iot.UpdateCertificateInput{
+		CertificateId: aws.String(sc.revoked.id), NewStatus: types.CertificateStatusRevoked}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCRL waits until fleetcert's CRL lists sc.revoked (regenerated within
+// a second of the change), and leaves it in sc.crlFile.
+func (sc *revocationScene) waitCRL(t *testing.T) {
+	t.Helper()
+	testwait.For(t, "the revoked serial in fleetcert's CRL", func() bool {
+		return slices.ContainsFunc(fetchCRL(t, sc.crlURL, sc.crlFile), func(n *big.Int) bool {
+			return n.Cmp(sc.revoked.leaf.SerialNumber) == 0
+		})
+	})
 }
 
 // device is a certificate fleetcert issued, with its key.
@@ -334,14 +361,8 @@ func freeLoopback(t *testing.T) string {
 // passes throughout.
 func TestHAProxyHonoursRevocation(t *testing.T) {
 	bin := lookTool(t, "FLEETCERT_HAPROXY", "haproxy", "/usr/sbin/haproxy")
-	s := startServer(t)
-	c := s.defaultClient()
-	kept, revoked := issueDevice(t, c), issueDevice(t, c)
-
-	dir := t.TempDir()
-	crlFile := filepath.Join(dir, "fleetcert.crl.pem")
-	crlURL := kept.leaf.CRLDistributionPoints[0]
-	fetchCRL(t, crlURL, crlFile)
+	sc := newRevocationScene(t)
+	kept, revoked, dir, crlFile := sc.kept, sc.revoked, sc.dir, sc.crlFile
 	serverCert, serverPool := loopbackServerCert(t)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(serverCert.Key)
 	if err != nil {
@@ -363,7 +384,7 @@ defaults
 frontend door
 	bind %s ssl crt %s ca-file %s crl-file %s verify required
 	http-request return status 200 content-type text/plain string SUCCESS
-`, sock, addr, pemFile, filepath.Join(s.dataDir, "issuer-ca.pem"), crlFile)
+`, sock, addr, pemFile, sc.issuerFile, crlFile)
 	confFile := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -384,13 +405,8 @@ frontend door
 		}
 	}
 
-	if _, err := c.UpdateCertificate(context.Background(), &iot.UpdateCertificateInput{
-		CertificateId: aws.String(revoked.id), NewStatus: types.CertificateStatusRevoked}); err != nil {
-		t.Fatal(err)
-	}
-	testwait.For(t, "the revoked serial in fleetcert's CRL", func() bool {
-		return slices.ContainsFunc(fetchCRL(t, crlURL, crlFile), func(n *big.Int) bool { return n.Cmp(revoked.leaf.SerialNumber) == 0 })
-	})
+	sc.revoke(t)
+	sc.waitCRL(t)
 	crlPEM, err := os.ReadFile(crlFile)
 	if err != nil {
 		t.Fatal(err)
