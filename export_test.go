@@ -11,3 +11,10 @@ func AddToView(v *AdmissionView, c *Certificate) {
 	defer v.mu.Unlock()
 	v.addLocked(k, v.registrationLocked(c))
 }
+
+// RegistrationsQueued returns how many registrations wait in r's registrar.
+func RegistrationsQueued(r *Registry) int {
+	r.registrar.mu.Lock()
+	defer r.registrar.mu.Unlock()
+	return len(r.registrar.queue)
+}

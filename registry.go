@@ -33,11 +33,12 @@ type Registry struct {
 	describeOnce  sync.Once
 	describeCache *describeCache // nil without DescribeCacheSize
 
-	signal changeSignal
-	feed   feedMemo       // the feed's newest entries read (Changes)
-	signed signatureCache // what a CA's key was found to have signed
-	keys   keyListeners   // told of deleted access keys (accesskeys.go)
-	jobs   changeSignal   // wakes this process's JobRunner when a job starts
+	signal    changeSignal
+	registrar registrar      // registrations stored together (registrar.go)
+	feed      feedMemo       // the feed's newest entries read (Changes)
+	signed    signatureCache // what a CA's key was found to have signed
+	keys      keyListeners   // told of deleted access keys (accesskeys.go)
+	jobs      changeSignal   // wakes this process's JobRunner when a job starts
 }
 
 // NewRegistry returns a Registry on store that issues with iss.
@@ -182,7 +183,13 @@ func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status St
 // refused, and the id's number it may give before that changes nothing
 // for a certificate the account already holds: it can fail only before
 // changing a row (updateFailFirst).
+//
+// Where the store stores many certificates together, registrations that
+// arrive together are (registrar.go).
 func (r *Registry) create(ctx context.Context, op string, c *Certificate) error {
+	if u, ok := r.Store.(FailFirstUpdater); ok {
+		return r.registrar.create(ctx, r, u, op, c)
+	}
 	err := r.updateFailFirst(ctx, op, func(tx Tx) error { return r.insert(ctx, tx, c) })
 	return duplicate(err, c.Scope, c.ID)
 }
@@ -192,12 +199,17 @@ func (r *Registry) insert(ctx context.Context, tx Tx, c *Certificate) error {
 	if err := tx.CreateCertificate(ctx, c); err != nil {
 		return err
 	}
-	return tx.AppendChange(ctx, &Change{
+	return tx.AppendChange(ctx, createdChange(c))
+}
+
+// createdChange is the change-feed entry of c's registration, c stored.
+func createdChange(c *Certificate) *Change {
+	return &Change{
 		Kind: ChangeCertificateCreated, Scope: c.Scope, CertificateID: c.ID,
 		NewStatus: c.Status, Time: c.CreationDate,
 		Registration: &Certificate{Scope: c.Scope, ID: c.ID, CACertificateID: c.CACertificateID,
 			Status: c.Status, Mode: c.Mode, NotBefore: c.NotBefore, NotAfter: c.NotAfter, Seq: c.Seq},
-	})
+	}
 }
 
 // duplicate gives ResourceAlreadyExistsException for certificate id the

@@ -112,6 +112,20 @@ type FailFirstUpdater interface {
 	UpdateFailFirst(ctx context.Context, fn func(Tx) error) error
 }
 
+// CertificatesCreator is implemented by a Tx that stores many new
+// certificates in a few statements (SQLite: statements of many rows, each
+// step one statement where CreateCertificate runs one per certificate).
+// The Registry stores registrations that arrive together through it
+// (registrar.go), in an Update of a FailFirstUpdater.
+type CertificatesCreator interface {
+	// CreateCertificates is CreateCertificate for each certificate of cs,
+	// and sets the Seq of each stored: stored[i] reports whether cs[i] was.
+	// A certificate whose (Scope, ID) the store holds, or an earlier one of
+	// cs has, is not stored and is no error. An error may leave some of cs
+	// stored: the Update must fail (UpdateFailFirst fails its transaction).
+	CreateCertificates(ctx context.Context, cs []*Certificate) (stored []bool, err error)
+}
+
 // CommitStamper is implemented by a store that can tell without a query
 // whether any process has committed since an earlier look (SQLite: the
 // WAL index's header, in memory shared by every process on the file).

@@ -95,6 +95,17 @@ func (s *statements) prepareBatch(p *sql.DB) error {
 		if s.insertChanges[i], err = p.Prepare(insertChangesSQL[i]); err != nil {
 			return fmt.Errorf("prepare %q: %w", insertChangesSQL[i], err)
 		}
+		for _, st := range []struct {
+			s    *[maxBatchShift + 1]*sql.Stmt
+			text *batchTexts
+		}{
+			{&s.insertSubjects, insertSubjectsSQL}, {&s.subjects, subjectsSQL},
+			{&s.held, heldSQL}, {&s.insertCertificates, insertCertificatesSQL},
+		} {
+			if st.s[i], err = p.Prepare(st.text[i]); err != nil {
+				return fmt.Errorf("prepare %q: %w", st.text[i], err)
+			}
+		}
 	}
 	return nil
 }

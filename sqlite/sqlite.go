@@ -656,6 +656,8 @@ type statements struct {
 	// rows; prepared up front, since preparing needs the one write
 	// connection that the transaction using them holds.
 	updateStatuses, insertChanges [maxBatchShift + 1]*sql.Stmt
+	// Registrations stored together (create.go).
+	insertSubjects, subjects, held, insertCertificates [maxBatchShift + 1]*sql.Stmt
 }
 
 // adhocStatements are the statements built for a listing's filters,

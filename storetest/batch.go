@@ -237,3 +237,77 @@ func testAppendChanges(t *testing.T, s fleetcert.Store) {
 		t.Fatal("AppendChanges in a View succeeded")
 	}
 }
+
+// testCreateCertificates: where the store's Tx is a CertificatesCreator,
+// CreateCertificates stores what CreateCertificate stores for each new
+// certificate, with Seqs as a read returns them, and leaves out, without
+// an error, one the scope holds already or an earlier one of the batch
+// has; the same id in another scope is stored.
+func testCreateCertificates(t *testing.T, s fleetcert.Store) {
+	ctx := context.Background()
+	held := newCertificate(scopeA, "batch-held", baseTime)
+	create(t, s, held)
+
+	var cs []*fleetcert.Certificate
+	var want []bool
+	for i := range batchSize {
+		c := newCertificate(scopeA, fmt.Sprintf("batch-%d", i), baseTime.Add(time.Duration(i)*time.Millisecond))
+		c.CommonName, c.Serial, c.Issuer = fmt.Sprintf("device-%d", i), []byte{byte(i >> 8), byte(i)}, []byte("issuer")
+		cs, want = append(cs, c), append(want, true)
+		switch i {
+		case 7: // held already
+			dup := *held
+			cs, want = append(cs, &dup), append(want, false)
+		case 9: // twice in the batch: the first is stored
+			dup := *c
+			dup.Status = fleetcert.StatusInactive
+			cs, want = append(cs, &dup), append(want, false)
+		case 11: // the same id in another account
+			other := newCertificate(scopeB, fmt.Sprintf("batch-%d", i), c.CreationDate)
+			cs, want = append(cs, other), append(want, true)
+		}
+	}
+	var stored []bool
+	err := s.Update(ctx, func(tx fleetcert.Tx) error {
+		cc, ok := tx.(fleetcert.CertificatesCreator)
+		if !ok {
+			t.Skip("the store's Tx is not a CertificatesCreator")
+		}
+		var err error
+		stored, err = cc.CreateCertificates(ctx, cs)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(stored, want) {
+		t.Fatalf("stored %v,\nwant %v", stored, want)
+	}
+	seqs := map[int64]bool{held.Seq: true}
+	for i, c := range cs {
+		if !want[i] {
+			continue
+		}
+		got := mustGet(t, s, c.Scope, c.ID)
+		if !reflect.DeepEqual(got, c) {
+			t.Fatalf("certificate %d stored as\n%+v\nwant\n%+v", i, got, c)
+		}
+		if seqs[c.Seq] {
+			t.Fatalf("certificate %d has the Seq %d of another", i, c.Seq)
+		}
+		seqs[c.Seq] = true
+	}
+	if got := mustGet(t, s, scopeA, held.ID); !reflect.DeepEqual(got, held) {
+		t.Fatalf("the held certificate is now\n%+v\nwant\n%+v", got, held)
+	}
+	// Found by id across accounts, as the gateway looks a certificate up.
+	var byID []*fleetcert.Certificate
+	err = s.View(ctx, func(tx fleetcert.Tx) error {
+		var err error
+		byID, err = tx.CertificatesByID(ctx, certificateID("batch-11")) // in both accounts
+		return err
+	})
+	if err != nil || len(byID) != 2 {
+		t.Fatalf("CertificatesByID: %d certificates, %v; want 2", len(byID), err)
+	}
+}

@@ -92,6 +92,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) fleetcert.Store) {
 		{"ok/prune-changes", testPruneChanges},
 		{"ok/audit-append-same-transaction", testAuditAppend},
 		{"ok/append-changes-batch", testAppendChanges},
+		{"ok/create-certificates-batch", testCreateCertificates},
 		{"ok/audit-query-filters", testAuditQuery},
 		{"ok/prune-audit", testPruneAudit},
 		{"ok/audit-outlives-certificate", testAuditOutlivesCertificate},
