@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,17 +40,12 @@ func (s *gatedStore) UpdateFailFirst(ctx context.Context, fn func(fleetcert.Tx) 
 
 func openGatedRegistry(t *testing.T) (*fleetcert.Registry, *gatedStore) {
 	t.Helper()
-	db := sqlite.NewDB(filepath.Join(t.TempDir(), "fleetcert.db"))
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s := &gatedStore{DB: db, entered: make(chan struct{}, 100), gate: make(chan struct{})}
-	iss, err := fleetcert.NewIssuer(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fleetcert.NewRegistry(s, iss), s
+	var s *gatedStore
+	reg, _ := mustOpenRegistryOn(t, func(db *sqlite.DB) fleetcert.Store {
+		s = &gatedStore{DB: db, entered: make(chan struct{}, 100), gate: make(chan struct{})}
+		return s
+	})
+	return reg, s
 }
 
 // TestRegistrarBatchesWhatQueues: registrations that queue while one is

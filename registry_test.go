@@ -28,6 +28,13 @@ func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)
 // mustOpenRegistry returns a Registry on a real SQLite store in a temp dir.
 func mustOpenRegistry(tb testing.TB) (*fleetcert.Registry, *clock) {
 	tb.Helper()
+	return mustOpenRegistryOn(tb, func(db *sqlite.DB) fleetcert.Store { return db })
+}
+
+// mustOpenRegistryOn is mustOpenRegistry on the store wrap makes of the
+// SQLite store.
+func mustOpenRegistryOn(tb testing.TB, wrap func(*sqlite.DB) fleetcert.Store) (*fleetcert.Registry, *clock) {
+	tb.Helper()
 	db := sqlite.NewDB(filepath.Join(tb.TempDir(), "fleetcert.db"))
 	if err := db.Open(); err != nil {
 		tb.Fatal(err)
@@ -37,7 +44,7 @@ func mustOpenRegistry(tb testing.TB) (*fleetcert.Registry, *clock) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	reg := fleetcert.NewRegistry(db, iss)
+	reg := fleetcert.NewRegistry(wrap(db), iss)
 	c := newClock()
 	reg.Now = c.now
 	return reg, c
