@@ -12,8 +12,10 @@ import (
 // the store's CreateCertificates and AppendChanges: statements of many rows
 // instead of four statements per certificate, and one member of the
 // store's group commit instead of one per certificate (BENCHMARKS.md,
-// "Registrations stored together"). Used where the store is a
-// FailFirstUpdater whose Tx is a CertificatesCreator (SQLite).
+// "Registrations stored together"); on PostgreSQL, one transaction, one
+// turn of the change feed's lock and one commit for the batch instead of
+// one each ("Registrations stored together on PostgreSQL"). Used where the
+// store is a FailFirstUpdater whose Tx is a CertificatesCreator (both).
 //
 // Registrations queue. One caller leads: it takes what has queued (up to
 // maxRegistrationBatch) and stores it, again until its own registration is

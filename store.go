@@ -107,14 +107,16 @@ type BulkUpdater interface {
 // that would store it): such an fn fails alone as in Update, without that
 // cost. An fn that fails after changing a row fails every Update of its
 // transaction, as a lost transaction does, so that none of its changes
-// commits.
+// commits. A store whose transactions are each their own and fail whole
+// (PostgreSQL) implements it as Update.
 type FailFirstUpdater interface {
 	UpdateFailFirst(ctx context.Context, fn func(Tx) error) error
 }
 
 // CertificatesCreator is implemented by a Tx that stores many new
 // certificates in a few statements (SQLite: statements of many rows, each
-// step one statement where CreateCertificate runs one per certificate).
+// step one statement where CreateCertificate runs one per certificate;
+// PostgreSQL: one round trip, one INSERT).
 // The Registry stores registrations that arrive together through it
 // (registrar.go), in an Update of a FailFirstUpdater.
 type CertificatesCreator interface {

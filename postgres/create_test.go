@@ -1,0 +1,142 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fleetcert/fleetcert"
+	"github.com/fleetcert/fleetcert/internal/testpg"
+	"github.com/fleetcert/fleetcert/internal/testpki"
+	"github.com/fleetcert/fleetcert/postgres"
+)
+
+// batchCounter is a DB whose transactions count the certificates each
+// CreateCertificates call is given.
+type batchCounter struct {
+	*postgres.DB
+	largest atomic.Int64 // the most certificates one call stored together
+}
+
+func (d *batchCounter) UpdateFailFirst(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	return d.DB.UpdateFailFirst(ctx, func(tx fleetcert.Tx) error { return fn(countingTx{tx, d}) })
+}
+
+type countingTx struct {
+	fleetcert.Tx
+	d *batchCounter
+}
+
+func (tx countingTx) CreateCertificates(ctx context.Context, cs []*fleetcert.Certificate) ([]bool, error) {
+	stored, err := tx.Tx.(fleetcert.CertificatesCreator).CreateCertificates(ctx, cs)
+	n := int64(0)
+	for _, s := range stored {
+		if s {
+			n++
+		}
+	}
+	for {
+		l := tx.d.largest.Load()
+		if n <= l || tx.d.largest.CompareAndSwap(l, n) {
+			break
+		}
+	}
+	return stored, err
+}
+
+// TestRegistrationsTogetherAcrossNodes: two nodes on one database register
+// the same certificates at once, each from many callers, so that each
+// node stores them in batches (CreateCertificates) that overlap the
+// other's. Each certificate is stored once, by exactly one caller; every
+// other caller gets ResourceAlreadyExists, none a deadlock or another
+// error; the change feed holds one entry per certificate; and registrations
+// were stored together (a batch of more than one).
+func TestRegistrationsTogetherAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	url := testpg.NewDatabase(t)
+	counted := &batchCounter{DB: mustOpenDBAt(t, url)}
+	nodes := []*fleetcert.Registry{
+		fleetcert.NewRegistry(counted, nil),
+		fleetcert.NewRegistry(mustOpenDBAt(t, url), nil),
+	}
+	const certs, callersPerNode = 40, 8
+	pems := make([]string, certs)
+	for i := range pems {
+		pems[i] = testpki.Leaf(t).PEM
+	}
+
+	type outcome struct {
+		id  string
+		err error
+	}
+	results := make(chan outcome, certs*callersPerNode*len(nodes))
+	var wg sync.WaitGroup
+	for _, reg := range nodes {
+		for range callersPerNode {
+			order := rand.Perm(certs) // each caller its own order
+			wg.Go(func() {
+				for _, i := range order {
+					c, err := reg.RegisterCertificateWithoutCA(ctx, scope, pems[i], fleetcert.StatusActive)
+					id := ""
+					if c != nil {
+						id = c.ID
+					}
+					results <- outcome{id, err}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(results)
+
+	stored := map[string]int{}
+	for r := range results {
+		var e *fleetcert.Error
+		switch {
+		case r.err == nil:
+			stored[r.id]++
+		case !errors.As(r.err, &e) || e.Code != fleetcert.EResourceAlreadyExists:
+			t.Fatalf("a registration failed with %v, want success or ResourceAlreadyExists", r.err)
+		}
+	}
+	if len(stored) != certs {
+		t.Fatalf("%d certificates stored, want %d", len(stored), certs)
+	}
+	for id, n := range stored {
+		if n != 1 {
+			t.Fatalf("certificate %s stored by %d callers, want 1", id, n)
+		}
+	}
+	chs, err := nodes[0].Changes(ctx, 0, 10*certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := map[string]int{}
+	for _, ch := range chs {
+		if ch.Kind == fleetcert.ChangeCertificateCreated {
+			created[ch.CertificateID]++
+		}
+	}
+	if len(created) != certs {
+		t.Fatalf("the feed has %d certificates created, want %d", len(created), certs)
+	}
+	for id, n := range created {
+		if n != 1 || stored[id] != 1 {
+			t.Fatalf("certificate %s: %d feed entries, stored %d times; want 1 and 1", id, n, stored[id])
+		}
+	}
+	pageSize := 250
+	page, err := nodes[1].ListCertificates(ctx, scope, fleetcert.ListOptions{PageSize: &pageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Certificates) != certs {
+		t.Fatalf("ListCertificates: %d certificates, want %d", len(page.Certificates), certs)
+	}
+	if n := counted.largest.Load(); n < 2 {
+		t.Fatalf("the largest batch stored %d certificates: registrations were not stored together", n)
+	}
+}
