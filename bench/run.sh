@@ -18,9 +18,11 @@
 #                        of them in one page, so 100k is out of reach for it)
 #   OPS="list-scan describe register"  which loads to run, in this order
 #   PEER=moto            moto, or ceiling (describe and register only)
-#   ROUNDS=1             rounds of describe and register, fleetcert then the
-#                        peer in each, so that a change in the machine's load
-#                        hits both
+#   ROUNDS=1             rounds of describe and register, each with one run
+#                        of fleetcert and one of the peer (the peer first in
+#                        even rounds), so that a change in the machine's
+#                        load hits both; with more than one, the last lines
+#                        give the median of the rounds' ratios
 #   KEEP_TMP=1           keep the temp dir (binaries, logs, JSON results)
 #
 # The machine's 1-minute load average is printed before and after every run:
@@ -211,9 +213,16 @@ for op in $OPS; do
 		fi
 		;;
 	describe | register)
+		# Even rounds run the peer first, so that a machine that speeds up
+		# or slows down during the run favours neither.
 		for r in $(seq 1 "$ROUNDS"); do
-			bench fleetcert "$op-$r" --op "$op"
-			bench "$PEER" "$op-$r" --op "$op"
+			if [ $((r % 2)) = 1 ]; then
+				bench fleetcert "$op-$r" --op "$op"
+				bench "$PEER" "$op-$r" --op "$op"
+			else
+				bench "$PEER" "$op-$r" --op "$op"
+				bench fleetcert "$op-$r" --op "$op"
+			fi
 		done
 		;;
 	*) die "OPS: unknown load $op (want list-scan, describe, register)" ;;
@@ -309,6 +318,20 @@ for tag0, op in (("describe", "DescribeCertificate"), ("register", "RegisterCert
     add("", "idle %", machine_percent("fleetcert", tag, (3, 4)), machine_percent(peer, tag, (3, 4)))
     add("", "steal %", machine_percent("fleetcert", tag, (7,)), machine_percent(peer, tag, (7,)))
 
+# Over several rounds, the median of the rounds' ratios: one round's ratio
+# moves with the host between its two runs.
+medians = []
+if rounds > 1:
+    import statistics
+    for tag0, op in (("describe", "DescribeCertificate"), ("register", "RegisterCertificateWithoutCA")):
+        pairs = [(result(load("fleetcert", f"{tag0}-{r}"), op), result(load(peer, f"{tag0}-{r}"), op)) for r in range(1, rounds + 1)]
+        pairs = [(f, m) for f, m in pairs if f and m and m["opsPerSec"]]
+        if pairs:
+            each = [f["opsPerSec"] / m["opsPerSec"] for f, m in pairs]
+            medians.append(f"{op}: ops/s ratio per round {' '.join(f'{x:.2f}' for x in each)}; "
+                           f"median {statistics.median(each):.2f}x; fleetcert p99 median "
+                           f"{statistics.median(f['p99ms'] for f, _ in pairs):.2f} ms")
+
 fs, ms_ = load("fleetcert", "scan-small"), load("moto", "scan-small")
 f, m = result(fs, "RegisterCertificateWithoutCA", "seed"), result(ms_, "RegisterCertificateWithoutCA", "seed")
 add("Register (seeding, list-scan)", "ops/s", f and f["opsPerSec"], m and m["opsPerSec"])
@@ -326,6 +349,8 @@ print()
 print(f"{'operation':<34} {'metric':<10} {'fleetcert':>12} {peer:>12} {'fleetcert/' + peer:>18}")
 for r in rows:
     print(f"{r[0]:<34} {r[1]:<10} {r[2]:>12} {r[3]:>12} {r[4]:>18}")
+for line in medians:
+    print(line)
 print(f"ratio = fleetcert value / {peer} value: higher is better for ops/s and items/s, lower for latencies and times")
 print("tool cpu = CPU cores the load tool itself used during the phase (it shares the machine with the server)")
 print("srv us/op = the server's CPU time from the start of the timed phase to the end of the run, per timed call, in microseconds")
