@@ -479,9 +479,13 @@ func checkTags(tags []Tag) error {
 // Errors: CertificateValidationException when no registered CA signed it;
 // CertificateConflictException when several did and caPEM does not say
 // which.
-func findIssuer(ctx context.Context, tx Tx, scope Scope, cert *x509.Certificate, caPEM string) (*CACertificate, error) {
+//
+// memo, when not nil, keeps each CA's signature check, so that finding the
+// issuer again (in a registration's transaction, after a View found it)
+// verifies only what it did not verify before.
+func findIssuer(ctx context.Context, tx Tx, scope Scope, cert *x509.Certificate, caPEM string, memo *issuerMemo) (*CACertificate, error) {
 	if caPEM != "" {
-		caCert, err := ParseCertificatePEM("caCertificatePem", caPEM)
+		caCert, err := memo.parse(caPEM)
 		if err != nil {
 			return nil, err
 		}
@@ -493,7 +497,7 @@ func findIssuer(ctx context.Context, tx Tx, scope Scope, cert *x509.Certificate,
 		} else if err != nil {
 			return nil, err
 		}
-		if err := cert.CheckSignatureFrom(caCert); err != nil {
+		if !memo.signed(cert, ca.ID, caCert) {
 			return nil, Errorf(ECertificateValidation, "The certificate is not signed by the given CA certificate.")
 		}
 		return ca, nil
@@ -504,11 +508,17 @@ func findIssuer(ctx context.Context, tx Tx, scope Scope, cert *x509.Certificate,
 	}
 	var found []*CACertificate
 	for _, ca := range candidates {
+		if memo.known(ca.ID) {
+			if memo.signed(cert, ca.ID, nil) {
+				found = append(found, ca)
+			}
+			continue
+		}
 		caCert, err := ParseCertificatePEM("caCertificate", ca.PEM)
 		if err != nil {
 			return nil, fmt.Errorf("stored CA %s: %w", ca.ID, err)
 		}
-		if bytes.Equal(caCert.RawSubject, cert.RawIssuer) && cert.CheckSignatureFrom(caCert) == nil {
+		if bytes.Equal(caCert.RawSubject, cert.RawIssuer) && memo.signed(cert, ca.ID, caCert) {
 			found = append(found, ca)
 		}
 	}
@@ -521,4 +531,52 @@ func findIssuer(ctx context.Context, tx Tx, scope Scope, cert *x509.Certificate,
 	// AWS IoT (RegisterCertificate): with several CAs of the same subject,
 	// the caller must say which CA signed the certificate.
 	return nil, Errorf(ECertificateConflict, "Several registered CA certificates with this subject verify the certificate; pass caCertificatePem to choose one.")
+}
+
+// issuerMemo keeps, by CA id, whether a certificate's signature verified
+// against that CA (findIssuer). A CA's id is the hash of its certificate,
+// so the answer holds for as long as the id names a CA. The nil memo keeps
+// nothing.
+type issuerMemo struct {
+	checked map[string]bool
+	given   *x509.Certificate // caPEM, parsed
+}
+
+// parse parses caPEM, the CA certificate the caller gave, once.
+func (m *issuerMemo) parse(caPEM string) (*x509.Certificate, error) {
+	if m != nil && m.given != nil {
+		return m.given, nil
+	}
+	caCert, err := ParseCertificatePEM("caCertificatePem", caPEM)
+	if m != nil && err == nil {
+		m.given = caCert
+	}
+	return caCert, err
+}
+
+// known reports whether CA id's check is kept.
+func (m *issuerMemo) known(id string) bool {
+	if m == nil {
+		return false
+	}
+	_, ok := m.checked[id]
+	return ok
+}
+
+// signed reports whether cert's signature verifies against CA id, whose
+// certificate is caCert (nil only when known(id)), and keeps the answer.
+func (m *issuerMemo) signed(cert *x509.Certificate, id string, caCert *x509.Certificate) bool {
+	if m != nil {
+		if ok, kept := m.checked[id]; kept {
+			return ok
+		}
+	}
+	ok := cert.CheckSignatureFrom(caCert) == nil
+	if m != nil {
+		if m.checked == nil {
+			m.checked = map[string]bool{}
+		}
+		m.checked[id] = ok
+	}
+	return ok
 }

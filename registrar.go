@@ -54,6 +54,10 @@ type registration struct {
 	c     *Certificate
 	op    string
 	actor Actor
+	// check, when not nil, runs in the batch's transaction before c is
+	// stored (Registry.createChecked); it only reads. An *Error from it
+	// fails this registration alone, any other error the batch.
+	check func(context.Context, Tx) error
 	err   error         // its outcome, set before done closes
 	done  chan struct{} // closed once its batch committed or failed
 	lead  chan struct{} // closed when it is to lead
@@ -61,11 +65,11 @@ type registration struct {
 
 // create stores c as Registry.create does, in a batch with the
 // registrations queued beside it.
-func (q *registrar) create(ctx context.Context, r *Registry, u FailFirstUpdater, op string, c *Certificate) error {
+func (q *registrar) create(ctx context.Context, r *Registry, u FailFirstUpdater, op string, c *Certificate, check func(context.Context, Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("register certificate %s: %w", c.ID, err)
 	}
-	g := &registration{c: c, op: op, actor: actorOr(ctx, ActorSystem), done: make(chan struct{}), lead: make(chan struct{})}
+	g := &registration{c: c, op: op, actor: actorOr(ctx, ActorSystem), check: check, done: make(chan struct{}), lead: make(chan struct{})}
 	q.mu.Lock()
 	q.queue = append(q.queue, g)
 	if q.arrived != nil {
@@ -211,10 +215,6 @@ func (q *registrar) handOnLocked() {
 // storeBatch stores the certificates of batch and their change-feed and
 // audit entries in one Update, then closes each registration's done.
 func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*registration) {
-	cs := make([]*Certificate, len(batch))
-	for i, g := range batch {
-		cs[i] = g.c
-	}
 	ended := false
 	defer func() {
 		if !ended { // fn panicked: its callers must not wait for ever
@@ -224,26 +224,50 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 			}
 		}
 	}()
-	var stored []bool
+	refused := make([]error, len(batch)) // by its check
+	stored := make([]bool, len(batch))
 	// It fails before changing a row, or its transaction fails
-	// (CertificatesCreator): an UpdateFailFirst.
+	// (CertificatesCreator): an UpdateFailFirst. The store may run it
+	// again (PostgreSQL, after a deadlock): it starts afresh each time.
 	err := u.UpdateFailFirst(ctx, func(tx Tx) error {
 		cc, ok := tx.(CertificatesCreator)
 		if !ok {
 			return errors.New("the store's transaction cannot create certificates together")
 		}
-		var err error
-		if stored, err = cc.CreateCertificates(ctx, cs); err != nil {
+		var cs []*Certificate
+		var at []int // the index in batch of each of cs
+		for i, g := range batch {
+			refused[i], stored[i] = nil, false
+			if g.check != nil {
+				if err := g.check(ctx, tx); err != nil {
+					var e *Error
+					if !errors.As(err, &e) {
+						return err
+					}
+					refused[i] = err
+					continue
+				}
+			}
+			cs, at = append(cs, g.c), append(at, i)
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		created, err := cc.CreateCertificates(ctx, cs)
+		if err != nil {
 			return err
 		}
 		var chs []*Change
-		for i, g := range batch {
-			if stored[i] {
-				ch := createdChange(g.c)
-				ch.Operation = g.op
-				ch.Actor, ch.ActorAccount, ch.SourceIP = g.actor.ID, g.actor.AccountID, g.actor.SourceIP
-				chs = append(chs, ch)
+		for j, i := range at {
+			if !created[j] {
+				continue
 			}
+			stored[i] = true
+			g := batch[i]
+			ch := createdChange(g.c)
+			ch.Operation = g.op
+			ch.Actor, ch.ActorAccount, ch.SourceIP = g.actor.ID, g.actor.AccountID, g.actor.SourceIP
+			chs = append(chs, ch)
 		}
 		return tx.AppendChanges(ctx, chs)
 	})
@@ -255,6 +279,8 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 		switch {
 		case err != nil:
 			g.err = duplicate(err, g.c.Scope, g.c.ID)
+		case refused[i] != nil:
+			g.err = refused[i]
 		case !stored[i]:
 			g.err = duplicate(&Error{Code: EResourceAlreadyExists}, g.c.Scope, g.c.ID)
 		}

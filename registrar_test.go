@@ -201,3 +201,81 @@ func within[T any](t *testing.T, ch <-chan T) T {
 		panic("unreachable")
 	}
 }
+
+// TestRegistrarUnderCAs: registrations under a CA queue and are stored
+// together with the others. The issuer is found before a registration
+// queues and found again in its batch's transaction, so one whose CA was
+// deactivated while it queued fails alone (CertificateStateException),
+// and the others of its batch are stored, each with its CA and mode.
+func TestRegistrarUnderCAs(t *testing.T) {
+	ctx := context.Background()
+	reg, store := openGatedRegistry(t)
+	goneCert := testpki.New(t, testpki.Options{IsCA: true, CommonName: "Deactivated while queued"})
+	gone := registerCA(t, reg, scope, goneCert, fleetcert.RegisterCAInput{SetAsActive: true})
+	keptCert := testpki.New(t, testpki.Options{IsCA: true, CommonName: "Kept"})
+	kept := registerCA(t, reg, scope, keptCert, fleetcert.RegisterCAInput{SetAsActive: true, Mode: fleetcert.ModeSNIOnly})
+
+	type result struct {
+		c   *fleetcert.Certificate
+		err error
+	}
+	register := func(f func() (*fleetcert.Certificate, error)) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			c, err := f()
+			ch <- result{c, err}
+		}()
+		return ch
+	}
+	under := func(ca *testpki.Cert, caPEM string) <-chan result {
+		leaf := testpki.New(t, testpki.Options{Parent: ca})
+		return register(func() (*fleetcert.Certificate, error) {
+			return reg.RegisterCertificate(ctx, scope, fleetcert.RegisterCertificateInput{CertificatePEM: leaf.PEM, CACertificatePEM: caPEM, SetAsActive: true})
+		})
+	}
+	first := under(keptCert, "")
+	<-store.entered // its batch, alone, waits at the gate
+	underGone := under(goneCert, "")
+	testwait.For(t, "the registration under the CA to deactivate queued", func() bool { return fleetcert.RegistrationsQueued(reg) == 1 })
+	underKept := under(keptCert, keptCert.PEM)
+	testwait.For(t, "the registration under the kept CA queued", func() bool { return fleetcert.RegistrationsQueued(reg) == 2 })
+	leaf := testpki.Leaf(t)
+	withoutCA := register(func() (*fleetcert.Certificate, error) {
+		return reg.RegisterCertificateWithoutCA(ctx, scope, leaf.PEM, fleetcert.StatusActive)
+	})
+	testwait.For(t, "the registration without a CA queued", func() bool { return fleetcert.RegistrationsQueued(reg) == 3 })
+	if err := reg.UpdateCACertificate(ctx, scope, gone.ID, fleetcert.UpdateCAInput{NewStatus: "INACTIVE"}); err != nil {
+		t.Fatal(err)
+	}
+	close(store.gate)
+
+	r := <-underGone
+	if fleetcert.ErrorCode(r.err) != fleetcert.ECertificateState {
+		t.Fatalf("registration under a CA deactivated while it queued: %+v, %v; want CertificateStateException", r.c, r.err)
+	}
+	for name, ch := range map[string]<-chan result{"first": first, "under the kept CA": underKept} {
+		r := <-ch
+		if r.err != nil || r.c.CACertificateID != kept.ID || r.c.Mode != fleetcert.ModeSNIOnly || r.c.Status != fleetcert.StatusActive {
+			t.Fatalf("registration %s: %+v, %v; want ACTIVE under CA %s in SNI_ONLY mode", name, r.c, r.err, kept.ID)
+		}
+		got, err := reg.DescribeCertificate(ctx, scope, r.c.ID)
+		if err != nil || got.CACertificateID != kept.ID || got.Mode != fleetcert.ModeSNIOnly {
+			t.Fatalf("registration %s stored as %+v, %v", name, got, err)
+		}
+	}
+	if r := <-withoutCA; r.err != nil {
+		t.Fatalf("registration without a CA: %v", r.err)
+	}
+	if n := store.calls.Load(); n != 2 {
+		t.Fatalf("%d Updates, want 2: the first alone, the three queued together", n)
+	}
+	created := 0
+	for _, ch := range changes(t, reg) {
+		if ch.Kind == fleetcert.ChangeCertificateCreated {
+			created++
+		}
+	}
+	if created != 3 {
+		t.Fatalf("%d certificates created in the feed, want 3", created)
+	}
+}

@@ -187,10 +187,25 @@ func (r *Registry) newCertificate(scope Scope, cert *x509.Certificate, status St
 // Where the store stores many certificates together, registrations that
 // arrive together are (registrar.go).
 func (r *Registry) create(ctx context.Context, op string, c *Certificate) error {
+	return r.createChecked(ctx, op, c, nil)
+}
+
+// createChecked is create for a registration with a condition: check, when
+// not nil, runs in the transaction that stores c, before c is stored, and
+// its error fails the registration. It only reads (an fn of
+// updateFailFirst), and it may change c.
+func (r *Registry) createChecked(ctx context.Context, op string, c *Certificate, check func(context.Context, Tx) error) error {
 	if u, ok := r.Store.(FailFirstUpdater); ok {
-		return r.registrar.create(ctx, r, u, op, c)
+		return r.registrar.create(ctx, r, u, op, c, check)
 	}
-	err := r.updateFailFirst(ctx, op, func(tx Tx) error { return r.insert(ctx, tx, c) })
+	err := r.updateFailFirst(ctx, op, func(tx Tx) error {
+		if check != nil {
+			if err := check(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return r.insert(ctx, tx, c)
+	})
 	return duplicate(err, c.Scope, c.ID)
 }
 
@@ -648,23 +663,43 @@ func (r *Registry) RegisterCertificate(ctx context.Context, scope Scope, in Regi
 	if err := CheckValidity(cert, now); err != nil {
 		return nil, err
 	}
-	var c *Certificate
-	err = r.update(ctx, "RegisterCertificate", func(tx Tx) error {
-		ca, err := findIssuer(ctx, tx, scope, cert, in.CACertificatePEM)
+	// The issuer is found, and the signature verified, before the store's
+	// write turn; the registration's transaction finds it again to see the
+	// CA as it is then, verifying only a CA it did not verify before.
+	memo := &issuerMemo{}
+	issuer := func(ctx context.Context, tx Tx) (*CACertificate, error) {
+		ca, err := findIssuer(ctx, tx, scope, cert, in.CACertificatePEM, memo)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ca.Status != CAStatusActive {
 			// Deactivating a CA stops registration under it
 			// (deactivate-ca-cert.md).
-			return Errorf(ECertificateState, "The CA certificate %s is INACTIVE; activate it to register certificates under it.", ca.ID)
+			return nil, Errorf(ECertificateState, "The CA certificate %s is INACTIVE; activate it to register certificates under it.", ca.ID)
 		}
-		c = r.newCertificate(scope, cert, status, ca.Mode, now)
-		c.CACertificateID = ca.ID
-		return r.insert(ctx, tx, c)
+		return ca, nil
+	}
+	var ca *CACertificate
+	err = r.Store.View(ctx, func(tx Tx) error {
+		var err error
+		ca, err = issuer(ctx, tx)
+		return err
 	})
 	if err != nil {
-		return nil, duplicate(err, scope, CertificateID(cert.Raw))
+		return nil, err
+	}
+	c := r.newCertificate(scope, cert, status, ca.Mode, now)
+	c.CACertificateID = ca.ID
+	err = r.createChecked(ctx, "RegisterCertificate", c, func(ctx context.Context, tx Tx) error {
+		ca, err := issuer(ctx, tx)
+		if err != nil {
+			return err
+		}
+		c.CACertificateID, c.Mode = ca.ID, ca.Mode
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

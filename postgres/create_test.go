@@ -53,7 +53,8 @@ func (tx countingTx) CreateCertificates(ctx context.Context, cs []*fleetcert.Cer
 // other's. Each certificate is stored once, by exactly one caller; every
 // other caller gets ResourceAlreadyExists, none a deadlock or another
 // error; the change feed holds one entry per certificate; and registrations
-// were stored together (a batch of more than one).
+// were stored together (a batch of more than one). Then the same for
+// certificates under a CA (RegisterCertificate).
 func TestRegistrationsTogetherAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	url := testpg.NewDatabase(t)
@@ -138,5 +139,51 @@ func TestRegistrationsTogetherAcrossNodes(t *testing.T) {
 	}
 	if n := counted.largest.Load(); n < 2 {
 		t.Fatalf("the largest batch stored %d certificates: registrations were not stored together", n)
+	}
+
+	// The same under a CA, found by subject: each batch's transaction
+	// finds the CA again, on both nodes at once.
+	caCert := testpki.New(t, testpki.Options{IsCA: true, CommonName: "Cluster CA"})
+	ca, err := nodes[0].RegisterCACertificate(ctx, scope, fleetcert.RegisterCAInput{CACertificatePEM: caCert.PEM, Mode: fleetcert.ModeSNIOnly, SetAsActive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pems {
+		pems[i] = testpki.New(t, testpki.Options{Parent: caCert}).PEM
+	}
+	var errs atomic.Int64
+	var under sync.Map // id → callers that stored it
+	for _, reg := range nodes {
+		for range callersPerNode {
+			order := rand.Perm(certs)
+			wg.Go(func() {
+				for _, i := range order {
+					c, err := reg.RegisterCertificate(ctx, scope, fleetcert.RegisterCertificateInput{CertificatePEM: pems[i], SetAsActive: true})
+					switch {
+					case err == nil && c.CACertificateID == ca.ID && c.Mode == fleetcert.ModeSNIOnly:
+						n, _ := under.LoadOrStore(c.ID, new(atomic.Int64))
+						n.(*atomic.Int64).Add(1)
+					case fleetcert.ErrorCode(err) != fleetcert.EResourceAlreadyExists:
+						t.Errorf("a registration under the CA: %+v, %v", c, err)
+						errs.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if errs.Load() > 0 {
+		t.FailNow()
+	}
+	n := 0
+	under.Range(func(id, stored any) bool {
+		n++
+		if got := stored.(*atomic.Int64).Load(); got != 1 {
+			t.Errorf("certificate %s under the CA stored by %d callers, want 1", id, got)
+		}
+		return true
+	})
+	if n != certs {
+		t.Fatalf("%d certificates stored under the CA, want %d", n, certs)
 	}
 }
