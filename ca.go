@@ -508,8 +508,8 @@ func findIssuer(ctx context.Context, tx Tx, scope Scope, cert *x509.Certificate,
 	}
 	var found []*CACertificate
 	for _, ca := range candidates {
-		if memo.known(ca.ID) {
-			if memo.signed(cert, ca.ID, nil) {
+		if ok, kept := memo.kept(ca.ID); kept {
+			if ok {
 				found = append(found, ca)
 			}
 			continue
@@ -554,22 +554,20 @@ func (m *issuerMemo) parse(caPEM string) (*x509.Certificate, error) {
 	return caCert, err
 }
 
-// known reports whether CA id's check is kept.
-func (m *issuerMemo) known(id string) bool {
+// kept returns CA id's check, when it is kept.
+func (m *issuerMemo) kept(id string) (ok, kept bool) {
 	if m == nil {
-		return false
+		return false, false
 	}
-	_, ok := m.checked[id]
-	return ok
+	ok, kept = m.checked[id]
+	return ok, kept
 }
 
 // signed reports whether cert's signature verifies against CA id, whose
-// certificate is caCert (nil only when known(id)), and keeps the answer.
+// certificate is caCert, and keeps the answer.
 func (m *issuerMemo) signed(cert *x509.Certificate, id string, caCert *x509.Certificate) bool {
-	if m != nil {
-		if ok, kept := m.checked[id]; kept {
-			return ok
-		}
+	if ok, kept := m.kept(id); kept {
+		return ok
 	}
 	ok := cert.CheckSignatureFrom(caCert) == nil
 	if m != nil {
