@@ -422,3 +422,47 @@ func BenchmarkRegisterGroup(b *testing.B) {
 	b.ReportMetric(float64(statements.Nanoseconds())/float64(i), "statements-ns/reg")
 	b.ReportMetric(float64((total-statements).Nanoseconds())/float64(i), "commit-ns/reg")
 }
+
+// BenchmarkRegisterBatch is the registrar's batch (fleetcert's
+// registrar.go): n audited registrations stored with one
+// CreateCertificates and one AppendChanges in one UpdateFailFirst, as the
+// API load's batches of 7–12 are. Its ns/reg is the writer's time per
+// registration, statements and commit.
+func BenchmarkRegisterBatch(b *testing.B) {
+	for _, n := range []int{7, 8, 11, 15} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			db := MustOpenDB(b)
+			i := 0
+			for b.Loop() {
+				cs := make([]*fleetcert.Certificate, n)
+				for j := range cs {
+					c := benchCertificate(i)
+					c.Issuer = []byte("CN=fleetcert bench CA,O=fleetcert")
+					c.AuthorityKeyID = []byte("0123456789abcdefghij")
+					c.CommonName = fmt.Sprintf("device-%09d", i)
+					c.Serial = fmt.Appendf(nil, "%09d", i)
+					cs[j] = c
+					i++
+				}
+				err := db.UpdateFailFirst(ctx, func(tx fleetcert.Tx) error {
+					if _, err := tx.(fleetcert.CertificatesCreator).CreateCertificates(ctx, cs); err != nil {
+						return err
+					}
+					chs := make([]*fleetcert.Change, len(cs))
+					for j, c := range cs {
+						chs[j] = &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated,
+							Scope: c.Scope, CertificateID: c.ID, NewStatus: c.Status, Time: c.CreationDate,
+							Operation: "RegisterCertificateWithoutCA", Actor: "AKIAIOSFODNN7EXAMPLE",
+							ActorAccount: c.Scope.AccountID, SourceIP: "192.0.2.10"}
+					}
+					return tx.AppendChanges(ctx, chs)
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/reg")
+		})
+	}
+}
