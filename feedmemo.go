@@ -117,3 +117,79 @@ func (m *feedMemo) commit(c Commit) {
 func firstAfter(chs []Change, seq int64) int {
 	return sort.Search(len(chs), func(i int) bool { return chs[i].Seq > seq })
 }
+
+// madeMemoSize is how many registrations made in this process a Registry
+// keeps for its feed's readers (madeMemo).
+const madeMemoSize = feedMemoSize
+
+// madeMemo keeps the registrations this process's transactions made, by
+// the Seq of their change-feed entry, for a store that does not report its
+// commits (PostgreSQL; CommitReporter hands them over on SQLite). Read back
+// from such a store, a ChangeCertificateCreated entry carries no
+// Registration, and the gateway's admission view read every certificate
+// this node registered back from the database: a fifth of the node's CPU
+// under a load of registrations, and one more query per registration for
+// PostgreSQL to answer (BENCHMARKS.md, "The admission view without a read
+// per registration on PostgreSQL"). Registry.Changes gives each such entry
+// read from the store the registration kept for its Seq.
+//
+// Only committed transactions are kept (a rolled-back transaction's Seq
+// may be given again), and a Seq names one entry of the feed for good, so
+// the registration kept for an entry's Seq is the one that entry
+// recorded. An entry a reader reads before its transaction's Update has
+// returned here finds none and is read as before: slower, as correct.
+type madeMemo struct {
+	mu    sync.Mutex
+	bySeq map[int64]*Certificate
+	order []int64 // keys of bySeq, oldest first; some may be gone
+}
+
+// add keeps the registration of each created entry of chs, which a
+// transaction of this process committed.
+func (m *madeMemo) add(chs []*Change) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ch := range chs {
+		if ch.Kind != ChangeCertificateCreated || ch.Registration == nil || ch.Seq == 0 {
+			continue
+		}
+		if m.bySeq == nil {
+			m.bySeq = make(map[int64]*Certificate)
+		}
+		m.bySeq[ch.Seq] = ch.Registration
+		m.order = append(m.order, ch.Seq)
+	}
+	for len(m.bySeq) > madeMemoSize {
+		delete(m.bySeq, m.order[0])
+		m.order = m.order[1:]
+	}
+	if len(m.order) > 2*madeMemoSize {
+		// Mostly the Seqs of entries given out by fill: keep the others.
+		m.order = slices.DeleteFunc(slices.Clone(m.order), func(s int64) bool { _, ok := m.bySeq[s]; return !ok })
+	}
+}
+
+// fill gives each created entry of chs without a Registration the one
+// kept for its Seq, if it is of the entry's certificate, and forgets it:
+// chs go on to the feed memo, which answers later reads of them.
+func (m *madeMemo) fill(chs []Change) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.bySeq) == 0 {
+		return
+	}
+	for i := range chs {
+		ch := &chs[i]
+		if ch.Kind != ChangeCertificateCreated || ch.Registration != nil {
+			continue
+		}
+		r, ok := m.bySeq[ch.Seq]
+		if !ok {
+			continue
+		}
+		delete(m.bySeq, ch.Seq)
+		if r.ID == ch.CertificateID && r.Scope == ch.Scope {
+			ch.Registration = r
+		}
+	}
+}

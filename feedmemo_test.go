@@ -2,6 +2,7 @@ package fleetcert_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -241,4 +242,112 @@ func TestRegistryChangesOwnCommits(t *testing.T) {
 	appendFeed(t, other, 1, clk.now())
 	appendFeed(t, store, 1, clk.now()) // reported, but after the other's
 	read("this process's commit after another's", 2, 1)
+}
+
+// unreportedStore is a store that does not report its commits (as
+// PostgreSQL does not): only the Store interface, counting its Views.
+type unreportedStore struct {
+	fleetcert.Store
+	views atomic.Int64
+}
+
+func (s *unreportedStore) View(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	s.views.Add(1)
+	return s.Store.View(ctx, fn)
+}
+
+// unreportedBatchStore is unreportedStore with UpdateFailFirst, so that
+// registrations go through the registrar's batches.
+type unreportedBatchStore struct {
+	*unreportedStore
+	db *sqlite.DB
+}
+
+func (s unreportedBatchStore) UpdateFailFirst(ctx context.Context, fn func(fleetcert.Tx) error) error {
+	return s.db.UpdateFailFirst(ctx, fn)
+}
+
+// TestRegistryChangesRegistrationsMadeHere: on a store that does not report
+// its commits, the created entries of this process's registrations read
+// back from the store carry the registration made (madeMemo), whether the
+// registrar stored them or an Update did, so that the admission view reads
+// none of them back; another process's do not, and are read.
+func TestRegistryChangesRegistrationsMadeHere(t *testing.T) {
+	ctx := context.Background()
+	for _, batched := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fleetcert.db")
+			db := sqlite.NewDB(path)
+			must(t, db.Open())
+			t.Cleanup(func() { db.Close() })
+			store := &unreportedStore{Store: db}
+			var s fleetcert.Store = store
+			if batched {
+				s = unreportedBatchStore{store, db}
+			}
+			reg := fleetcert.NewRegistry(s, nil)
+			other := fleetcert.NewRegistry(sqlite.NewDB(path), nil) // another process
+			must(t, other.Store.(*sqlite.DB).Open())
+			t.Cleanup(func() { other.Store.(*sqlite.DB).Close() })
+			v := reg.NewAdmissionView()
+			_, err := v.Load(ctx)
+			must(t, err)
+
+			head, err := reg.ChangesHead(ctx)
+			must(t, err)
+			var made []*fleetcert.Certificate
+			var leaves []*x509.Certificate
+			for range 3 {
+				l := testpki.Leaf(t)
+				c, err := reg.RegisterCertificateWithoutCA(ctx, scope, l.PEM, fleetcert.StatusActive)
+				must(t, err)
+				made, leaves = append(made, c), append(leaves, l.Cert)
+			}
+			l := testpki.Leaf(t)
+			theirs, err := other.RegisterCertificateWithoutCA(ctx, scope, l.PEM, fleetcert.StatusInactive)
+			must(t, err)
+			leaves = append(leaves, l.Cert)
+			chs, err := reg.Changes(ctx, head, 10)
+			must(t, err)
+			if len(chs) != 4 {
+				t.Fatalf("Changes = %+v; want 4 entries", chs)
+			}
+			for i, c := range made {
+				r := chs[i].Registration
+				if r == nil || r.ID != c.ID || r.Scope != c.Scope || r.Status != c.Status || r.Mode != c.Mode ||
+					!r.NotAfter.Equal(c.NotAfter) || r.Seq != c.Seq {
+					t.Fatalf("entry %d (%s): Registration = %+v; want the registration made, %+v", i, chs[i].CertificateID, r, c)
+				}
+			}
+			if chs[3].CertificateID != theirs.ID || chs[3].Registration != nil {
+				t.Fatalf("another process's entry: %+v; want %s without a registration", chs[3], theirs.ID)
+			}
+
+			views := store.views.Load()
+			for i := range chs[:3] {
+				must(t, v.Apply(ctx, &chs[i]))
+			}
+			if n := store.views.Load() - views; n != 0 {
+				t.Errorf("the admission view read %d of this process's registrations back, want none", n)
+			}
+			must(t, v.Apply(ctx, &chs[3]))
+			if n := store.views.Load() - views; n != 1 {
+				t.Errorf("the admission view read %d registrations for another process's, want 1", n)
+			}
+			for i, c := range append(made, theirs) {
+				got, _ := v.Admit(fleetcert.DeviceQuery{Chain: []*x509.Certificate{leaves[i]},
+					Region: scope.Region, AccountID: scope.AccountID})
+				if admitted, want := got != nil && got.ID == c.ID, c.Status == fleetcert.StatusActive; admitted != want {
+					t.Errorf("Admit(%s) = %+v; want admitted %v", c.ID, got, want)
+				}
+			}
+			// A second read (another watcher) gets them from the feed memo,
+			// registrations and all.
+			again, err := reg.Changes(ctx, head, 10)
+			must(t, err)
+			if !reflect.DeepEqual(again, chs) {
+				t.Errorf("a second read: %+v; want the first's %+v", again, chs)
+			}
+		})
+	}
 }

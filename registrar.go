@@ -225,6 +225,7 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 		}
 	}()
 	refused := make([]error, len(batch)) // by its check
+	var chs []*Change                    // the entries of the last run of fn: the one that committed
 	stored := make([]bool, len(batch))
 	// It fails before changing a row, or its transaction fails
 	// (CertificatesCreator): an UpdateFailFirst. The store may run it
@@ -257,7 +258,7 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 		if err != nil {
 			return err
 		}
-		var chs []*Change
+		chs = chs[:0]
 		for j, i := range at {
 			if !created[j] {
 				continue
@@ -273,7 +274,7 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 	})
 	ended = true
 	if err == nil {
-		r.signal.notify()
+		r.committed(chs)
 	}
 	for i, g := range batch {
 		switch {
