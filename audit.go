@@ -118,7 +118,6 @@ type auditTx struct {
 	Tx
 	op    string
 	actor Actor
-	made  *[]*Change // the entries appended that made a registration (Registry.committed)
 }
 
 func (t auditTx) AppendChange(ctx context.Context, ch *Change) error {
@@ -133,12 +132,8 @@ func (t auditTx) AppendChanges(ctx context.Context, chs []*Change) error {
 	return t.Tx.AppendChanges(ctx, chs)
 }
 
-// stamp gives ch the update's operation and actor unless it has its own,
-// and notes it when it made a registration.
+// stamp gives ch the update's operation and actor unless it has its own.
 func (t auditTx) stamp(ch *Change) {
-	if t.made != nil && ch.Registration != nil {
-		*t.made = append(*t.made, ch)
-	}
 	if ch.Operation == "" {
 		ch.Operation = t.op
 	}

@@ -64,7 +64,6 @@ func (r *Registry) Changes(ctx context.Context, after int64, limit int) ([]Chang
 	if err != nil {
 		return nil, err
 	}
-	r.made.fill(more)
 	r.feed.add(next, more, stamped && len(more) < limit-len(held), stamp)
 	return append(held, more...), nil
 }
@@ -138,26 +137,11 @@ func (r *Registry) updateFailFirst(ctx context.Context, op string, fn func(Tx) e
 
 func (r *Registry) updateWith(ctx context.Context, update func(context.Context, func(Tx) error) error, op string, fn func(Tx) error) error {
 	actor := actorOr(ctx, ActorSystem)
-	var made []*Change // by the last run of fn: the one that committed
-	err := update(ctx, func(tx Tx) error {
-		made = made[:0]
-		return fn(auditTx{Tx: tx, op: op, actor: actor, made: &made})
-	})
+	err := update(ctx, func(tx Tx) error { return fn(auditTx{Tx: tx, op: op, actor: actor}) })
 	if err == nil {
-		r.committed(made)
+		r.signal.notify()
 	}
 	return err
-}
-
-// committed is told of each of this process's transactions that commits,
-// with the entries it appended that made a registration, before its
-// Update returns: it keeps them for the feed's readers where the store
-// does not (madeMemo) and wakes the feed's consumers.
-func (r *Registry) committed(made []*Change) {
-	if len(made) > 0 && !r.reportsCommits {
-		r.made.add(made)
-	}
-	r.signal.notify()
 }
 
 // AnnounceSession records in the change feed that a device connected as

@@ -225,7 +225,6 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 		}
 	}()
 	refused := make([]error, len(batch)) // by its check
-	var chs []*Change                    // the entries of the last run of fn: the one that committed
 	stored := make([]bool, len(batch))
 	// It fails before changing a row, or its transaction fails
 	// (CertificatesCreator): an UpdateFailFirst. The store may run it
@@ -258,7 +257,7 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 		if err != nil {
 			return err
 		}
-		chs = chs[:0]
+		var chs []*Change
 		for j, i := range at {
 			if !created[j] {
 				continue
@@ -274,7 +273,7 @@ func (r *Registry) storeBatch(ctx context.Context, u FailFirstUpdater, batch []*
 	})
 	ended = true
 	if err == nil {
-		r.committed(chs)
+		r.signal.notify()
 	}
 	for i, g := range batch {
 		switch {

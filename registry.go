@@ -36,12 +36,9 @@ type Registry struct {
 	signal    changeSignal
 	registrar registrar      // registrations stored together (registrar.go)
 	feed      feedMemo       // the feed's newest entries read (Changes)
-	made      madeMemo       // registrations made here, for a store that does not report commits
 	signed    signatureCache // what a CA's key was found to have signed
 	keys      keyListeners   // told of deleted access keys (accesskeys.go)
 	jobs      changeSignal   // wakes this process's JobRunner when a job starts
-
-	reportsCommits bool // the store hands over this process's commits (CommitReporter)
 }
 
 // NewRegistry returns a Registry on store that issues with iss.
@@ -49,7 +46,6 @@ func NewRegistry(store Store, iss *Issuer) *Registry {
 	r := &Registry{Store: store, Issuer: iss, Now: time.Now}
 	if cr, ok := store.(CommitReporter); ok {
 		cr.ReportCommits(r.feed.commit)
-		r.reportsCommits = true
 	}
 	return r
 }
