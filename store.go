@@ -646,10 +646,14 @@ type Change struct {
 	ActorAccount string
 	SourceIP     string
 
-	// Registration is set only on a ChangeCertificateCreated entry that
-	// the process which committed it holds (CommitReporter): the
-	// registration made, with the fields CertificatesByID fills, so that
-	// the gateway's admission view need not read it back. A store does not
-	// keep it: entries read from one have none.
+	// Registration is set only on a ChangeCertificateCreated entry: the
+	// registration made, with the fields CertificatesByID fills but the
+	// PEM and the issuer's (scope, id, CA, status, mode, validity, seq),
+	// so that the gateway's admission view need not read it back. The
+	// process which committed the entry holds it (CommitReporter); a
+	// store may also keep it, so that entries read from it have it
+	// (PostgreSQL does, for every node of a cluster; SQLite does not:
+	// its own process gets it reported). An entry without one is read
+	// back.
 	Registration *Certificate
 }

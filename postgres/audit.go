@@ -17,16 +17,16 @@ const appendAuditedChangeSQL = `WITH head AS (
 		SELECT pg_notify('` + notifyChannel + `', '')
 	), ch AS (
 		INSERT INTO changes (seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id,
-			resource, target)
+			resource, target, ` + registrationColumns + `)
 		SELECT head.seq, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::text, $9::text,
-			$10::text, $11::text
+			$10::text, $11::text, $12::text, $13::text, $14::timestamptz, $15::timestamptz, $16::bigint
 		FROM head, notify
 		RETURNING seq
 	), audit AS (
 		INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
 			resource, target, actor, actor_account, source_ip)
-		SELECT ch.seq, $7::timestamptz, $2::text, $3::text, $12::text, $1::text, $4::text, $5::text, $6::text,
-			$10::text, $11::text, $13::text, $14::text, $15::text
+		SELECT ch.seq, $7::timestamptz, $2::text, $3::text, $17::text, $1::text, $4::text, $5::text, $6::text,
+			$10::text, $11::text, $18::text, $19::text, $20::text
 		FROM ch
 	)
 	SELECT seq FROM ch`

@@ -34,14 +34,16 @@ const appendChangesSQL = `WITH head AS (
 		SELECT pg_notify('` + notifyChannel + `', '')
 	), u AS (
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
-			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+			$16::text[], $17::text[], $18::timestamptz[], $19::timestamptz[], $20::bigint[])
 			WITH ORDINALITY AS u(kind, account_id, region, certificate_id, old_status, new_status, time, client_id,
-				session_id, resource, target, operation, actor, actor_account, source_ip, n)
+				session_id, resource, target, operation, actor, actor_account, source_ip,
+				` + registrationColumns + `, n)
 	), ch AS (
 		INSERT INTO changes (seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id,
-			resource, target)
+			resource, target, ` + registrationColumns + `)
 		SELECT head.base + u.n, u.kind, u.account_id, u.region, u.certificate_id, u.old_status, u.new_status, u.time,
-			u.client_id, u.session_id, u.resource, u.target
+			u.client_id, u.session_id, u.resource, u.target, ` + registrationColumns + `
 		FROM head, notify, u
 	), audit AS (
 		INSERT INTO audit (seq, time, account_id, region, operation, kind, certificate_id, old_status, new_status,
@@ -115,7 +117,26 @@ func (tx *Tx) AppendChanges(ctx context.Context, chs []*fleetcert.Change) error 
 		cols[i] = make([]string, n)
 	}
 	times := make([]time.Time, n)
+	var reg struct { // registrationColumns, NULL where an entry has none
+		caID, mode          []*string
+		notBefore, notAfter []*time.Time
+		seq                 []*int64
+	}
+	reg.caID, reg.mode = make([]*string, n), make([]*string, n)
+	reg.notBefore, reg.notAfter, reg.seq = make([]*time.Time, n), make([]*time.Time, n), make([]*int64, n)
 	for i, ch := range chs {
+		if r := ch.Registration; ch.Kind == fleetcert.ChangeCertificateCreated && r != nil {
+			mode := string(r.Mode)
+			reg.caID[i], reg.mode[i], reg.seq[i] = &r.CACertificateID, &mode, &r.Seq
+			if !r.NotBefore.IsZero() {
+				t := r.NotBefore.UTC()
+				reg.notBefore[i] = &t
+			}
+			if !r.NotAfter.IsZero() {
+				t := r.NotAfter.UTC()
+				reg.notAfter[i] = &t
+			}
+		}
 		for j, v := range [...]string{string(ch.Kind), ch.Scope.AccountID, ch.Scope.Region, ch.CertificateID,
 			string(ch.OldStatus), string(ch.NewStatus), ch.ClientID, ch.SessionID, ch.Resource, ch.Target,
 			ch.Operation, ch.Actor, ch.ActorAccount, ch.SourceIP} {
@@ -125,7 +146,8 @@ func (tx *Tx) AppendChanges(ctx context.Context, chs []*fleetcert.Change) error 
 	}
 	var base int64
 	err := tx.q.QueryRow(ctx, appendChangesSQL, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], times,
-		cols[6], cols[7], cols[8], cols[9], cols[10], cols[11], cols[12], cols[13]).Scan(&base)
+		cols[6], cols[7], cols[8], cols[9], cols[10], cols[11], cols[12], cols[13],
+		reg.caID, reg.mode, reg.notBefore, reg.notAfter, reg.seq).Scan(&base)
 	if err != nil {
 		return storeError(ctx, err, "append changes")
 	}

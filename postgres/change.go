@@ -26,16 +26,17 @@ const (
 			SELECT pg_notify('` + notifyChannel + `', '')
 		)
 		INSERT INTO changes (seq, kind, account_id, region, certificate_id, old_status, new_status, time, client_id, session_id,
-			resource, target)
+			resource, target, ` + registrationColumns + `)
 		SELECT head.seq, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::text, $9::text,
-			$10::text, $11::text
+			$10::text, $11::text, $12::text, $13::text, $14::timestamptz, $15::timestamptz, $16::bigint
 		FROM head, notify
 		RETURNING seq`
 
 	// selectChangesSQL reads a page of the feed and the pruned horizon in one
 	// snapshot, so a prune that committed before the page was read is seen.
 	selectChangesSQL = `SELECT p.seq, c.seq, c.kind, c.account_id, c.region, c.certificate_id, c.old_status, c.new_status, c.time,
-			c.client_id, c.session_id, c.resource, c.target
+			c.client_id, c.session_id, c.resource, c.target,
+			c.reg_ca_certificate_id, c.reg_mode, c.reg_not_before, c.reg_not_after, c.reg_seq
 		FROM change_feed p LEFT JOIN LATERAL (
 			SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2
 		) c ON true
@@ -56,6 +57,40 @@ const (
 		SELECT count(*) FROM gone`
 )
 
+// registrationColumns are the columns of the registration a created entry
+// keeps (migration 0009): Change.Registration, which the store keeps, so
+// that every node's admission view adds a certificate registered on any
+// node without reading it back.
+const registrationColumns = `reg_ca_certificate_id, reg_mode, reg_not_before, reg_not_after, reg_seq`
+
+// registrationArgs returns the registrationColumns of ch: all NULL unless
+// it is a created entry with its Registration.
+func registrationArgs(ch *fleetcert.Change) []any {
+	r := ch.Registration
+	if ch.Kind != fleetcert.ChangeCertificateCreated || r == nil {
+		return []any{nil, nil, nil, nil, nil}
+	}
+	return []any{r.CACertificateID, string(r.Mode), timeArg(r.NotBefore), timeArg(r.NotAfter), r.Seq}
+}
+
+// registrationColumnValues are registrationColumns as read.
+type registrationColumnValues struct {
+	caID, mode          *string
+	notBefore, notAfter *time.Time
+	seq                 *int64
+}
+
+// registration is the Registration of ch (a created entry, with its
+// Scope, CertificateID and NewStatus set) that v hold, or nil.
+func (v registrationColumnValues) registration(ch *fleetcert.Change) *fleetcert.Certificate {
+	if ch.Kind != fleetcert.ChangeCertificateCreated || v.mode == nil || v.caID == nil || v.seq == nil {
+		return nil
+	}
+	return &fleetcert.Certificate{Scope: ch.Scope, ID: ch.CertificateID, CACertificateID: *v.caID,
+		Status: ch.NewStatus, Mode: fleetcert.CertificateMode(*v.mode),
+		NotBefore: fromTime(v.notBefore), NotAfter: fromTime(v.notAfter), Seq: *v.seq}
+}
+
 // AppendChange appends ch to the change feed and sets ch.Seq, and writes
 // its audit entry (appendAuditedChangeSQL) when it has an Operation. From here
 // until the transaction ends, appends in other transactions wait: see
@@ -67,6 +102,7 @@ func (tx *Tx) AppendChange(ctx context.Context, ch *fleetcert.Change) error {
 	args := []any{string(ch.Kind), ch.Scope.AccountID, ch.Scope.Region,
 		ch.CertificateID, string(ch.OldStatus), string(ch.NewStatus), ch.Time.UTC(), ch.ClientID, ch.SessionID,
 		ch.Resource, ch.Target}
+	args = append(args, registrationArgs(ch)...)
 	query := appendChangeSQL
 	if ch.Operation != "" {
 		query = appendAuditedChangeSQL
@@ -101,9 +137,11 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 			kind, account, region, certificateID, oldStatus, newStatus *string
 			clientID, sessionID, resource, target                      *string
 			t                                                          *time.Time
+			reg                                                        registrationColumnValues
 		)
 		if err := rows.Scan(&pruned, &seq, &kind, &account, &region, &certificateID, &oldStatus, &newStatus, &t,
-			&clientID, &sessionID, &resource, &target); err != nil {
+			&clientID, &sessionID, &resource, &target,
+			&reg.caID, &reg.mode, &reg.notBefore, &reg.notAfter, &reg.seq); err != nil {
 			return nil, fmt.Errorf("read changes: %w", err)
 		}
 		if seq == nil { // no change after `after`
@@ -122,6 +160,8 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]fleetcert.
 			Resource:      *resource,
 			Target:        *target,
 		})
+		ch := &changes[len(changes)-1]
+		ch.Registration = reg.registration(ch)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, storeError(ctx, fmt.Errorf("read changes: %w", err), "")

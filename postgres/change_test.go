@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -256,6 +257,68 @@ func TestDB_ChangesWatcherSkipsNothing(t *testing.T) {
 	for i, s := range seen {
 		if s != int64(i+1) {
 			t.Fatalf("the watcher read seq %d at position %d: the feed has a gap (rolled-back appends give their seq back)", s, i)
+		}
+	}
+}
+
+// TestDB_ChangesKeepRegistrations: a created entry keeps the registration
+// it made (migration 0009), appended alone or in a batch, audited or not,
+// and every node reads it back; an entry of another kind keeps none, and a
+// created entry without one reads back without one.
+func TestDB_ChangesKeepRegistrations(t *testing.T) {
+	ctx := context.Background()
+	url := testpg.NewDatabase(t)
+	a, b := mustOpenDBAt(t, url), mustOpenDBAt(t, url)
+	reg := func(i int, ca string, mode fleetcert.CertificateMode, notBefore time.Time) *fleetcert.Certificate {
+		return &fleetcert.Certificate{Scope: scope, ID: fleetcert.CertificateID(fmt.Appendf(nil, "r%d", i)),
+			CACertificateID: ca, Status: fleetcert.StatusPendingActivation, Mode: mode,
+			NotBefore: notBefore, NotAfter: baseTime.AddDate(1, 0, 0), Seq: int64(100 + i)}
+	}
+	created := func(r *fleetcert.Certificate, op string) *fleetcert.Change {
+		return &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated, Scope: r.Scope, CertificateID: r.ID,
+			NewStatus: r.Status, Time: baseTime, Registration: r, Operation: op, Actor: "AKIAEXAMPLE"}
+	}
+	caID := fleetcert.CertificateID([]byte("ca"))
+	want := []*fleetcert.Certificate{
+		reg(0, "", fleetcert.ModeSNIOnly, baseTime),      // alone, not audited
+		reg(1, caID, fleetcert.ModeDefault, baseTime),    // alone, audited
+		reg(2, caID, fleetcert.ModeDefault, time.Time{}), // in a batch, no NotBefore
+		nil, // in a batch: another kind, given one anyway
+		nil, // in a batch: created without one
+		reg(5, "", fleetcert.ModeSNIOnly, baseTime), // in a batch, audited
+	}
+	err := a.Update(ctx, func(tx fleetcert.Tx) error {
+		if err := tx.AppendChange(ctx, created(want[0], "")); err != nil {
+			return err
+		}
+		if err := tx.AppendChange(ctx, created(want[1], "RegisterCertificate")); err != nil {
+			return err
+		}
+		other := created(reg(3, "", fleetcert.ModeDefault, baseTime), "")
+		other.Kind, other.OldStatus, other.NewStatus = fleetcert.ChangeCertificateUpdated, fleetcert.StatusActive, fleetcert.StatusRevoked
+		bare := created(reg(4, "", fleetcert.ModeDefault, baseTime), "")
+		bare.Registration = nil
+		return tx.AppendChanges(ctx, []*fleetcert.Change{created(want[2], ""), other, bare, created(want[5], "RegisterCertificateWithoutCA")})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for node, db := range []*postgres.DB{a, b} {
+		chs, err := db.Changes(ctx, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chs) != len(want) {
+			t.Fatalf("node %d: %d entries, want %d", node, len(chs), len(want))
+		}
+		for i, ch := range chs {
+			got := ch.Registration
+			switch w := want[i]; {
+			case w == nil && got != nil:
+				t.Errorf("node %d: entry %d (%s): Registration = %+v, want none", node, i, ch.Kind, got)
+			case w != nil && (got == nil || !reflect.DeepEqual(*got, *w)):
+				t.Errorf("node %d: entry %d: Registration =\n %+v\nwant\n %+v", node, i, got, w)
+			}
 		}
 	}
 }

@@ -119,6 +119,13 @@ func TestRegistrationsTogetherAcrossNodes(t *testing.T) {
 	for _, ch := range chs {
 		if ch.Kind == fleetcert.ChangeCertificateCreated {
 			created[ch.CertificateID]++
+			// The feed keeps the registration made (migration 0009): node
+			// 0 reads its own and node 1's without a read of the
+			// certificate.
+			if r := ch.Registration; r == nil || r.ID != ch.CertificateID || r.Scope != scope ||
+				r.Status != fleetcert.StatusActive || r.Mode != fleetcert.ModeSNIOnly || r.Seq == 0 || r.NotAfter.IsZero() {
+				t.Fatalf("the entry of %s: Registration = %+v; want the registration made", ch.CertificateID, r)
+			}
 		}
 	}
 	if len(created) != certs {
