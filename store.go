@@ -647,13 +647,12 @@ type Change struct {
 	SourceIP     string
 
 	// Registration is set only on a ChangeCertificateCreated entry: the
-	// registration made, with the fields CertificatesByID fills but the
-	// PEM and the issuer's (scope, id, CA, status, mode, validity, seq),
-	// so that the gateway's admission view need not read it back. The
-	// process which committed the entry holds it (CommitReporter); a
-	// store may also keep it, so that entries read from it have it
-	// (PostgreSQL does, for every node of a cluster; SQLite does not:
-	// its own process gets it reported). An entry without one is read
-	// back.
+	// registration made, with its scope, id, CA, status, mode, validity
+	// and seq (what the gateway's admission view keeps), so that the view
+	// need not read it back. The process which committed the entry holds
+	// it (CommitReporter); a store may also keep it, so that entries read
+	// from it have it (PostgreSQL does, for every node of a cluster;
+	// SQLite does not: its own process gets it reported). For an entry
+	// without one the view reads the certificate.
 	Registration *Certificate
 }

@@ -80,8 +80,8 @@ type registrationColumnValues struct {
 	seq                 *int64
 }
 
-// registration is the Registration of ch (a created entry, with its
-// Scope, CertificateID and NewStatus set) that v hold, or nil.
+// registration returns the Registration v record for ch (a created entry,
+// its Scope, CertificateID and NewStatus read), or nil when v are NULL.
 func (v registrationColumnValues) registration(ch *fleetcert.Change) *fleetcert.Certificate {
 	if ch.Kind != fleetcert.ChangeCertificateCreated || v.mode == nil || v.caID == nil || v.seq == nil {
 		return nil
