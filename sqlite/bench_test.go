@@ -375,6 +375,27 @@ func BenchmarkRegisterAuditedParallel(b *testing.B) {
 	})
 }
 
+// indexedBenchCertificate is benchCertificate(i) with an issuer, a common
+// name, a serial and an authority key id, as the load tool's certificates
+// have, so that every index gets its entry.
+func indexedBenchCertificate(i int) *fleetcert.Certificate {
+	c := benchCertificate(i)
+	c.Issuer = []byte("CN=fleetcert bench CA,O=fleetcert")
+	c.AuthorityKeyID = []byte("0123456789abcdefghij")
+	c.CommonName = fmt.Sprintf("device-%09d", i)
+	c.Serial = fmt.Appendf(nil, "%09d", i)
+	return c
+}
+
+// registeredChange is the audited feed entry of c's registration through
+// the API.
+func registeredChange(c *fleetcert.Certificate) *fleetcert.Change {
+	return &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated,
+		Scope: c.Scope, CertificateID: c.ID, NewStatus: c.Status, Time: c.CreationDate,
+		Operation: "RegisterCertificateWithoutCA", Actor: "AKIAIOSFODNN7EXAMPLE",
+		ActorAccount: c.Scope.AccountID, SourceIP: "192.0.2.10"}
+}
+
 // BenchmarkRegisterGroup is a group commit of the API load's size: ten
 // audited registrations in one Update, one after another, as the writer
 // runs a group's members. It splits a registration's store time between
@@ -394,20 +415,12 @@ func BenchmarkRegisterGroup(b *testing.B) {
 		err := db.Update(ctx, func(tx fleetcert.Tx) error {
 			defer func(t time.Time) { statements += time.Since(t) }(time.Now())
 			for range group {
-				c := benchCertificate(i)
-				c.Issuer = []byte("CN=fleetcert bench CA,O=fleetcert")
-				c.AuthorityKeyID = []byte("0123456789abcdefghij")
-				c.CommonName = fmt.Sprintf("device-%09d", i)
-				c.Serial = fmt.Appendf(nil, "%09d", i)
+				c := indexedBenchCertificate(i)
 				i++
 				if err := tx.CreateCertificate(ctx, c); err != nil {
 					return err
 				}
-				err := tx.AppendChange(ctx, &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated,
-					Scope: c.Scope, CertificateID: c.ID, NewStatus: c.Status, Time: c.CreationDate,
-					Operation: "RegisterCertificateWithoutCA", Actor: "AKIAIOSFODNN7EXAMPLE",
-					ActorAccount: c.Scope.AccountID, SourceIP: "192.0.2.10"})
-				if err != nil {
+				if err := tx.AppendChange(ctx, registeredChange(c)); err != nil {
 					return err
 				}
 			}
@@ -437,12 +450,7 @@ func BenchmarkRegisterBatch(b *testing.B) {
 			for b.Loop() {
 				cs := make([]*fleetcert.Certificate, n)
 				for j := range cs {
-					c := benchCertificate(i)
-					c.Issuer = []byte("CN=fleetcert bench CA,O=fleetcert")
-					c.AuthorityKeyID = []byte("0123456789abcdefghij")
-					c.CommonName = fmt.Sprintf("device-%09d", i)
-					c.Serial = fmt.Appendf(nil, "%09d", i)
-					cs[j] = c
+					cs[j] = indexedBenchCertificate(i)
 					i++
 				}
 				err := db.UpdateFailFirst(ctx, func(tx fleetcert.Tx) error {
@@ -451,10 +459,7 @@ func BenchmarkRegisterBatch(b *testing.B) {
 					}
 					chs := make([]*fleetcert.Change, len(cs))
 					for j, c := range cs {
-						chs[j] = &fleetcert.Change{Kind: fleetcert.ChangeCertificateCreated,
-							Scope: c.Scope, CertificateID: c.ID, NewStatus: c.Status, Time: c.CreationDate,
-							Operation: "RegisterCertificateWithoutCA", Actor: "AKIAIOSFODNN7EXAMPLE",
-							ActorAccount: c.Scope.AccountID, SourceIP: "192.0.2.10"}
+						chs[j] = registeredChange(c)
 					}
 					return tx.AppendChanges(ctx, chs)
 				})
