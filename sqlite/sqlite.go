@@ -133,8 +133,14 @@ func (db *DB) Open() (err error) {
 	// before) in memory: past 64 KiB SQLite spills it to a temporary file,
 	// a write system call per page, which cost a registration as much as
 	// its share of the commit.
+	//
+	// vfs: the WAL's writes go to the kernel in one system call per
+	// commit (walvfs.go).
+	if err := registerWALVFS(); err != nil {
+		return fmt.Errorf("open database %s: %w", db.Path, err)
+	}
 	db.write, err = sql.Open("sqlite", db.Path+params+
-		"&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_txlock=immediate&_pragma=temp_store(MEMORY)")
+		"&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_txlock=immediate&_pragma=temp_store(MEMORY)&vfs="+walVFSName)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", db.Path, err)
 	}
