@@ -134,8 +134,8 @@ func (db *DB) Open() (err error) {
 	// a write system call per page, which cost a registration as much as
 	// its share of the commit.
 	//
-	// vfs: the WAL's writes go to the kernel in one system call per
-	// commit (walvfs.go).
+	// vfs: the WAL's writes go to the kernel in two system calls per
+	// commit rather than two per page (walvfs.go).
 	if err := registerWALVFS(); err != nil {
 		return fmt.Errorf("open database %s: %w", db.Path, err)
 	}
