@@ -230,54 +230,47 @@ func walWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32
 	return sqlite3.SQLITE_OK
 }
 
-func walRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
+// sent hands what pFile holds to the kernel, for an operation that must
+// find the file as SQLite wrote it.
+func sent(tls *libc.TLS, pFile uintptr) int32 {
 	f := fileOf(pFile)
 	defer f.mu.Unlock()
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	return f.flush(tls, pFile)
+}
+
+func walRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
+	if rc := sent(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	read := *(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&realIO().FxRead))
-	return read(tls, pFile, zBuf, iAmt, iOfst)
+	return (*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&realIO().FxRead)))(tls, pFile, zBuf, iAmt, iOfst)
 }
 
 func walTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
-	f := fileOf(pFile)
-	defer f.mu.Unlock()
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	if rc := sent(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	truncate := *(*func(*libc.TLS, uintptr, int64) int32)(unsafe.Pointer(&realIO().FxTruncate))
-	return truncate(tls, pFile, size)
+	return (*(*func(*libc.TLS, uintptr, int64) int32)(unsafe.Pointer(&realIO().FxTruncate)))(tls, pFile, size)
 }
 
 func walSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
-	f := fileOf(pFile)
-	defer f.mu.Unlock()
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	if rc := sent(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	sync := *(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&realIO().FxSync))
-	return sync(tls, pFile, flags)
+	return (*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&realIO().FxSync)))(tls, pFile, flags)
 }
 
 func walFileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
-	f := fileOf(pFile)
-	defer f.mu.Unlock()
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	if rc := sent(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	size := *(*func(*libc.TLS, uintptr, uintptr) int32)(unsafe.Pointer(&realIO().FxFileSize))
-	return size(tls, pFile, pSize)
+	return (*(*func(*libc.TLS, uintptr, uintptr) int32)(unsafe.Pointer(&realIO().FxFileSize)))(tls, pFile, pSize)
 }
 
 func walFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
-	f := fileOf(pFile)
-	defer f.mu.Unlock()
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	if rc := sent(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	control := *(*func(*libc.TLS, uintptr, int32, uintptr) int32)(unsafe.Pointer(&realIO().FxFileControl))
-	return control(tls, pFile, op, pArg)
+	return (*(*func(*libc.TLS, uintptr, int32, uintptr) int32)(unsafe.Pointer(&realIO().FxFileControl)))(tls, pFile, op, pArg)
 }
 
 func walClose(tls *libc.TLS, pFile uintptr) int32 {
