@@ -20,7 +20,7 @@ import (
 // its page, each a pwrite system call. A commit of ~10 registrations wrote
 // ~48 frames, ~96 system calls at 2–4 µs each here: 15 % of the server's
 // CPU under 16 clients registering, in the writer's serial turn
-// (BENCHMARKS.md, "The WAL's frames written in one system call per
+// (BENCHMARKS.md, "The WAL's frames written in two system calls per
 // commit"). One pwrite of the same bytes costs about a fourteenth of that.
 //
 // What it changes, and why durability does not: the bytes written and
