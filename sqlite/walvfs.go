@@ -62,7 +62,6 @@ const walFrameHeaderSize = 24
 var walVFS struct {
 	once sync.Once
 	err  error
-	vfs  *sqlite3.Tsqlite3_vfs        // registered as walVFSName
 	base *sqlite3.Tsqlite3_vfs        // SQLite's default, which does the work
 	io   *sqlite3.Tsqlite3_io_methods // the WAL files' methods
 	real uintptr                      // the io methods of the first WAL file base opened
@@ -99,12 +98,12 @@ func registerWALVFS() error {
 			walVFS.err = errors.New("register SQLite VFS " + walVFSName + ": out of memory")
 			return
 		}
-		walVFS.vfs = (*sqlite3.Tsqlite3_vfs)(cPointer(vfs))
+		v := (*sqlite3.Tsqlite3_vfs)(cPointer(vfs)) // registered as walVFSName
 		walVFS.io = (*sqlite3.Tsqlite3_io_methods)(cPointer(io))
-		*walVFS.vfs = *walVFS.base
-		walVFS.vfs.FpNext = 0
-		walVFS.vfs.FzName = name
-		*(*func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32)(unsafe.Pointer(&walVFS.vfs.FxOpen)) = walOpen
+		*v = *walVFS.base
+		v.FpNext = 0
+		v.FzName = name
+		*(*func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32)(unsafe.Pointer(&v.FxOpen)) = walOpen
 		walVFS.files = make(map[uintptr]*walFile)
 		if rc := sqlite3.Xsqlite3_vfs_register(tls, vfs, 0); rc != sqlite3.SQLITE_OK {
 			walVFS.err = fmt.Errorf("register SQLite VFS %s: SQLite error %d", walVFSName, rc)
